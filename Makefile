@@ -1,0 +1,34 @@
+# kubegpu.cluster developer entry points. `make test` is what CI runs.
+SHELL := /bin/bash
+
+.PHONY: test bootstrap lint sanity unit integration molecule lab lab-down build
+
+test:            ## Set up everything on a fresh machine, then run the whole suite
+	bash scripts/test.sh all
+
+bootstrap:       ## venv, docker.io, debootstrap, dockerd, test-host images
+	bash scripts/bootstrap.sh
+
+lint:            ## yamllint + ansible-lint (production profile)
+	bash scripts/test.sh lint
+
+sanity:          ## ansible-test sanity
+	bash scripts/test.sh sanity
+
+unit:            ## pytest unit tests
+	bash scripts/test.sh unit
+
+integration:     ## pytest integration tests on docker test hosts
+	bash scripts/test.sh integration
+
+molecule:        ## every Molecule scenario
+	bash scripts/test.sh molecule
+
+build:           ## ansible-galaxy collection build + install + FQCN resolution check
+	bash scripts/test.sh build
+
+lab:             ## bring up the 3-host test fleet and run playbooks/site.yml on it
+	bash scripts/lab.sh up
+
+lab-down:        ## tear the lab fleet down
+	bash scripts/lab.sh down

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh Debian machine, and nothing
+# twice: a venv with the pinned dev dependencies, docker.io + debootstrap from
+# Debian, dockerd running, the collection linked for FQCN resolution, and the
+# test-host images. Safe to run again; each step skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+step() { printf '\n== bootstrap: %s\n' "$*"; }
+
+PY=${KUBEGPU_PYTHON:-python3}
+if [ ! -x .venv/bin/ansible-playbook ] || ! cmp -s requirements-dev.txt .venv/.requirements-dev.txt; then
+  step "venv (.venv) with requirements-dev.txt"
+  "$PY" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements-dev.txt
+  cp requirements-dev.txt .venv/.requirements-dev.txt
+else
+  step "venv (.venv): up to date"
+fi
+
+# The checkout is the collection kubegpu.cluster: link it where Ansible and pytest
+# look for ansible_collections/<namespace>/<name>.
+mkdir -p .collections/ansible_collections/kubegpu
+ln -sfn ../../.. .collections/ansible_collections/kubegpu/cluster
+
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  step "apt-get install ${need_pkgs[*]}"
+  [ "$(id -u)" = 0 ] || { echo "bootstrap: root is needed to install ${need_pkgs[*]}" >&2; exit 1; }
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  step "start dockerd"
+  mkdir -p .cache
+  nohup dockerd >.cache/dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "bootstrap: dockerd did not start:" >&2; tail -20 .cache/dockerd.log >&2; exit 1; }
+fi
+
+step "test-host images"
+bash scripts/images.sh bookworm trixie
+
+# One apt archive shared by every test host: a package is downloaded once per machine.
+mkdir -p /var/cache/kubegpu-apt/partial
+echo "bootstrap: done in $root"
