@@ -27,7 +27,9 @@ if args:
     subprocess.check_call([sys.executable, "-m", "pip", "install"] + args)
 PY
 
-tree=$root/.cache/sanity/ansible_collections/kubegpu/cluster
+# Outside the checkout: inside it, ansible-test would ask our git (which ignores .cache).
+base=${KUBEGPU_SANITY_DIR:-${TMPDIR:-/tmp}/kubegpu-sanity}
+tree=$base/ansible_collections/kubegpu/cluster
 rm -rf "$tree"
 mkdir -p "$tree"
 # Exactly what git would ship: tracked files plus untracked ones not ignored.
