@@ -1,0 +1,253 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 kubegpu contributors
+"""Driver plan: which branch and kernel-module flavour drive every GPU of a host.
+
+Input: the kubegpu_gpu facts. Output: a dict (see plan()). A request that
+cannot work raises DriverPlanError naming the GPU, the branch/flavour and the
+variable to change (nvidia_driver_branch / nvidia_driver_flavour).
+
+The compatibility data is in _gpu_data (FAMILY_DRIVER_SUPPORT, BRANCHES),
+once, with its sources. Standard library only.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_data import (
+    BRANCHES,
+    DEFAULT_BRANCH,
+    FAMILY_DRIVER_SUPPORT,
+    FAMILY_ORDER,
+    OPEN_MODULES_FIRST_BRANCH,
+    OPEN_REQUIRED_DEVICES,
+)
+
+FLAVOURS = ("auto", "open", "proprietary")
+BRANCH_VAR = "nvidia_driver_branch"
+FLAVOUR_VAR = "nvidia_driver_flavour"
+
+
+class DriverPlanError(ValueError):
+    pass
+
+
+def _describe(gpu):
+    return "GPU %s %s (%s, %s)" % (
+        gpu.get("index"),
+        gpu.get("name") or "unknown model",
+        gpu.get("architecture") or "unknown architecture",
+        gpu.get("pci_bus_id") or "no bus id",
+    )
+
+
+def _open_required(gpu):
+    device = gpu.get("pci_device_id")
+    try:
+        device_id = int(device, 16) if device else None
+    except ValueError:
+        device_id = None
+    support = FAMILY_DRIVER_SUPPORT.get(gpu.get("architecture") or "")
+    if support is not None and not support["proprietary"]:
+        return True
+    return device_id in OPEN_REQUIRED_DEVICES
+
+
+def _open_supported(gpu):
+    support = FAMILY_DRIVER_SUPPORT.get(gpu.get("architecture") or "")
+    # Unknown architecture: assume modern (open supported) rather than block.
+    return True if support is None else support["open"]
+
+
+def parse_branch(branch):
+    """'auto' / 580 / '580' / 'R580' / '580.95.05' -> (branch int or None, exact version or None)."""
+    if branch is None:
+        return None, None
+    text = str(branch).strip()
+    if text.lower() in ("", "auto"):
+        return None, None
+    if text[:1] in ("R", "r"):
+        text = text[1:]
+    parts = text.split(".")
+    if not all(p.isdigit() for p in parts):
+        raise DriverPlanError(
+            "%s=%r is not a driver branch: use 'auto', a branch such as 580, or a full version such as 580.95.05"
+            % (BRANCH_VAR, branch)
+        )
+    return int(parts[0]), (text if len(parts) > 1 else None)
+
+
+def _version_tuple(version):
+    out = []
+    for part in (version or "").split("."):
+        try:
+            out.append(int(part))
+        except ValueError:
+            out.append(0)
+    return tuple(out)
+
+
+def plan(facts, branch="auto", flavour="auto"):
+    """Plan the driver for a host. Raises DriverPlanError for impossible requests.
+
+    Returns: needed, branch (str), version (exact pin or None), flavour,
+    branch_source/flavour_source ('auto' or 'requested'), support (ltsb,
+    production, eol, unknown), cuda_max, fabric_manager, architectures,
+    satisfied, reason, warnings.
+    """
+    if not isinstance(facts, dict):
+        raise DriverPlanError("expected the kubegpu_gpu facts (a dict), got %s" % type(facts).__name__)
+    if flavour is None or str(flavour).strip() == "":
+        flavour = "auto"
+    flavour = str(flavour).strip().lower()
+    if flavour not in FLAVOURS:
+        raise DriverPlanError("%s=%r is not one of %s" % (FLAVOUR_VAR, flavour, ", ".join(FLAVOURS)))
+    requested_branch, pinned = parse_branch(branch)
+    gpus = facts.get("gpus") or []
+    driver = facts.get("driver") or {}
+    warnings = []
+
+    if not gpus:
+        return {
+            "needed": False,
+            "branch": None,
+            "version": None,
+            "flavour": None,
+            "branch_source": "auto",
+            "flavour_source": "auto",
+            "support": None,
+            "cuda_max": None,
+            "fabric_manager": False,
+            "architectures": [],
+            "satisfied": True,
+            "reason": "no NVIDIA GPU detected; no driver needed",
+            "warnings": warnings,
+        }
+
+    archs = sorted(set(g.get("architecture") for g in gpus if g.get("architecture")), key=lambda a: FAMILY_ORDER.get(a, 99))
+    unknown = [g for g in gpus if not g.get("architecture")]
+    if unknown:
+        warnings.append("architecture unknown for %s; assuming it is supported" % ", ".join(_describe(g) for g in unknown))
+
+    # Branch window every GPU accepts.
+    ceiling, ceiling_gpu, floor, floor_gpu = None, None, None, None
+    for gpu in gpus:
+        support = FAMILY_DRIVER_SUPPORT.get(gpu.get("architecture") or "")
+        if support is None:
+            continue
+        if support["max_branch"] is not None and (ceiling is None or support["max_branch"] < ceiling):
+            ceiling, ceiling_gpu = support["max_branch"], gpu
+        if support["min_branch"] is not None and (floor is None or support["min_branch"] > floor):
+            floor, floor_gpu = support["min_branch"], gpu
+    if ceiling is not None and floor is not None and floor > ceiling:
+        raise DriverPlanError(
+            "no driver branch drives every GPU on this host: %s needs branch %d or older, %s needs %d or newer. "
+            "Put these GPUs in different hosts." % (_describe(ceiling_gpu), ceiling, _describe(floor_gpu), floor)
+        )
+
+    needs_open = [g for g in gpus if _open_required(g)]
+    no_open = [g for g in gpus if not _open_supported(g)]
+    if needs_open and no_open:
+        raise DriverPlanError(
+            "no kernel-module flavour drives every GPU on this host: %s needs the open modules, %s only runs with the "
+            "proprietary modules. Put these GPUs in different hosts." % (_describe(needs_open[0]), _describe(no_open[0]))
+        )
+
+    # Branch.
+    if requested_branch is None:
+        chosen = DEFAULT_BRANCH
+        if ceiling is not None and chosen > ceiling:
+            chosen = ceiling
+            warnings.append(
+                "branch %d chosen because %s is not supported by newer drivers; it is end of life" % (chosen, _describe(ceiling_gpu))
+            )
+        branch_source = "auto"
+    else:
+        chosen = requested_branch
+        branch_source = "requested"
+        if ceiling is not None and chosen > ceiling:
+            raise DriverPlanError(
+                "%s=%s cannot drive %s: the last branch for %s GPUs is R%d. Set %s to %d (or 'auto')."
+                % (BRANCH_VAR, branch, _describe(ceiling_gpu), ceiling_gpu.get("architecture"), ceiling, BRANCH_VAR, ceiling)
+            )
+        if floor is not None and chosen < floor:
+            raise DriverPlanError(
+                "%s=%s cannot drive %s: %s GPUs need branch R%d or newer. Set %s to %d or newer (%d recommended) or 'auto'."
+                % (BRANCH_VAR, branch, _describe(floor_gpu), floor_gpu.get("architecture"), floor, BRANCH_VAR, floor, DEFAULT_BRANCH)
+            )
+
+    # Flavour.
+    if flavour == "auto":
+        chosen_flavour = "proprietary" if no_open else "open"
+        if chosen_flavour == "open" and chosen < OPEN_MODULES_FIRST_BRANCH:
+            chosen_flavour = "proprietary"
+        flavour_source = "auto"
+    else:
+        chosen_flavour = flavour
+        flavour_source = "requested"
+        if flavour == "open" and no_open:
+            raise DriverPlanError(
+                "%s=open cannot drive %s: the open kernel modules need Turing or newer (GSP). Set %s to proprietary "
+                "(or 'auto')." % (FLAVOUR_VAR, _describe(no_open[0]), FLAVOUR_VAR)
+            )
+        if flavour == "proprietary" and needs_open:
+            raise DriverPlanError(
+                "%s=proprietary cannot drive %s: it needs the open kernel modules. Set %s to open (or 'auto')."
+                % (FLAVOUR_VAR, _describe(needs_open[0]), FLAVOUR_VAR)
+            )
+        if flavour == "open" and chosen < OPEN_MODULES_FIRST_BRANCH:
+            raise DriverPlanError(
+                "%s=open needs branch R%d or newer, but %s=%s. Set %s to %d or newer."
+                % (FLAVOUR_VAR, OPEN_MODULES_FIRST_BRANCH, BRANCH_VAR, branch, BRANCH_VAR, DEFAULT_BRANCH)
+            )
+
+    info = BRANCHES.get(chosen)
+    support = info["support"] if info else "unknown"
+    if support == "eol" and branch_source == "requested":
+        warnings.append("branch R%d is end of life; R%d is the long-term support branch" % (chosen, DEFAULT_BRANCH))
+    elif info is None:
+        warnings.append("branch R%d is not in our table; its CUDA version and support window are unknown" % chosen)
+
+    # Does the loaded driver satisfy the plan?
+    loaded = bool(driver.get("loaded"))
+    loaded_version = driver.get("version")
+    loaded_flavour = driver.get("flavour")
+    if not loaded or not loaded_version:
+        satisfied, reason = False, "no NVIDIA driver is loaded"
+    elif loaded_version.split(".")[0] != str(chosen):
+        satisfied, reason = False, "loaded driver %s is not branch R%d" % (loaded_version, chosen)
+    elif pinned and _version_tuple(loaded_version) != _version_tuple(pinned):
+        satisfied, reason = False, "loaded driver %s is not the pinned version %s" % (loaded_version, pinned)
+    elif loaded_flavour and loaded_flavour != chosen_flavour:
+        satisfied, reason = False, "loaded driver %s uses the %s kernel modules, the plan wants %s" % (
+            loaded_version,
+            loaded_flavour,
+            chosen_flavour,
+        )
+    else:
+        satisfied, reason = True, "loaded driver %s (%s) matches R%d/%s" % (
+            loaded_version,
+            loaded_flavour or "flavour unknown",
+            chosen,
+            chosen_flavour,
+        )
+
+    cuda_max = info["cuda_max"] if info else None
+    if satisfied and facts.get("cuda_driver_version"):
+        cuda_max = facts["cuda_driver_version"]
+
+    return {
+        "needed": True,
+        "branch": str(chosen),
+        "version": pinned,
+        "flavour": chosen_flavour,
+        "branch_source": branch_source,
+        "flavour_source": flavour_source,
+        "support": support,
+        "cuda_max": cuda_max,
+        "fabric_manager": bool(facts.get("nvswitch_count")) or bool(facts.get("fabric_manager_needed")),
+        "architectures": archs,
+        "satisfied": satisfied,
+        "reason": reason,
+        "warnings": warnings,
+    }

@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: Apache-2.0
+"""gpu_facts module: main() against fake hosts, exact facts asserted."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_nvml
+from ansible_collections.kubegpu.cluster.plugins.modules import gpu_facts
+
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "gpu"
+_spec = importlib.util.spec_from_file_location("kubegpu_fakehost", FIXTURES / "fakehost.py")
+fakehost = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fakehost)
+
+
+class ExitJson(Exception):
+    pass
+
+
+class FailJson(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def module_exits(monkeypatch):
+    def exit_json(self, **kwargs):
+        raise ExitJson(kwargs)
+
+    def fail_json(self, **kwargs):
+        raise FailJson(kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+
+
+@pytest.fixture(autouse=True)
+def no_host_nvml(monkeypatch):
+    """Never touch this machine's NVML (there may be one)."""
+
+    def fail(name=_gpu_nvml.LIBRARY):
+        raise _gpu_nvml.NvmlError("dlopen(%s)" % name, 12, "not in unit tests")
+
+    monkeypatch.setattr(_gpu_nvml, "load_library", fail)
+
+
+def run(args):
+    with patch_module_args(args):
+        with pytest.raises(ExitJson) as info:
+            gpu_facts.main()
+    return info.value.args[0]
+
+
+def test_no_driver_host(tmp_path):
+    root = fakehost.build(str(FIXTURES / "no-driver"), str(tmp_path))
+    result = run({"sysfs_root": root, "proc_root": root, "nvidia_smi_path": str(tmp_path / "none"),
+                  "_ansible_check_mode": True})
+    assert result["changed"] is False
+    facts = result["ansible_facts"]["kubegpu_gpu"]
+    assert facts == {
+        "facts_version": 1,
+        "present": True,
+        "count": 3,
+        "source": "sysfs",
+        "gpus": [
+            {
+                "index": i,
+                "name": name,
+                "uuid": None,
+                "pci_bus_id": bus,
+                "pci_vendor_id": "10de",
+                "pci_device_id": dev,
+                "pci_subsystem_id": sub,
+                "memory_mib": mem,
+                "architecture": arch,
+                "compute_capability": cc,
+                "compute_capability_major": int(cc[0]),
+                "compute_capability_minor": int(cc[2]),
+                "mig_capable": mig,
+                "mig_mode_current": None,
+                "mig_mode_pending": None,
+                "numa_node": numa,
+                "kernel_driver": None,
+                "minor_number": None,
+                "persistence_mode": None,
+            }
+            for i, (name, bus, dev, sub, mem, arch, cc, mig, numa) in enumerate([
+                ("NVIDIA H100 PCIe", "0000:17:00.0", "2331", "10de:1626", 81920, "hopper", "9.0", True, 0),
+                ("NVIDIA H100 PCIe", "0000:65:00.0", "2331", "10de:1626", 81920, "hopper", "9.0", True, 0),
+                ("NVIDIA L4", "0000:ca:00.0", "27b8", "10de:16ca", 24576, "ada-lovelace", "8.9", False, 1),
+            ])
+        ],
+        "models": ["NVIDIA H100 PCIe", "NVIDIA L4"],
+        "heterogeneous": True,
+        "architectures": ["ada-lovelace", "hopper"],
+        "mig_capable": True,
+        "mig_enabled": False,
+        "vendors": ["NVIDIA"],
+        "unsupported_gpus": [],
+        "driver": {"loaded": False, "version": None, "branch": None, "flavour": None, "installed": False,
+                   "install_hints": []},
+        "cuda_driver_version": None,
+        "nouveau_loaded": False,
+        "nvswitch_count": 0,
+        "nvswitches": [],
+        "fabric_manager_needed": False,
+        "secure_boot": "enabled",
+        "layers": [
+            {"source": "nvml", "status": "skipped", "message": "nvidia kernel module not loaded"},
+            {"source": "nvidia_smi", "status": "skipped", "message": "nvidia-smi not found at %s" % (tmp_path / "none")},
+            {"source": "sysfs", "status": "ok", "message": None},
+        ],
+        "errors": [],
+        "warnings": [],
+    }
+
+
+def test_h100_with_fake_nvidia_smi(tmp_path):
+    """The nvidia-smi layer end to end: a real executable printing the real capture."""
+    case = FIXTURES / "h100-80gb-hbm3-ubuntu2404"
+    root = fakehost.build(str(case), str(tmp_path / "root"))
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n[ \"$1 $2\" = \"-q -x\" ] || exit 2\ncat '%s'\n" % (case / "nvidia-smi-q-x.xml"))
+    smi.chmod(0o755)
+    result = run({"sysfs_root": root, "proc_root": root, "nvidia_smi_path": str(smi),
+                  "gather_subset": ["!all", "min"], "gather_timeout": 5})
+    facts = result["ansible_facts"]["kubegpu_gpu"]
+    assert facts["source"] == "nvidia_smi"
+    assert facts["gpus"][0]["uuid"] == "GPU-e11c404d-6750-e350-11fd-766aebec6e70"
+    assert facts["errors"] == ["nvml: dlopen(libnvidia-ml.so.1) failed: NVML_ERROR_LIBRARY_NOT_FOUND: not in unit tests"]
+    assert facts["driver"]["version"] == "580.159.04"
+
+
+def test_sources_option_restricts_layers(tmp_path):
+    root = fakehost.build(str(FIXTURES / "h100-80gb-hbm3-ubuntu2404"), str(tmp_path))
+    facts = run({"sysfs_root": root, "proc_root": root, "sources": ["sysfs"]})["ansible_facts"]["kubegpu_gpu"]
+    assert facts["layers"] == [{"source": "sysfs", "status": "ok", "message": None}]
+    assert facts["count"] == 1
+
+
+def test_bad_source_is_rejected(tmp_path):
+    with patch_module_args({"sources": ["dcgm"]}):
+        with pytest.raises(FailJson) as info:
+            gpu_facts.main()
+    assert "dcgm" in info.value.args[0]["msg"]
