@@ -1,0 +1,313 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Unit tests of the containerd_config module (I/O, check mode, backup, diff)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import tomlkit
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.kubegpu.cluster.plugins.modules import containerd_config
+
+FIXTURES = Path(__file__).resolve().parents[3] / 'fixtures' / 'containerd'
+NVIDIA_BIN = '/usr/bin/nvidia-container-runtime'
+V2_RUNTIMES = ('plugins', 'io.containerd.grpc.v1.cri', 'containerd', 'runtimes')
+V3_RUNTIMES = ('plugins', 'io.containerd.cri.v1.runtime', 'containerd', 'runtimes')
+VERSION_21 = 'containerd github.com/containerd/containerd/v2 2.1.9+unknown \n'
+VERSION_17 = 'containerd github.com/containerd/containerd 1.7.24~ds1 1.7.24~ds1-6+deb13u1\n'
+
+
+class ExitJson(Exception):
+    pass
+
+
+class FailJson(Exception):
+    pass
+
+
+def exit_json(self, **kwargs):
+    kwargs.setdefault('changed', False)
+    raise ExitJson(kwargs)
+
+
+def fail_json(self, msg, **kwargs):
+    kwargs['msg'] = msg
+    raise FailJson(kwargs)
+
+
+@pytest.fixture(autouse=True)
+def module_exits(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
+
+
+class RunCommand:
+    """Stand-in for AnsibleModule.run_command: a list of results, records calls."""
+
+    def __init__(self, *results):
+        self.results = list(results)
+        self.calls = []
+
+    def __call__(self, args, **kwargs):
+        self.calls.append(args)
+        if not self.results:
+            raise AssertionError('unexpected command %r' % (args,))
+        return self.results.pop(0)
+
+
+def run(args, run_command=None, check_mode=False, diff=False):
+    args = dict(args)
+    if check_mode:
+        args['_ansible_check_mode'] = True
+    if diff:
+        args['_ansible_diff'] = True
+    run_command = run_command or RunCommand()
+    with patch_module_args(args):
+        with mock.patch.object(basic.AnsibleModule, 'run_command', run_command):
+            with pytest.raises((ExitJson, FailJson)) as caught:
+                containerd_config.main()
+    result = caught.value.args[0]
+    result['_failed'] = caught.type is FailJson
+    return result
+
+
+def gpu_args(path, **extra):
+    args = dict(
+        path=str(path),
+        runtimes=[dict(name='nvidia', binary_name=NVIDIA_BIN)],
+        default_runtime='nvidia',
+        cdi=True,
+    )
+    args.update(extra)
+    return args
+
+
+def copy_fixture(tmp_path, name, mode=0o644):
+    path = tmp_path / 'config.toml'
+    path.write_text((FIXTURES / name).read_text())
+    path.chmod(mode)
+    return path
+
+
+def others(tmp_path, path):
+    return sorted(p.name for p in tmp_path.iterdir() if p.name != path.name)
+
+
+# --------------------------------------------------------------------------
+
+def test_missing_file_starts_from_containerd_config_default(tmp_path):
+    path = tmp_path / 'etc' / 'containerd' / 'config.toml'
+    default = (FIXTURES / 'default-2.1.9.toml').read_text()
+    runner = RunCommand((0, default, ''))
+    result = run(gpu_args(path), runner)
+    assert not result['_failed'], result
+    assert runner.calls == [['containerd', 'config', 'default']]
+    assert result['changed'] and result['created']
+    assert result['version'] == 3
+    assert result['runtimes'] == ['runc', 'nvidia']
+    assert 'backup_file' not in result
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    data = tomlkit.parse(path.read_text()).unwrap()
+    runtimes = data
+    for key in V3_RUNTIMES:
+        runtimes = runtimes[key]
+    assert runtimes['runc']['options']['SystemdCgroup'] is True
+    assert runtimes['nvidia']['options']['SystemdCgroup'] is True
+    # everything else of the defaults is there
+    assert data['plugins']['io.containerd.gc.v1.scheduler']['pause_threshold'] == 0.02
+
+
+def test_missing_file_with_custom_binary(tmp_path):
+    path = tmp_path / 'config.toml'
+    runner = RunCommand((0, (FIXTURES / 'default-1.7.24.toml').read_text(), ''))
+    result = run(gpu_args(path, containerd_bin='/opt/bin/containerd'), runner)
+    assert runner.calls == [['/opt/bin/containerd', 'config', 'default']]
+    assert result['version'] == 2 and result['changed']
+
+
+def test_missing_file_and_no_containerd_fails(tmp_path):
+    path = tmp_path / 'config.toml'
+    runner = RunCommand((127, '', 'containerd: not found'))
+    result = run(gpu_args(path), runner)
+    assert result['_failed']
+    assert 'does not exist and `containerd config default` failed' in result['msg']
+    assert not path.exists()
+
+
+def test_missing_file_check_mode_writes_nothing(tmp_path):
+    path = tmp_path / 'config.toml'
+    runner = RunCommand((0, (FIXTURES / 'default-1.7.24.toml').read_text(), ''))
+    result = run(gpu_args(path), runner, check_mode=True, diff=True)
+    assert result['changed'] and result['created']
+    assert result['diff']['before'] == ''
+    assert 'nvidia-container-runtime' in result['diff']['after']
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('name', [
+    'default-1.6.20.toml', 'default-1.7.24.toml', 'default-2.1.9.toml',
+    'debian-package-config.toml', 'nvidia-ctk-configured-1.7.24.toml',
+    'nvidia-ctk-minimal.toml', 'user-edited-v2.toml', 'toolkit-1.18-main-2.1.9.toml',
+])
+def test_change_then_no_change(tmp_path, name):
+    path = copy_fixture(tmp_path, name)
+    original = path.read_text()
+    first = run(gpu_args(path), diff=True)
+    assert not first['_failed'], first
+    assert first['changed'] and not first['created']
+    assert first['diff']['before'] == original
+    assert first['diff']['after'] == path.read_text()
+    assert first['diff']['before_header'] == str(path)
+    backup = first['backup_file']
+    assert Path(backup).read_text() == original
+    content = path.read_bytes()
+
+    second = run(gpu_args(path), diff=True)
+    assert not second['changed']
+    assert 'backup_file' not in second
+    assert path.read_bytes() == content
+    assert second['diff']['before'] == second['diff']['after']
+    assert others(tmp_path, path) == [Path(backup).name]
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    path = copy_fixture(tmp_path, 'default-1.7.24.toml')
+    before = path.read_bytes()
+    result = run(gpu_args(path), check_mode=True, diff=True)
+    assert result['changed']
+    assert 'backup_file' not in result
+    assert path.read_bytes() == before
+    assert others(tmp_path, path) == []
+    assert 'SystemdCgroup = true' in result['diff']['after']
+
+
+def test_no_diff_unless_asked(tmp_path):
+    path = copy_fixture(tmp_path, 'default-1.7.24.toml')
+    assert 'diff' not in run(gpu_args(path))
+
+
+def test_backup_false(tmp_path):
+    path = copy_fixture(tmp_path, 'default-1.7.24.toml')
+    result = run(gpu_args(path, backup=False))
+    assert result['changed'] and 'backup_file' not in result
+    assert others(tmp_path, path) == []
+
+
+def test_existing_mode_is_kept_and_mode_option_applies(tmp_path):
+    path = copy_fixture(tmp_path, 'default-1.7.24.toml', mode=0o600)
+    run(gpu_args(path, backup=False))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    result = run(gpu_args(path, backup=False, mode='0644'))
+    assert result['changed']  # only the mode changed
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_corrupt_file_is_refused_and_kept(tmp_path):
+    path = copy_fixture(tmp_path, 'corrupt.toml')
+    before = path.read_bytes()
+    result = run(gpu_args(path))
+    assert result['_failed']
+    assert 'not valid TOML, refusing to edit it' in result['msg']
+    assert path.read_bytes() == before
+    assert others(tmp_path, path) == []
+
+
+def test_validate_runs_on_the_temporary_file(tmp_path):
+    path = copy_fixture(tmp_path, 'default-1.7.24.toml')
+    seen = {}
+
+    def validate(self, args, **kwargs):
+        tmp = args.split()[2]
+        seen['args'] = args
+        seen['text'] = Path(tmp).read_text()
+        return 0, '', ''
+
+    result = run(gpu_args(path, validate='containerd --config %s config dump'), validate)
+    assert result['changed']
+    assert seen['args'].startswith('containerd --config %s/.config.toml.' % tmp_path)
+    assert seen['args'].endswith(' config dump')
+    assert seen['text'] == path.read_text()
+    assert others(tmp_path, path) == [Path(result['backup_file']).name]
+
+
+def test_validate_failure_keeps_the_file(tmp_path):
+    path = copy_fixture(tmp_path, 'default-1.7.24.toml')
+    before = path.read_bytes()
+    runner = RunCommand((1, '', 'containerd: failed to load TOML'))
+    result = run(gpu_args(path, validate='containerd --config %s config dump', backup=False), runner)
+    assert result['_failed']
+    assert result['msg'] == 'failed to validate the new config: containerd --config %s config dump'
+    assert result['stderr'] == 'containerd: failed to load TOML'
+    assert path.read_bytes() == before
+    assert others(tmp_path, path) == []
+
+
+def test_validate_needs_placeholder(tmp_path):
+    path = copy_fixture(tmp_path, 'default-1.7.24.toml')
+    result = run(gpu_args(path, validate='containerd config dump', backup=False))
+    assert result['_failed'] and 'must contain %s' in result['msg']
+
+
+def test_v1_file_refused_on_containerd_2(tmp_path):
+    path = copy_fixture(tmp_path, 'v1-legacy.toml')
+    before = path.read_bytes()
+    runner = RunCommand((0, VERSION_21, ''))
+    result = run(gpu_args(path), runner)
+    assert runner.calls == [['containerd', '--version']]
+    assert result['_failed']
+    assert 'containerd 2.1.9 ignores the CRI settings of a version 1 file' in result['msg']
+    assert path.read_bytes() == before
+
+
+def test_v1_file_edited_on_containerd_1_7(tmp_path):
+    path = copy_fixture(tmp_path, 'v1-legacy.toml')
+    runner = RunCommand((0, VERSION_17, ''))
+    result = run(gpu_args(path, backup=False), runner)
+    assert runner.calls == [['containerd', '--version']]
+    assert result['changed'] and result['version'] == 1
+    data = tomlkit.parse(path.read_text()).unwrap()
+    assert data['plugins']['cri']['containerd']['runtimes']['nvidia']['options']['SystemdCgroup'] is True
+
+
+def test_v2_file_does_not_run_containerd(tmp_path):
+    path = copy_fixture(tmp_path, 'user-edited-v2.toml')
+    runner = RunCommand()
+    result = run(gpu_args(path, backup=False), runner)
+    assert runner.calls == []
+    assert result['changed'] and result['version'] == 2
+    assert result['runtimes'] == ['runc', 'runc-debug', 'kata', 'nvidia']
+
+
+def test_merge_error_is_reported(tmp_path):
+    path = copy_fixture(tmp_path, 'user-edited-v2.toml')
+    result = run(gpu_args(path, registry_config_path='/etc/containerd/certs.d'))
+    assert result['_failed'] and 'mirrors' in result['msg']
+
+
+def test_missing_tomlkit_names_the_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(containerd_config, 'HAS_TOMLKIT', False)
+    result = run(gpu_args(tmp_path / 'config.toml'))
+    assert result['_failed']
+    assert 'python3-tomlkit' in result['msg']
+
+
+def test_unchanged_file_keeps_its_bytes(tmp_path):
+    """A file needing nothing is not rewritten, even if tomlkit would re-render it."""
+    path = tmp_path / 'config.toml'
+    path.write_text('version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n'
+                    'runtime_type = "io.containerd.runc.v2"\n'
+                    '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n'
+                    'SystemdCgroup = true\n')
+    before = os.stat(path)
+    result = run(dict(path=str(path)))
+    assert not result['changed']
+    assert os.stat(path).st_mtime_ns == before.st_mtime_ns
+    assert os.stat(path).st_ino == before.st_ino
