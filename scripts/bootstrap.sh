@@ -47,6 +47,11 @@ fi
 step "test-host images"
 bash scripts/images.sh bookworm trixie
 
+# Real containerd 1.6 / 1.7 / 2.1 binaries from Debian's packages, for the unit tests
+# that run `containerd config dump` on every merged config (.cache/containerd-bins).
+step "containerd binaries for config validation"
+bash scripts/fetch-containerd.sh
+
 # One apt archive shared by every test host: a package is downloaded once per machine.
 mkdir -p /var/cache/kubegpu-apt/partial
 echo "bootstrap: done in $root"
