@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared fixtures for tests that drive docker test hosts (systemd containers).
+
+- ``systemd_hosts`` (module scope): a factory ``start(name, image=..., hostname=...)``
+  that starts a systemd container with the options of ../../shared/TESTING.md, waits
+  until systemd is up, and returns the container name; every container it started is
+  removed when the test module ends.
+- ``require_docker(image)``: skip (with the reason) when docker or the image is missing.
+- ``ansible_env()`` / ``run_playbook(...)``: run ansible-playbook from the repository
+  root (so ansible.cfg applies) with the collection resolved from this checkout and an
+  in-memory fact cache (no facts leak between cases).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+DEFAULT_IMAGE = os.environ.get("KUBEGPU_TEST_IMAGE", "kubegpu-test:bookworm-r3")
+
+SYSTEMD_RUN_OPTIONS = [
+    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "SYS_MODULE",
+    "--cap-add", "SYS_PTRACE",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
+]
+
+
+def docker(*args, check=True, timeout=120):
+    """Run the docker CLI, return the CompletedProcess (text)."""
+    return subprocess.run(["docker", *args], capture_output=True, text=True,
+                          check=check, timeout=timeout)
+
+
+def require_docker(image=DEFAULT_IMAGE):
+    """Skip the calling test/fixture when docker or the test image is unavailable."""
+    if shutil.which("docker") is None:
+        pytest.skip("docker CLI not found: integration tests need docker")
+    if docker("info", check=False, timeout=30).returncode != 0:
+        pytest.skip("docker daemon not reachable (docker info failed)")
+    if docker("image", "inspect", image, check=False, timeout=30).returncode != 0:
+        pytest.skip("test image %s missing: build it with scripts/images.sh" % image)
+
+
+def docker_exec(container, *cmd, check=True, timeout=120):
+    """Run a command in a container, return its stdout."""
+    return docker("exec", container, *cmd, check=check, timeout=timeout).stdout
+
+
+def container_network(container):
+    """The container's eth0 network on docker's bridge, e.g. '172.17.0.0/16'."""
+    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}/{{.IPPrefixLen}} {{end}}"
+    first = docker("inspect", "-f", fmt, container).stdout.split()[0]
+    import ipaddress
+    return str(ipaddress.ip_interface(first).network)
+
+
+@pytest.fixture(scope="module")
+def systemd_hosts():
+    """Factory: start(name, image=DEFAULT_IMAGE, hostname=None) -> container name."""
+    started = []
+
+    def start(name, image=DEFAULT_IMAGE, hostname=None):
+        require_docker(image)
+        docker("rm", "-f", name, check=False)
+        docker("run", "-d", "--name", name, "--hostname", hostname or name,
+               *SYSTEMD_RUN_OPTIONS, image, "/lib/systemd/systemd")
+        started.append(name)
+        deadline = time.monotonic() + 90
+        state = ""
+        while time.monotonic() < deadline:
+            state = docker("exec", name, "systemctl", "is-system-running",
+                           check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                return name
+            time.sleep(1)
+        raise RuntimeError("container %s: systemd not up after 90 s (state %r)" % (name, state))
+
+    yield start
+    for name in started:
+        docker("rm", "-f", name, check=False)
+
+
+def ansible_env(**extra):
+    """Environment for ansible-playbook run from the repository root."""
+    site = Path(VENV_BIN).parent / "lib" / ("python%d.%d" % sys.version_info[:2]) / "site-packages"
+    env = dict(os.environ)
+    env.update({
+        "PATH": "%s:%s" % (VENV_BIN, env.get("PATH", "")),
+        "ANSIBLE_COLLECTIONS_PATH": "%s:%s" % (REPO / ".collections", site / "ansible_collections"),
+        "ANSIBLE_CACHE_PLUGIN": "memory",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    })
+    env.update(extra)
+    return env
+
+
+def run_playbook(playbook, inventory, *args, timeout=300, **env):
+    """Run ansible-playbook from the repo root; return CompletedProcess (stdout+stderr)."""
+    cmd = [str(Path(VENV_BIN) / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
+    return subprocess.run(cmd, cwd=REPO, env=ansible_env(**env), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def ansible_playbook():
+    """run_playbook(playbook, inventory, *args, timeout=300, **env) as a fixture."""
+    return run_playbook
+
+
+@pytest.fixture(scope="session")
+def docker_cli():
+    """The docker helpers as a fixture (works under any pytest import mode)."""
+    class _Docker:
+        run = staticmethod(docker)
+        exec = staticmethod(docker_exec)
+        network = staticmethod(container_network)
+    return _Docker
