@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Filters for the nvidia_driver role: package, source and repository selection.
+
+The logic lives in plugins/module_utils/_driver_packages.py (pure, unit-tested);
+this file only exposes it to Jinja and turns its refusals into filter errors.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: driver
+short_description: NVIDIA driver package selection for kubegpu
+description:
+  - C(nvidia_driver_default_source) gives the per-OS default source (ubuntu, debian, rhel).
+  - C(nvidia_driver_source_constraints) says what a source fixes on an OS (Debian's one branch per release).
+  - C(nvidia_driver_pinned_plan) plans a host pinned as a GPU node on which no GPU was detected.
+  - C(nvidia_driver_packages) maps (OS, branch, flavour, source, kernel) to packages, repository and holds.
+  - C(nvidia_driver_package_changes) compares that selection with ansible_facts.packages.
+  - C(nvidia_driver_merge_apt_components) adds components to the distribution's apt entries.
+author: kubegpu maintainers
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _driver_packages as _dp
+
+
+def _call(name, func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except _dp.DriverPackagesError as exc:
+        raise AnsibleFilterError("%s: %s" % (name, exc)) from exc
+
+
+def nvidia_driver_default_source(os_family, distribution):
+    """Default nvidia_driver_source for an OS."""
+    return _call("nvidia_driver_default_source", _dp.default_source, os_family, distribution)
+
+
+def nvidia_driver_source_constraints(source, os_family, distribution, version):
+    """{'branch', 'flavour', 'reason'} a source fixes on this OS."""
+    return _call("nvidia_driver_source_constraints", _dp.source_constraints, source, os_family, distribution, version)
+
+
+def nvidia_driver_pinned_plan(facts, branch="auto", flavour="auto", constraints=None):
+    """Plan for a host pinned as a GPU node without a detected GPU."""
+    return _call("nvidia_driver_pinned_plan", _dp.pinned_plan, facts, branch, flavour, constraints)
+
+
+def nvidia_driver_packages(plan, os_family, distribution, version, source, **kwargs):
+    """Packages, repository and holds for a driver plan on one host.
+
+    plan: the output of gpu_driver_plan (or nvidia_driver_pinned_plan); its branch,
+    flavour, version and fabric_manager are used. kwargs go to select().
+    """
+    if not isinstance(plan, dict) or not plan.get("branch"):
+        raise AnsibleFilterError("nvidia_driver_packages: expected a driver plan with a branch, got %r" % (plan,))
+    kwargs.setdefault("fabric_manager", bool(plan.get("fabric_manager")))
+    return _call(
+        "nvidia_driver_packages",
+        _dp.select,
+        os_family,
+        distribution,
+        version,
+        plan["branch"],
+        plan.get("flavour"),
+        source,
+        version_pin=plan.get("version"),
+        **kwargs,
+    )
+
+
+def nvidia_driver_package_changes(installed, selection):
+    """Stale, outdated and missing packages (see _driver_packages.package_changes)."""
+    return _call("nvidia_driver_package_changes", _dp.package_changes, installed, selection)
+
+
+def nvidia_driver_merge_apt_components(text, fmt, components, codename):
+    """{'content', 'matched', 'changed'}: components added to the release's apt entries."""
+    return _call("nvidia_driver_merge_apt_components", _dp.merge_apt_components, text, fmt, components, codename)
+
+
+class FilterModule:
+    """kubegpu NVIDIA driver filters."""
+
+    def filters(self):
+        return {
+            "nvidia_driver_default_source": nvidia_driver_default_source,
+            "nvidia_driver_source_constraints": nvidia_driver_source_constraints,
+            "nvidia_driver_pinned_plan": nvidia_driver_pinned_plan,
+            "nvidia_driver_packages": nvidia_driver_packages,
+            "nvidia_driver_package_changes": nvidia_driver_package_changes,
+            "nvidia_driver_merge_apt_components": nvidia_driver_merge_apt_components,
+        }

@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The driver filters expose _driver_packages and turn refusals into filter errors."""
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.kubegpu.cluster.plugins.filter import driver
+from ansible_collections.kubegpu.cluster.plugins.module_utils._driver_plan import plan
+
+H100 = {
+    "count": 1,
+    "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "architecture": "hopper", "pci_device_id": "2330",
+              "pci_bus_id": "0000:01:00.0"}],
+    "driver": {"loaded": False, "version": None, "flavour": None},
+    "nvswitch_count": 0,
+    "fabric_manager_needed": False,
+}
+
+
+def test_filters_are_registered():
+    names = set(driver.FilterModule().filters())
+    assert {"nvidia_driver_packages", "nvidia_driver_default_source", "nvidia_driver_source_constraints",
+            "nvidia_driver_pinned_plan", "nvidia_driver_package_changes",
+            "nvidia_driver_merge_apt_components"} <= names
+
+
+def test_packages_from_a_real_plan():
+    p = plan(H100, "auto", "auto")
+    s = driver.nvidia_driver_packages(p, "Debian", "Ubuntu", "24.04", "ubuntu", kernel_release="6.8.0-51-generic")
+    assert s["names"][0] == "nvidia-headless-no-dkms-580-server-open"
+
+
+def test_debian_constraint_feeds_the_plan():
+    c = driver.nvidia_driver_source_constraints("debian", "Debian", "Debian", "12.12")
+    p = plan(H100, c["branch"], c["flavour"])
+    s = driver.nvidia_driver_packages(p, "Debian", "Debian", "12.12", "debian")
+    assert s["names"][0] == "nvidia-kernel-dkms"
+
+
+def test_fabric_manager_follows_the_plan():
+    p = dict(plan(H100, "580", "open"), fabric_manager=True)
+    s = driver.nvidia_driver_packages(p, "Debian", "Ubuntu", "24.04", "cuda", kernel_release="6.8.0-51-generic")
+    assert s["fabric_manager_packages"] == ["nvidia-fabricmanager-580", "libnvidia-nscq-580"]
+
+
+def test_refusal_is_a_filter_error_naming_the_variable():
+    p = plan(H100, "auto", "auto")
+    with pytest.raises(AnsibleFilterError, match="nvidia_driver_packages: .*nvidia_driver_source: cuda"):
+        driver.nvidia_driver_packages(p, "Debian", "Debian", "12.12", "debian")
+
+
+def test_no_gpu_plan_is_refused_without_a_branch():
+    with pytest.raises(AnsibleFilterError, match="expected a driver plan with a branch"):
+        driver.nvidia_driver_packages(plan({"gpus": []}), "Debian", "Debian", "12.12", "debian")
+
+
+def test_pinned_plan_and_changes_and_merge():
+    p = driver.nvidia_driver_pinned_plan({"gpus": []}, "auto", "auto", {"branch": 535, "flavour": "proprietary"})
+    s = driver.nvidia_driver_packages(p, "Debian", "Debian", "12.12", "debian")
+    assert driver.nvidia_driver_package_changes({}, s)["install"] is True
+    r = driver.nvidia_driver_merge_apt_components("deb http://d/debian bookworm main\n", "list", ["non-free"], "bookworm")
+    assert r["content"] == "deb http://d/debian bookworm main non-free\n"
+    with pytest.raises(AnsibleFilterError):
+        driver.nvidia_driver_default_source("Suse", "SLES")
+    with pytest.raises(AnsibleFilterError):
+        driver.nvidia_driver_merge_apt_components("", "toml", [], "x")
