@@ -1,0 +1,182 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 kubegpu contributors
+"""kubeadm helpers: parse what kubeadm prints, compute the CA certificate hash.
+
+Pure functions, standard library only (usable on the controller and on targets).
+
+Formats (kubernetes/website, content/en/docs/setup/production-environment/tools/
+kubeadm/create-cluster-kubeadm.md and high-availability.md):
+
+- ``kubeadm token create`` prints the token alone, e.g. ``5didvk.d09sbcov8ph2amjw``
+  (``[a-z0-9]{6}.[a-z0-9]{16}``).
+- ``kubeadm init phase upload-certs --upload-certs [--certificate-key K]`` ends with
+  ``[upload-certs] Using certificate key:`` followed by the 64-hex key on its own line.
+- ``kubeadm init`` ends with the join commands
+  ``kubeadm join <host>:<port> --token <token> \\
+  --discovery-token-ca-cert-hash sha256:<hash> [--control-plane --certificate-key <key>]``.
+- ``--discovery-token-ca-cert-hash`` / ``caCertHashes``: ``sha256:`` + hex SHA-256 of
+  the DER Subject Public Key Info of the cluster CA (what
+  ``openssl x509 -pubkey | openssl rsa -pubin -outform der | openssl dgst -sha256``
+  computes).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import hashlib
+import re
+
+TOKEN_RE = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
+CERTIFICATE_KEY_RE = re.compile(r"^[a-f0-9]{64}$")
+_PEM_RE = re.compile(
+    r"-----BEGIN CERTIFICATE-----\s*(?P<body>[A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----"
+)
+_JOIN_RE = re.compile(r"kubeadm join\s+(?P<endpoint>\S+)(?P<rest>(?:[^\n]|\\\n)*)")
+
+
+class KubeadmParseError(ValueError):
+    """Output that does not look like what kubeadm prints."""
+
+
+def parse_token(output):
+    """The bootstrap token printed by ``kubeadm token create`` (last non-empty line)."""
+    lines = [line.strip() for line in (output or "").splitlines() if line.strip()]
+    if not lines or not TOKEN_RE.match(lines[-1]):
+        # never echo the output: it may hold a malformed secret
+        raise KubeadmParseError("kubeadm token create printed no token of the form [a-z0-9]{6}.[a-z0-9]{16}")
+    return lines[-1]
+
+
+def is_valid_certificate_key(key):
+    """A kubeadm certificate key: 32 bytes, hex encoded (64 lowercase hex digits)."""
+    return bool(CERTIFICATE_KEY_RE.match(key or ""))
+
+
+def parse_certificate_key(output):
+    """The key printed after ``[upload-certs] Using certificate key:``."""
+    lines = [line.strip() for line in (output or "").splitlines()]
+    for index, line in enumerate(lines):
+        if line.endswith("Using certificate key:"):
+            for candidate in lines[index + 1:]:
+                if candidate:
+                    if is_valid_certificate_key(candidate):
+                        return candidate
+                    break
+    raise KubeadmParseError("kubeadm upload-certs printed no certificate key")
+
+
+def parse_join_commands(output):
+    """Join commands from ``kubeadm init`` output.
+
+    Returns a list of dicts: endpoint, token, ca_cert_hashes (list), control_plane
+    (bool), certificate_key (or None). Line continuations (backslash-newline) are
+    joined first.
+    """
+    text = (output or "").replace("\\\n", " ")
+    commands = []
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if not line.startswith("kubeadm join "):
+            continue
+        args = line.split()[2:]
+        entry = {"endpoint": None, "token": None, "ca_cert_hashes": [],
+                 "control_plane": False, "certificate_key": None}
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            value = args[index + 1] if index + 1 < len(args) else None
+            if arg == "--token":
+                entry["token"] = value
+                index += 2
+            elif arg == "--discovery-token-ca-cert-hash":
+                entry["ca_cert_hashes"].append(value)
+                index += 2
+            elif arg == "--certificate-key":
+                entry["certificate_key"] = value
+                index += 2
+            elif arg == "--control-plane":
+                entry["control_plane"] = True
+                index += 1
+            elif not arg.startswith("-") and entry["endpoint"] is None:
+                entry["endpoint"] = arg
+                index += 1
+            else:
+                index += 1
+        commands.append(entry)
+    if not commands:
+        raise KubeadmParseError("no 'kubeadm join' command in the kubeadm init output")
+    return commands
+
+
+# --- CA certificate hash -------------------------------------------------------------
+
+def _der_read(data, offset):
+    """(tag, header_length, content_length) of the DER element at offset."""
+    if offset + 2 > len(data):
+        raise KubeadmParseError("truncated DER")
+    tag = data[offset]
+    first = data[offset + 1]
+    if first < 0x80:
+        return tag, 2, first
+    count = first & 0x7F
+    if count == 0 or count > 4 or offset + 2 + count > len(data):
+        raise KubeadmParseError("unsupported DER length")
+    length = 0
+    for byte in data[offset + 2:offset + 2 + count]:
+        length = (length << 8) | byte
+    return tag, 2 + count, length
+
+
+def _der_children(data, offset):
+    """Offsets of the children of the constructed element at offset."""
+    tag, header, length = _der_read(data, offset)
+    if not tag & 0x20:
+        raise KubeadmParseError("expected a constructed DER element")
+    start = offset + header
+    end = start + length
+    if end > len(data):
+        raise KubeadmParseError("truncated DER")
+    children = []
+    position = start
+    while position < end:
+        children.append(position)
+        _tag, child_header, child_length = _der_read(data, position)
+        position += child_header + child_length
+    return children
+
+
+def spki_der(certificate_der):
+    """The DER SubjectPublicKeyInfo of an X.509 certificate (RFC 5280 4.1)."""
+    certificate = _der_children(certificate_der, 0)
+    tbs = _der_children(certificate_der, certificate[0])
+    fields = list(tbs)
+    # version [0] EXPLICIT is optional (absent for v1 certificates)
+    if certificate_der[fields[0]] == 0xA0:
+        fields = fields[1:]
+    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
+    if len(fields) < 6:
+        raise KubeadmParseError("not an X.509 certificate")
+    start = fields[5]
+    _tag, header, length = _der_read(certificate_der, start)
+    return bytes(certificate_der[start:start + header + length])
+
+
+def pem_to_der(pem):
+    """DER bytes of the first certificate in a PEM text."""
+    if isinstance(pem, bytes):
+        pem = pem.decode("ascii", "replace")
+    match = _PEM_RE.search(pem or "")
+    if not match:
+        raise KubeadmParseError("no PEM certificate found")
+    try:
+        return base64.b64decode("".join(match.group("body").split()))
+    except (binascii.Error, ValueError) as exc:
+        raise KubeadmParseError("invalid PEM certificate: %s" % exc)
+
+
+def ca_cert_hash(pem):
+    """``sha256:<hex>`` of the CA certificate's public key, as kubeadm pins it."""
+    return "sha256:" + hashlib.sha256(spki_der(pem_to_der(pem))).hexdigest()

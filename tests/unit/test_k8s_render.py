@@ -1,0 +1,544 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Render every Kubernetes manifest and kubeadm config the roles can apply, and check them.
+
+No Kubernetes binaries run on the CI machines (shared/TESTING.md), so the templates are
+rendered here with Ansible's own templating (the same Templar the template action uses,
+with the role defaults, role vars and a test inventory's variables) and then:
+
+- every Kubernetes object is validated against the JSON schemas of the target minor
+  (kubernetes-validate, strict: unknown fields fail);
+- kubeadm configs are checked against the kubeadm.k8s.io/v1beta4 field list in
+  tests/fixtures/k8s/kubeadm-v1beta4-fields.yaml (from the upstream Go types);
+- Calico custom resources and the device plugin config file against
+  tests/fixtures/k8s/crd-fields.yaml;
+- security settings, placement and the variant-specific values are asserted.
+
+Variants: the example inventory (1 control plane, GPU + CPU worker), HA (3 control
+planes), single node, MIG mixed, time-slicing, GFD + DCGM, Calico manifest mode.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
+from ansible.template import Templar, trust_as_template
+from ansible.vars.manager import VariableManager
+
+ROOT = Path(__file__).resolve().parents[2]
+# Resolve kubegpu.cluster.* filters from this checkout, as ansible-playbook does.
+init_plugin_loader([str(ROOT / ".collections")])
+ROLES = ROOT / "roles"
+FIXTURES = ROOT / "tests" / "fixtures" / "k8s"
+EXAMPLE = ROOT / "inventory" / "example" / "hosts.yml"
+HA = FIXTURES / "inventories" / "ha" / "hosts.yml"
+SINGLE = FIXTURES / "inventories" / "single" / "hosts.yml"
+
+# Target minor of kubernetes_version (1.35.x); kubernetes-validate ships 1.35.0 schemas.
+K8S_SCHEMA_VERSION = "1.35.0"
+
+SECRETS = {
+    "_kubernetes_join_token": "abcdef.0123456789abcdef",
+    "_kubernetes_ca_cert_hash": "sha256:" + "a" * 64,
+    "_kubernetes_certificate_key": "b" * 64,
+}
+# GPU facts as gpu_facts reports them for an H100 host (shape of tests/fixtures/gpu).
+H100_FACTS = {
+    "count": 8,
+    "gpus": [{"index": i, "name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559,
+              "compute_capability_major": 9, "compute_capability_minor": 0,
+              "architecture": "hopper", "mig_capable": True} for i in range(8)],
+    "driver": {"loaded": True, "version": "580.159.04"},
+    "cuda_driver_version": "13.0",
+}
+
+
+def _load_fields(name):
+    with (FIXTURES / name).open(encoding="utf-8") as stream:
+        return yaml.safe_load(stream)
+
+
+KUBEADM_FIELDS = _load_fields("kubeadm-v1beta4-fields.yaml")
+CRD_FIELDS = _load_fields("crd-fields.yaml")
+
+
+# --- rendering ------------------------------------------------------------------------
+
+class Renderer:
+    """Role defaults + role vars + inventory vars, templated as Ansible does."""
+
+    def __init__(self, inventory, role, overrides=None, facts=None):
+        self.loader = DataLoader()
+        self.inventory = InventoryManager(loader=self.loader, sources=[str(inventory)])
+        self.vm = VariableManager(loader=self.loader, inventory=self.inventory)
+        self.role = role
+        self.overrides = overrides or {}
+        self.facts = facts or {}
+
+    def _file(self, path):
+        if not path.is_file():
+            return {}
+        return self.loader.load_from_file(str(path), trusted_as_template=True) or {}
+
+    def host_vars(self, host):
+        variables = {}
+        variables.update(self._file(ROLES / "kubegpu" / "defaults" / "main.yml"))
+        variables.update(self._file(ROLES / self.role / "defaults" / "main.yml"))
+        variables.update(self.vm.get_vars(host=self.inventory.get_host(host)))
+        variables["ansible_facts"] = {"kubegpu_gpu": self.facts.get(host, {"count": 0, "gpus": []}),
+                                      "os_family": "Debian"}
+        variables.update(self._file(ROLES / self.role / "vars" / "main.yml"))
+        variables.update(self.overrides)
+        return variables
+
+    def templar(self, host):
+        variables = self.host_vars(host)
+        variables["hostvars"] = {h.name: self.host_vars(h.name) for h in self.inventory.get_hosts()}
+        templates = ROLES / self.role / "templates"
+        return Templar(loader=self.loader, variables=variables).copy_with_new_env(
+            searchpath=[str(templates)], available_variables=variables)
+
+    def expr(self, host, expression):
+        return self.templar(host).template(trust_as_template("{{ %s }}" % expression))
+
+    def render(self, host, template, **extra):
+        templar = self.templar(host)
+        if extra:
+            templar = templar.copy_with_new_env(available_variables={**templar.available_variables, **extra})
+        source = (ROLES / self.role / "templates" / template).read_text(encoding="utf-8")
+        text = templar.template(trust_as_template(source), escape_backslashes=False)
+        return text, [doc for doc in yaml.safe_load_all(text) if doc is not None]
+
+
+# --- checkers -------------------------------------------------------------------------
+
+def check_fields(value, spec, path="$"):
+    """Problems of value against a whitelist spec (see the fixtures' notation)."""
+    problems = []
+    if spec == "any":
+        return problems
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            return ["%s: expected an object, got %r" % (path, value)]
+        for key, item in value.items():
+            if key not in spec:
+                problems.append("%s.%s: unknown field" % (path, key))
+            else:
+                problems += check_fields(item, spec[key], "%s.%s" % (path, key))
+        return problems
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return ["%s: expected a list, got %r" % (path, value)]
+        for index, item in enumerate(value):
+            problems += check_fields(item, spec[0], "%s[%d]" % (path, index))
+        return problems
+    if spec.startswith("enum:"):
+        if value not in spec[5:].split("|"):
+            problems.append("%s: %r not one of %s" % (path, value, spec[5:]))
+        return problems
+    types = {"str": str, "bool": bool, "int": int, "duration": str}
+    if not isinstance(value, types[spec]) or (spec == "int" and isinstance(value, bool)):
+        problems.append("%s: expected %s, got %r" % (path, spec, value))
+    return problems
+
+
+def validate_k8s(doc):
+    """Strict schema validation of a built-in Kubernetes object."""
+    kubernetes_validate.validate(doc, K8S_SCHEMA_VERSION, strict=True)
+
+
+def validate_kubeadm(docs):
+    kinds = []
+    for doc in docs:
+        kind = doc.get("kind")
+        assert kind in KUBEADM_FIELDS, "unexpected kubeadm config kind %r" % kind
+        problems = check_fields(doc, KUBEADM_FIELDS[kind], kind)
+        assert not problems, problems
+        kinds.append(kind)
+    return kinds
+
+
+def by_kind(docs, kind):
+    found = [d for d in docs if d.get("kind") == kind]
+    assert found, "no %s rendered" % kind
+    return found
+
+
+def container_security(pod_spec):
+    return [c.get("securityContext") or {} for c in pod_spec["containers"]]
+
+
+# --- kubernetes role: kubeadm configs -------------------------------------------------
+
+def test_schema_version_is_shipped():
+    assert K8S_SCHEMA_VERSION in kubernetes_validate.utils.all_versions()
+
+
+def test_kubernetes_version_matches_schema_minor():
+    renderer = Renderer(EXAMPLE, "kubernetes")
+    minor = renderer.expr("cp1", "_kubernetes_minor")
+    assert K8S_SCHEMA_VERSION.startswith(minor + ".")
+
+
+def test_example_init_config():
+    renderer = Renderer(EXAMPLE, "kubernetes")
+    _text, docs = renderer.render("cp1", "kubeadm-init.yaml.j2")
+    assert validate_kubeadm(docs) == ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"]
+    init, cluster, kubelet = docs
+    assert init["nodeRegistration"] == {"name": "cp1", "criSocket": "unix:///var/run/containerd/containerd.sock"}
+    assert "taints" not in init["nodeRegistration"]  # 3 hosts: kubeadm's control-plane taint stays
+    assert cluster["networking"]["podSubnet"] == "192.168.0.0/16"
+    assert cluster["networking"]["serviceSubnet"] == "10.96.0.0/12"
+    assert cluster["kubernetesVersion"] == "v1.35.4"
+    assert "controlPlaneEndpoint" not in cluster
+    assert kubelet["cgroupDriver"] == "systemd"
+
+
+def test_example_worker_join_config():
+    renderer = Renderer(EXAMPLE, "kubernetes", overrides=SECRETS)
+    text, docs = renderer.render("gpu1", "kubeadm-join.yaml.j2")
+    assert validate_kubeadm(docs) == ["JoinConfiguration"]
+    join = docs[0]
+    assert join["discovery"]["bootstrapToken"] == {
+        "apiServerEndpoint": "10.10.0.11:6443",
+        "token": SECRETS["_kubernetes_join_token"],
+        "caCertHashes": [SECRETS["_kubernetes_ca_cert_hash"]],
+    }
+    assert "controlPlane" not in join
+    assert SECRETS["_kubernetes_certificate_key"] not in text
+
+
+def test_ha_init_config():
+    renderer = Renderer(HA, "kubernetes")
+    _text, docs = renderer.render("cp1", "kubeadm-init.yaml.j2")
+    validate_kubeadm(docs)
+    init, cluster = docs[0], docs[1]
+    assert cluster["controlPlaneEndpoint"] == "k8s-api.example.com:6443"
+    assert cluster["apiServer"]["certSANs"] == ["10.10.0.10", "k8s-api.example.com"]
+    assert cluster["networking"]["podSubnet"] == "10.244.0.0/16"
+    assert init["localAPIEndpoint"] == {"advertiseAddress": "10.10.0.11", "bindPort": 6443}
+    assert renderer.expr("cp1", "_kubernetes_first_control_plane") == "cp1"
+    assert renderer.expr("cp1", "_kubernetes_workers") == ["gpu1", "cpu1"]
+
+
+def test_ha_control_plane_join_config():
+    renderer = Renderer(HA, "kubernetes", overrides=SECRETS)
+    _text, docs = renderer.render("cp2", "kubeadm-join.yaml.j2")
+    validate_kubeadm(docs)
+    join = docs[0]
+    assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "k8s-api.example.com:6443"
+    assert join["controlPlane"] == {
+        "certificateKey": SECRETS["_kubernetes_certificate_key"],
+        "localAPIEndpoint": {"advertiseAddress": "10.10.0.12", "bindPort": 6443},
+    }
+
+
+def test_ha_requires_an_endpoint():
+    """The role's first assert: >1 control plane without an endpoint fails early."""
+    condition = "_kubernetes_control_planes | length == 1 or kubernetes_control_plane_endpoint | length > 0"
+    assert Renderer(HA, "kubernetes").expr("cp1", condition) is True
+    no_endpoint = Renderer(HA, "kubernetes", overrides={"kubernetes_control_plane_endpoint": ""})
+    assert no_endpoint.expr("cp1", condition) is False
+    assert Renderer(EXAMPLE, "kubernetes").expr("cp1", condition) is True
+
+
+def test_single_node_init_config_is_untainted():
+    renderer = Renderer(SINGLE, "kubernetes")
+    _text, docs = renderer.render("box1", "kubeadm-init.yaml.j2")
+    validate_kubeadm(docs)
+    assert docs[0]["nodeRegistration"]["taints"] == []
+    assert renderer.expr("box1", "_kubernetes_single_node") is True
+
+
+def test_kube_proxy_config_is_optional():
+    renderer = Renderer(EXAMPLE, "kubernetes", overrides={"kubernetes_kube_proxy_mode": "nftables"})
+    _text, docs = renderer.render("cp1", "kubeadm-init.yaml.j2")
+    assert validate_kubeadm(docs)[-1] == "KubeProxyConfiguration"
+    assert docs[-1]["mode"] == "nftables"
+    assert docs[-1]["clusterCIDR"] == "192.168.0.0/16"
+
+
+def test_whitelist_catches_unknown_fields():
+    problems = check_fields({"kind": "InitConfiguration", "apiVersion": "kubeadm.k8s.io/v1beta4",
+                             "nodeRegistration": {"nmae": "x"}}, KUBEADM_FIELDS["InitConfiguration"])
+    assert problems == ["$.nodeRegistration.nmae: unknown field"]
+    assert check_fields({"apiVersion": "kubeadm.k8s.io/v1beta3"}, KUBEADM_FIELDS["InitConfiguration"])
+
+
+def test_repository_urls():
+    renderer = Renderer(EXAMPLE, "kubernetes")
+    assert renderer.expr("cp1", "kubernetes_repo_url") == "https://pkgs.k8s.io/core:/stable:/v1.35"
+    assert renderer.expr("cp1", "kubernetes_repo_key_url") == "https://pkgs.k8s.io/core:/stable:/v1.35/deb/Release.key"
+    assert renderer.expr("cp1", "_kubernetes_deb_version") == "1.35.4-1.1"
+
+
+# --- calico ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("inventory, cidr", [(EXAMPLE, "192.168.0.0/16"), (HA, "10.244.0.0/16")])
+def test_calico_installation(inventory, cidr):
+    renderer = Renderer(inventory, "calico")
+    _text, docs = renderer.render("cp1", "installation.yaml.j2")
+    installation = by_kind(docs, "Installation")[0]
+    for doc in docs:
+        assert not check_fields(doc, CRD_FIELDS[doc["kind"]], doc["kind"])
+    pool = installation["spec"]["calicoNetwork"]["ipPools"][0]
+    assert pool["cidr"] == cidr
+    assert pool["encapsulation"] == "VXLANCrossSubnet"
+    assert pool["natOutgoing"] == "Enabled"
+    assert "mtu" not in installation["spec"]["calicoNetwork"]
+
+
+def test_calico_mtu_and_encapsulation():
+    renderer = Renderer(EXAMPLE, "calico", overrides={
+        "calico_mtu": 1450, "calico_encapsulation": "IPIP", "calico_bgp": "Enabled", "calico_registry": "mirror.example.com"})
+    _text, docs = renderer.render("cp1", "installation.yaml.j2")
+    spec = by_kind(docs, "Installation")[0]["spec"]
+    assert not check_fields(by_kind(docs, "Installation")[0], CRD_FIELDS["Installation"])
+    assert spec["calicoNetwork"]["mtu"] == 1450
+    assert spec["calicoNetwork"]["bgp"] == "Enabled"
+    assert spec["calicoNetwork"]["ipPools"][0]["encapsulation"] == "IPIP"
+    assert spec["registry"] == "mirror.example.com"
+
+
+@pytest.mark.parametrize("encapsulation, ipip, vxlan", [
+    ("VXLANCrossSubnet", "Never", "CrossSubnet"), ("IPIP", "Always", "Never"), ("None", "Never", "Never")])
+def test_calico_manifest_mode_ippool(encapsulation, ipip, vxlan):
+    renderer = Renderer(EXAMPLE, "calico", overrides={"calico_install_method": "manifest",
+                                                      "calico_encapsulation": encapsulation})
+    _text, docs = renderer.render("cp1", "ippool.yaml.j2")
+    pool = by_kind(docs, "IPPool")[0]
+    assert not check_fields(pool, CRD_FIELDS["IPPool"])
+    assert (pool["spec"]["ipipMode"], pool["spec"]["vxlanMode"]) == (ipip, vxlan)
+    assert pool["spec"]["cidr"] == "192.168.0.0/16"
+
+
+def test_calico_urls_are_pinned():
+    renderer = Renderer(EXAMPLE, "calico")
+    url = renderer.expr("cp1", "calico_operator_manifest_url")
+    assert url == "https://raw.githubusercontent.com/projectcalico/calico/v3.31.7/manifests/tigera-operator.yaml"
+
+
+# --- nvidia_device_plugin -------------------------------------------------------------
+
+def _plugin(overrides=None, inventory=EXAMPLE, facts=None):
+    renderer = Renderer(inventory, "nvidia_device_plugin", overrides=overrides, facts=facts)
+    _text, docs = renderer.render("cp1", "device-plugin.yaml.j2")
+    for doc in docs:
+        validate_k8s(doc)
+    configmap = by_kind(docs, "ConfigMap")[0]
+    config = yaml.safe_load(configmap["data"]["config.yaml"])
+    assert not check_fields(config, CRD_FIELDS["DevicePluginConfig"], "config.yaml")
+    return renderer, by_kind(docs, "DaemonSet")[0], config
+
+
+def _assert_gpu_placement(pod_spec):
+    terms = pod_spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec["tolerations"]
+    assert pod_spec["priorityClassName"] == "system-node-critical"
+
+
+def test_device_plugin_default():
+    _renderer, daemonset, config = _plugin()
+    pod = daemonset["spec"]["template"]["spec"]
+    _assert_gpu_placement(pod)
+    assert pod["containers"][0]["image"] == "nvcr.io/nvidia/k8s-device-plugin:v0.18.2"
+    for security in container_security(pod):
+        assert security == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert config == {"version": "v1", "flags": {"migStrategy": "none", "failOnInitError": True,
+                                                  "plugin": {"deviceListStrategy": "envvar", "deviceIDStrategy": "uuid"}}}
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["CONFIG_FILE"] == "/config/config.yaml"
+    assert "NVIDIA_MIG_MONITOR_DEVICES" not in env
+
+
+@pytest.mark.parametrize("strategy", ["single", "mixed"])
+def test_device_plugin_mig_adds_only_sys_admin(strategy):
+    _renderer, daemonset, config = _plugin({"nvidia_device_plugin_mig_strategy": strategy})
+    pod = daemonset["spec"]["template"]["spec"]
+    for security in container_security(pod):
+        assert security["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN"]}
+        # Kubernetes refuses allowPrivilegeEscalation=false with CAP_SYS_ADMIN
+        assert "allowPrivilegeEscalation" not in security
+        assert not security.get("privileged")
+    assert config["flags"]["migStrategy"] == strategy
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["NVIDIA_MIG_MONITOR_DEVICES"] == "all"
+
+
+def test_device_plugin_time_slicing():
+    _renderer, daemonset, config = _plugin({"nvidia_device_plugin_time_slicing_replicas": 4})
+    assert config["sharing"]["timeSlicing"]["resources"] == [{"name": "nvidia.com/gpu", "replicas": 4}]
+    assert config["sharing"]["timeSlicing"]["renameByDefault"] is False
+    for security in container_security(daemonset["spec"]["template"]["spec"]):
+        assert security["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_device_plugin_config_change_rolls_the_pods():
+    _r, default, _c = _plugin()
+    _r, sliced, _c = _plugin({"nvidia_device_plugin_time_slicing_replicas": 4})
+    key = "kubegpu.io/config-sha256"
+    assert default["spec"]["template"]["metadata"]["annotations"][key] != \
+        sliced["spec"]["template"]["metadata"]["annotations"][key]
+
+
+def test_runtime_class_auto():
+    # container_runtime did not say nvidia is the default: RuntimeClass + runtimeClassName
+    renderer, daemonset, _config = _plugin(inventory=HA)
+    assert renderer.expr("cp1", "_nvidia_device_plugin_gpu_hosts") == ["gpu1"]
+    assert daemonset["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
+    assert renderer.expr("cp1", "_nvidia_device_plugin_manifests")[0] == "runtimeclass.yaml"
+    _text, docs = renderer.render("cp1", "runtimeclass.yaml.j2")
+    validate_k8s(docs[0])
+    assert docs[0]["handler"] == "nvidia"
+
+
+def test_runtime_class_not_needed_when_nvidia_is_default():
+    renderer = Renderer(HA, "nvidia_device_plugin", overrides={"container_runtime_nvidia_default": True})
+    renderer.facts = {}
+    # the variable recorded per GPU host (here: for every host)
+    assert renderer.expr("cp1", "_nvidia_device_plugin_use_runtime_class") is False
+    _text, docs = renderer.render("cp1", "device-plugin.yaml.j2")
+    assert "runtimeClassName" not in by_kind(docs, "DaemonSet")[0]["spec"]["template"]["spec"]
+    assert "runtimeclass.yaml" not in renderer.expr("cp1", "_nvidia_device_plugin_manifests")
+
+
+def test_runtime_class_never():
+    renderer, daemonset, _config = _plugin({"nvidia_device_plugin_runtime_class": "never"})
+    assert "runtimeClassName" not in daemonset["spec"]["template"]["spec"]
+
+
+def test_gpu_hosts_from_detected_facts():
+    renderer = Renderer(EXAMPLE, "nvidia_device_plugin", facts={"gpu1": H100_FACTS})
+    assert renderer.expr("cp1", "_nvidia_device_plugin_gpu_hosts") == ["gpu1"]
+
+
+@pytest.mark.parametrize("mig", ["none", "mixed"])
+def test_gfd_and_dcgm_exporter(mig):
+    renderer = Renderer(EXAMPLE, "nvidia_device_plugin", overrides={
+        "nvidia_device_plugin_gfd_enabled": True, "nvidia_device_plugin_dcgm_exporter_enabled": True,
+        "nvidia_device_plugin_mig_strategy": mig})
+    assert renderer.expr("cp1", "_nvidia_device_plugin_manifests")[-2:] == [
+        "gpu-feature-discovery.yaml", "dcgm-exporter.yaml"]
+    _text, gfd = renderer.render("cp1", "gpu-feature-discovery.yaml.j2")
+    _text, dcgm = renderer.render("cp1", "dcgm-exporter.yaml.j2")
+    for doc in gfd + dcgm:
+        validate_k8s(doc)
+    gfd_pod = by_kind(gfd, "DaemonSet")[0]["spec"]["template"]["spec"]
+    _assert_gpu_placement(gfd_pod)
+    assert gfd_pod["containers"][0]["command"] == ["gpu-feature-discovery"]
+    for security in container_security(gfd_pod):
+        assert security["capabilities"]["drop"] == ["ALL"]
+        assert ("add" in security["capabilities"]) == (mig != "none")
+    dcgm_pod = by_kind(dcgm, "DaemonSet")[0]["spec"]["template"]["spec"]
+    _assert_gpu_placement(dcgm_pod)
+    assert dcgm_pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN"]}
+    assert by_kind(dcgm, "Service")[0]["spec"]["ports"][0]["port"] == 9400
+
+
+# --- validate -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, image, command, runtime_class", [
+    ("nvidia-smi", "nvcr.io/nvidia/cuda:12.2.2-base-ubuntu22.04", ["nvidia-smi"], "nvidia"),
+    ("cuda-sample", "nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0", [], ""),
+])
+def test_validate_job(kind, image, command, runtime_class):
+    renderer = Renderer(EXAMPLE, "validate", facts={"gpu1": H100_FACTS})
+    suffix = renderer.expr("gpu1", "_validate_job_suffix")
+    _text, docs = renderer.render(
+        "gpu1", "job.yaml.j2", _validate_job_kind=kind, _validate_job_image=image,
+        _validate_job_command=command, _validate_job_name="kubegpu-validate-%s-%s" % (kind, suffix),
+        _validate_runtime_class_name=runtime_class)
+    job = docs[0]
+    validate_k8s(job)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/hostname": "gpu1"}
+    assert pod["restartPolicy"] == "Never"
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["activeDeadlineSeconds"] == 300
+    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert ("command" in pod["containers"][0]) == bool(command)
+    assert pod.get("runtimeClassName", "") == runtime_class
+    assert renderer.expr("gpu1", "validate_expected_gpus | int") == 8
+
+
+def test_validate_expected_gpus_with_time_slicing():
+    renderer = Renderer(EXAMPLE, "validate", overrides={"validate_gpu_replicas": 4}, facts={"gpu1": H100_FACTS})
+    assert renderer.expr("gpu1", "validate_expected_gpus | int") == 32
+
+
+def test_job_names_are_valid_for_odd_node_names():
+    renderer = Renderer(EXAMPLE, "validate", overrides={"validate_node_name": "GPU_Node.07.example.com"})
+    assert renderer.expr("gpu1", "_validate_job_suffix") == "gpu-node-07-example-com"
+
+
+# --- gpu_node_labels ------------------------------------------------------------------
+# These expressions call the kubegpu.cluster.gpu_node_labels filter. Ansible resolves it
+# through its collection loader, which cannot take over once another test has imported
+# ansible_collections.* from the pytest pythonpath, so they run in a fresh interpreter.
+
+def _fresh_expr(inventory, host, expression, overrides=None, facts=None):
+    import json
+    import subprocess
+    import sys
+    script = (
+        "import json, runpy, sys\n"
+        "m = runpy.run_path(sys.argv[1])\n"
+        "args = json.loads(sys.argv[2])\n"
+        "r = m['Renderer'](args['inventory'], 'gpu_node_labels', overrides=args['overrides'], facts=args['facts'])\n"
+        "print(json.dumps(r.expr(args['host'], args['expression'])))\n")
+    args = {"inventory": str(inventory), "host": host, "expression": expression,
+            "overrides": overrides or {}, "facts": facts or {}}
+    done = subprocess.run([sys.executable, "-c", script, __file__, json.dumps(args)],
+                          capture_output=True, text=True, check=False, cwd=str(ROOT))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_gpu_node_labels_desired():
+    labels = _fresh_expr(EXAMPLE, "gpu1", "_gpu_node_labels_desired", facts={"gpu1": H100_FACTS})
+    assert labels["nvidia.com/gpu.present"] == "true"
+    assert labels["nvidia.com/gpu.count"] == "8"
+    assert labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    assert _fresh_expr(EXAMPLE, "cpu1", "_gpu_node_labels_desired", facts={"gpu1": H100_FACTS}) == {}
+    assert Renderer(EXAMPLE, "gpu_node_labels", facts={"gpu1": H100_FACTS}).expr("gpu1", "_gpu_node_labels_taints") == []
+    tainted = Renderer(EXAMPLE, "gpu_node_labels", overrides={"gpu_node_labels_taint": True},
+                       facts={"gpu1": H100_FACTS})
+    assert tainted.expr("gpu1", "_gpu_node_labels_taints") == [
+        {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
+    assert tainted.expr("cpu1", "_gpu_node_labels_taints") == []
+
+
+def test_group_pinned_gpu_host_without_facts_is_labelled_present():
+    assert _fresh_expr(HA, "gpu1", "_gpu_node_labels_desired") == {"nvidia.com/gpu.present": "true"}
+
+
+def test_every_template_is_covered():
+    """A new template must get a test here."""
+    covered = {
+        "kubernetes": {"kubeadm-init.yaml.j2", "kubeadm-join.yaml.j2"},
+        "calico": {"installation.yaml.j2", "ippool.yaml.j2"},
+        "nvidia_device_plugin": {"_common.j2", "device-plugin.yaml.j2", "runtimeclass.yaml.j2",
+                                 "gpu-feature-discovery.yaml.j2", "dcgm-exporter.yaml.j2"},
+        "validate": {"job.yaml.j2"},
+    }
+    for role in ("kubernetes", "calico", "nvidia_device_plugin", "gpu_node_labels", "validate"):
+        templates = ROLES / role / "templates"
+        found = set(os.listdir(templates)) if templates.is_dir() else set()
+        assert found == covered.get(role, set()), role
+
+
+def test_schema_validation_is_strict():
+    """An unknown field in a rendered object must fail (guards against a lax validator)."""
+    renderer = Renderer(EXAMPLE, "nvidia_device_plugin")
+    _text, docs = renderer.render("cp1", "device-plugin.yaml.j2")
+    daemonset = by_kind(docs, "DaemonSet")[0]
+    daemonset["spec"]["template"]["spec"]["containers"][0]["securityContxt"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate_k8s(daemonset)
