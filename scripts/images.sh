@@ -6,7 +6,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 # Bump when the package list below changes: it is part of the tag.
-IMAGE_REV=3
+IMAGE_REV=4
 MIRROR=${KUBEGPU_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What every test host needs: systemd as PID 1, Python for Ansible, and the tools
 # our roles and testinfra call (iproute2, procps, kmod, gnupg for apt keys).
@@ -27,6 +27,10 @@ build() {
   chroot "$root" systemctl mask systemd-remount-fs.service systemd-firstboot.service \
     getty.target console-getty.service
   echo "$suite" >"$root/etc/kubegpu-test-image"
+  # Every host needs its own machine-id: an empty file makes systemd generate one
+  # at boot, as on a freshly installed server.
+  : >"$root/etc/machine-id"
+  rm -f "$root/var/lib/dbus/machine-id"
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
   tar -C "$root" -c . | docker import \
     --change 'CMD ["/lib/systemd/systemd"]' \

@@ -18,9 +18,10 @@ description:
   - C(host_network_problems) reports CIDRs that overlap a host network.
   - C(node_name_problem) says why a name is not a valid Kubernetes node name.
   - C(duplicate_values) maps each value shared by several keys to those keys.
-  - C(format_problems) turns problem records into
-    C(host H: variable V: problem; fix: F) lines.
-author: kubegpu maintainers
+  - "C(format_problems) turns problem records into
+    C(host H: variable V: problem; fix: F) lines."
+author:
+  - kubegpu maintainers (@kubegpu)
 """
 
 from ansible.errors import AnsibleFilterError

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 # containers are started here because they need an extra bind mount (the fakes'
 # shared state), with the same options as conftest.py / shared/TESTING.md.
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_IMAGE = os.environ.get("KUBEGPU_TEST_IMAGE", "kubegpu-test:bookworm-r3")
+DEFAULT_IMAGE = os.environ.get("KUBEGPU_TEST_IMAGE", "kubegpu-test:bookworm-r4")
 SYSTEMD_RUN_OPTIONS = [
     "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "SYS_MODULE",
     "--cap-add", "SYS_PTRACE",
