@@ -63,14 +63,14 @@ def test_containerd_answers_with_cri_plugin_loaded(host):
 
 
 def test_runc_uses_systemd_cgroups(dump):
-    runtime, _ = _cri(dump)
+    runtime, _unused = _cri(dump)
     runc = runtime["containerd"]["runtimes"]["runc"]
     assert runc["runtime_type"] == "io.containerd.runc.v2"
     assert runc["options"]["SystemdCgroup"] is True
 
 
 def test_every_runc_shim_runtime_uses_systemd_cgroups(dump):
-    runtime, _ = _cri(dump)
+    runtime, _unused = _cri(dump)
     for name, spec in runtime["containerd"]["runtimes"].items():
         if spec.get("runtime_type") == "io.containerd.runc.v2":
             assert spec.get("options", {}).get("SystemdCgroup") is True, name
@@ -86,7 +86,7 @@ def test_sandbox_image_is_pinned(dump, hostvars):
 
 
 def test_registry_hosts_directory(dump, host):
-    _, images = _cri(dump)
+    _unused, images = _cri(dump)
     assert images["registry"]["config_path"] == "/etc/containerd/certs.d"
     assert host.file("/etc/containerd/certs.d").is_directory
 
@@ -104,7 +104,7 @@ def test_registry_mirrors_have_hosts_toml(host, hostvars):
 
 
 def test_nvidia_runtime_on_gpu_nodes_only(dump, is_gpu_node, hostvars):
-    runtime, _ = _cri(dump)
+    runtime, _unused = _cri(dump)
     runtimes = runtime["containerd"]["runtimes"]
     if not is_gpu_node:
         assert "nvidia" not in runtimes

@@ -161,5 +161,3 @@ def test_base_packages_are_installed(node):
               + _setting(node, "os_prereqs_packages_extra"))
     missing = [name for name in wanted if not node.package(name).is_installed]
     assert missing == []
-
-

@@ -229,8 +229,7 @@ def _walk_tables(container):
     for _key, item in body:
         if isinstance(item, Table):
             yield item
-            for sub in _walk_tables(item):
-                yield sub
+            yield from _walk_tables(item)
 
 
 def _deepest_last_table(table):

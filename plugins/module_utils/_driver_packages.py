@@ -95,7 +95,7 @@ class DriverPackagesError(ValueError):
 
 
 def _major(version):
-    return str(version or "").split(".")[0]
+    return str(version or "").split(".", maxsplit=1)[0]
 
 
 def _family(os_family, distribution):
@@ -123,7 +123,7 @@ def _branch_int(branch):
     text = str(branch if branch is not None else "").strip()
     if text[:1] in ("R", "r"):
         text = text[1:]
-    head = text.split(".")[0]
+    head = text.split(".", maxsplit=1)[0]
     if not head.isdigit():
         raise DriverPackagesError("%s=%r is not a driver branch such as 580" % (BRANCH_VAR, branch))
     return int(head)
@@ -219,7 +219,7 @@ def _toolkit(family, major, source, branch, cuda_toolkit, toolkit_version):
     ver = str(toolkit_version or "").strip()
     if not re.match(r"^\d+\.\d+$", ver):
         raise DriverPackagesError("%s=%r must be a CUDA major.minor such as 12.8" % (TOOLKIT_VAR, toolkit_version))
-    if int(ver.split(".")[0]) >= 13 and branch < 580:
+    if int(ver.split(".", maxsplit=1)[0]) >= 13 and branch < 580:
         raise DriverPackagesError(
             "%s=%s needs driver branch R580 or newer, the plan has R%d. Set %s to a 12.x release or %s to 580."
             % (TOOLKIT_VAR, ver, branch, TOOLKIT_VAR, BRANCH_VAR)
@@ -230,8 +230,8 @@ def _toolkit(family, major, source, branch, cuda_toolkit, toolkit_version):
     if distro_ver != ver:
         raise DriverPackagesError(
             "%s %s packages CUDA toolkit %s (nvidia-cuda-toolkit), not %s. Set %s to %r, or %s: cuda "
-            "for NVIDIA's pinned cuda-toolkit-X-Y packages." % (family.capitalize(), major, distro_ver, ver, TOOLKIT_VAR,
-                                                                 distro_ver, SOURCE_VAR)
+            "for NVIDIA's pinned cuda-toolkit-X-Y packages."
+            % (family.capitalize(), major, distro_ver, ver, TOOLKIT_VAR, distro_ver, SOURCE_VAR)
         )
     return ["nvidia-cuda-toolkit"]
 
@@ -457,7 +457,7 @@ def select(
     if manager == "apt":
         unversioned.update(toolkit)
         result["packages"] = [n if n in unversioned else _spec("apt", n, b, pin) for n in names]
-        result["hold"] = [n for n in names]
+        result["hold"] = list(names)
         result["conflicts"] = [n for n in other if n not in names]
     else:
         result["packages"] = list(names)

@@ -110,7 +110,7 @@ def run_playbook(playbook, inventory, *args, timeout=300, **env):
     """Run ansible-playbook from the repo root; return CompletedProcess (stdout+stderr)."""
     cmd = [str(Path(VENV_BIN) / "ansible-playbook"), "-i", str(inventory), str(playbook), *args]
     return subprocess.run(cmd, cwd=REPO, env=ansible_env(**env), capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="session")

@@ -58,6 +58,7 @@ def require_docker(image):
     if docker("image", "inspect", image, check=False, timeout=30).returncode != 0:
         pytest.skip("test image %s missing: build it with scripts/images.sh" % image)
 
+
 HOSTS = {"cp1": "kubegpu-k8s-cp1", "cp2": "kubegpu-k8s-cp2", "w1": "kubegpu-k8s-w1"}
 FAKE_DIR = "/kubegpu-fake"
 
@@ -90,7 +91,7 @@ def fleet(tmp_path_factory):
                    "-v", "%s:%s" % (state, FAKE_DIR), DEFAULT_IMAGE, "/lib/systemd/systemd")
             started.append(container)
         for container in started:
-            for _ in range(90):
+            for _unused in range(90):
                 out = docker("exec", container, "systemctl", "is-system-running", check=False).stdout.strip()
                 if out in ("running", "degraded"):
                     break

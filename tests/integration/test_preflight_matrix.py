@@ -82,7 +82,7 @@ def assert_refused(result, fleet, docker_cli, fragments):
     # site.yml stopped in stage 1: no os_prereqs task started on any host.
     assert "TASK [kubegpu.cluster.os_prereqs" not in out, out[-3000:]
     assert not re.search(r"changed=[1-9]", out), out[-3000:]
-    for name, (digest, _) in fleet["baseline"].items():
+    for name, (digest, _unused) in fleet["baseline"].items():
         now_digest, newer = snapshot(docker_cli, name)
         assert newer == [], "%s: files changed by a refused run: %s" % (name, newer)
         assert now_digest == digest, "%s: /etc, /var/lib/apt or /var/lib/dpkg changed" % name
@@ -201,7 +201,7 @@ def test_good_inventory_passes_unchanged(tmp_path, fleet, docker_cli, ansible_pl
     assert result.returncode == 0, out[-4000:]
     for host in ("cp1", "w1"):
         assert re.search(r"^%s\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0" % host, out, re.M), out[-2000:]
-    for name, (digest, _) in fleet["baseline"].items():
+    for name, (digest, _unused) in fleet["baseline"].items():
         assert snapshot(docker_cli, name)[0] == digest
 
 

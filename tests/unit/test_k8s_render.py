@@ -350,8 +350,9 @@ def test_device_plugin_default():
     assert pod["containers"][0]["image"] == "nvcr.io/nvidia/k8s-device-plugin:v0.18.2"
     for security in container_security(pod):
         assert security == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-    assert config == {"version": "v1", "flags": {"migStrategy": "none", "failOnInitError": True,
-                                                  "plugin": {"deviceListStrategy": "envvar", "deviceIDStrategy": "uuid"}}}
+    assert config == {"version": "v1", "flags": {
+        "migStrategy": "none", "failOnInitError": True,
+        "plugin": {"deviceListStrategy": "envvar", "deviceIDStrategy": "uuid"}}}
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["CONFIG_FILE"] == "/config/config.yaml"
     assert "NVIDIA_MIG_MONITOR_DEVICES" not in env

@@ -260,7 +260,7 @@ def test_h100_capture_via_nvidia_smi_matches_real_nvml(tmp_path):
 
 
 def test_h100_capture_sysfs_only(tmp_path):
-    facts, _ = run_case(tmp_path, "h100-80gb-hbm3-ubuntu2404", sources=["sysfs"])
+    facts, _unused = run_case(tmp_path, "h100-80gb-hbm3-ubuntu2404", sources=["sysfs"])
     gpu = facts["gpus"][0]
     assert facts["source"] == "sysfs"
     assert gpu["name"] == "NVIDIA H100 80GB HBM3"
@@ -274,7 +274,7 @@ def test_h100_capture_sysfs_only(tmp_path):
 
 
 def test_hgx_h100_nvswitch(tmp_path):
-    facts, _ = run_case(tmp_path, "hgx-h100-8gpu-nvswitch")
+    facts, _unused = run_case(tmp_path, "hgx-h100-8gpu-nvswitch")
     assert facts["count"] == 8
     assert facts["source"] == "nvidia_smi"
     assert [g["pci_bus_id"] for g in facts["gpus"]][:2] == ["0000:18:00.0", "0000:2a:00.0"]
@@ -303,7 +303,7 @@ def test_hgx_h100_nvswitch(tmp_path):
 
 
 def test_a100_mig_enabled(tmp_path):
-    facts, _ = run_case(tmp_path, "a100-mig-enabled")
+    facts, _unused = run_case(tmp_path, "a100-mig-enabled")
     gpu = facts["gpus"][0]
     assert (gpu["mig_capable"], gpu["mig_mode_current"], gpu["mig_mode_pending"]) == (True, "enabled", "enabled")
     assert facts["mig_enabled"] is True
@@ -314,7 +314,7 @@ def test_a100_mig_enabled(tmp_path):
 
 
 def test_mixed_v100_t4(tmp_path):
-    facts, _ = run_case(tmp_path, "mixed-v100-t4")
+    facts, _unused = run_case(tmp_path, "mixed-v100-t4")
     assert [(g["name"], g["architecture"], g["compute_capability"], g["mig_capable"]) for g in facts["gpus"]] == [
         ("Tesla V100-PCIE-16GB", "volta", "7.0", False),
         ("Tesla T4", "turing", "7.5", False),
@@ -346,7 +346,7 @@ def test_no_driver(tmp_path):
 
 
 def test_nouveau_bound(tmp_path):
-    facts, _ = run_case(tmp_path, "nouveau-bound", smi=False)
+    facts, _unused = run_case(tmp_path, "nouveau-bound", smi=False)
     assert facts["nouveau_loaded"] is True
     assert facts["gpus"][0]["kernel_driver"] == "nouveau"
     assert facts["gpus"][0]["name"] == "Tesla T4"
@@ -355,7 +355,7 @@ def test_nouveau_bound(tmp_path):
 
 def test_installed_not_loaded(tmp_path):
     root = tmp_path / "root"
-    facts, _ = run_case(tmp_path, "installed-not-loaded", smi=True, smi_path=str(root / "usr/bin/nvidia-smi"))
+    facts, _unused = run_case(tmp_path, "installed-not-loaded", smi=True, smi_path=str(root / "usr/bin/nvidia-smi"))
     driver = facts["driver"]
     assert driver["loaded"] is False and driver["installed"] is True
     assert driver["install_hints"] == [
@@ -380,7 +380,7 @@ def test_nvidia_smi_fails_falls_through(tmp_path):
     def broken(argv, timeout):
         return 255, "", "Failed to initialize NVML: Driver/library version mismatch\n"
 
-    facts, _ = run_case(tmp_path, "h100-80gb-hbm3-ubuntu2404", runner=broken)
+    facts, _unused = run_case(tmp_path, "h100-80gb-hbm3-ubuntu2404", runner=broken)
     assert facts["source"] == "sysfs"
     assert facts["errors"][1] == (
         "nvidia_smi: /usr/bin/nvidia-smi -q -x exited 255: Failed to initialize NVML: Driver/library version mismatch"
@@ -391,13 +391,13 @@ def test_nvidia_smi_runner_crash_never_raises(tmp_path):
     def crash(argv, timeout):
         raise RuntimeError("boom")
 
-    facts, _ = run_case(tmp_path, "h100-80gb-hbm3-ubuntu2404", runner=crash)
+    facts, _unused = run_case(tmp_path, "h100-80gb-hbm3-ubuntu2404", runner=crash)
     assert facts["source"] == "sysfs"
     assert facts["errors"][-1] == "nvidia_smi: boom"
 
 
 def test_amd_gpu_seen_not_counted(tmp_path):
-    facts, _ = run_case(tmp_path, "amd-gpu", smi=False)
+    facts, _unused = run_case(tmp_path, "amd-gpu", smi=False)
     assert facts["count"] == 0 and facts["present"] is False
     assert facts["vendors"] == ["Intel", "AMD"]
     assert facts["unsupported_gpus"] == [
@@ -408,7 +408,7 @@ def test_amd_gpu_seen_not_counted(tmp_path):
 
 
 def test_pci_ids_fallback(tmp_path):
-    facts, _ = run_case(tmp_path, "pciids-fallback", smi=False)
+    facts, _unused = run_case(tmp_path, "pciids-fallback", smi=False)
     by_id = dict((g["pci_device_id"], g) for g in facts["gpus"])
     assert by_id["2bb9"]["name"] == "NVIDIA RTX 6000D"
     assert by_id["2bb9"]["architecture"] == "blackwell"  # from the id range
@@ -429,13 +429,13 @@ def test_empty_host(tmp_path):
 
 
 def test_sources_order_and_unknown(tmp_path):
-    facts, _ = run_case(tmp_path, "h100-80gb-hbm3-ubuntu2404", sources=["bogus", "nvidia_smi"])
+    facts, _unused = run_case(tmp_path, "h100-80gb-hbm3-ubuntu2404", sources=["bogus", "nvidia_smi"])
     assert facts["source"] == "nvidia_smi"
     assert facts["errors"] == ["bogus: unknown source"]
 
 
 def test_no_layer_answers(tmp_path):
-    facts, _ = run_case(tmp_path, "h100-80gb-hbm3-ubuntu2404", sources=["nvml"])
+    facts, _unused = run_case(tmp_path, "h100-80gb-hbm3-ubuntu2404", sources=["nvml"])
     assert facts["source"] == "none" and facts["count"] == 0
     assert facts["warnings"] == ["no layer answered; 1 NVIDIA GPU(s) on the PCI bus are not reported"]
 
@@ -443,8 +443,8 @@ def test_no_layer_answers(tmp_path):
 def test_driver_sees_fewer_gpus_than_the_bus(tmp_path):
     case_dir = FIXTURES / "hgx-h100-8gpu-nvswitch"
     xml = fakehost.smi_xml(str(case_dir))
-    head, _, rest = xml.partition("\t<gpu ")
+    head, _unused, rest = xml.partition("\t<gpu ")
     one_gpu = head + "\t<gpu " + rest.split("\t</gpu>\n", 1)[0] + "\t</gpu>\n</nvidia_smi_log>\n"
-    facts, _ = run_case(tmp_path, "hgx-h100-8gpu-nvswitch", runner=lambda argv, timeout: (0, one_gpu, ""))
+    facts, _unused = run_case(tmp_path, "hgx-h100-8gpu-nvswitch", runner=lambda argv, timeout: (0, one_gpu, ""))
     assert facts["count"] == 1
     assert facts["warnings"][0].startswith("nvidia_smi reports 1 GPU(s) but the PCI bus has 8 NVIDIA GPU(s)")

@@ -139,7 +139,7 @@ class FakeNvml:
 
 def test_pci_info_struct_layout():
     """nvmlPciInfo_t: busIdLegacy[16], domain, bus, device, pciDeviceId, pciSubSystemId, busId[32]."""
-    fields = dict((name, getattr(_gpu_nvml.NvmlPciInfo, name).offset) for name, _ in _gpu_nvml.NvmlPciInfo._fields_)
+    fields = dict((name, getattr(_gpu_nvml.NvmlPciInfo, name).offset) for name, _unused in _gpu_nvml.NvmlPciInfo._fields_)
     assert fields == {"busIdLegacy": 0, "domain": 16, "bus": 20, "device": 24, "pciDeviceId": 28,
                       "pciSubSystemId": 32, "busId": 36}
     assert ctypes.sizeof(_gpu_nvml.NvmlPciInfo) == 68
@@ -179,14 +179,14 @@ def test_read_h100():
     [(13000, "13.0"), (12020, "12.2"), (12080, "12.8"), (11040, "11.4"), (0, None)],
 )
 def test_cuda_driver_version(cuda, expected):
-    host, _ = _gpu_nvml.read_nvml(FakeNvml([], cuda=cuda))
+    host, _unused = _gpu_nvml.read_nvml(FakeNvml([], cuda=cuda))
     assert host["cuda_driver_version"] == expected
 
 
 def test_mig_not_supported_and_enabled():
     t4 = dict(H100, name=b"Tesla T4", pci_device_id=0x1EB810DE, mig=None, arch=6, cc=(7, 5))
     a100 = dict(H100, name=b"NVIDIA A100-SXM4-80GB", pci_device_id=0x20B210DE, mig=(1, 0), arch=7, cc=(8, 0))
-    _, gpus = _gpu_nvml.read_nvml(FakeNvml([t4, a100]))
+    _unused, gpus = _gpu_nvml.read_nvml(FakeNvml([t4, a100]))
     assert [(g["mig_capable"], g["mig_mode_current"], g["mig_mode_pending"]) for g in gpus] == [
         (False, None, None),
         (True, "enabled", "disabled"),
