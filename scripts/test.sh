@@ -40,7 +40,8 @@ step_build() {
   local tmp
   tmp=$(mktemp -d)
   ansible-galaxy collection build --force --output-path "$tmp/dist" . &&
-  ansible-galaxy collection install --offline --no-deps -p "$tmp/collections" "$tmp"/dist/kubegpu-cluster-*.tar.gz &&
+  ANSIBLE_COLLECTIONS_PATH=$tmp/collections \
+    ansible-galaxy collection install --offline --no-deps --force -p "$tmp/collections" "$tmp"/dist/kubegpu-cluster-*.tar.gz &&
   (
     # From an unrelated directory, with only the installed tarball and the
     # collections of the `ansible` package on the path: FQCNs must resolve.
