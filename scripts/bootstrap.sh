@@ -52,6 +52,10 @@ bash scripts/images.sh bookworm trixie
 step "containerd binaries for config validation"
 bash scripts/fetch-containerd.sh
 
+# A real helm for the example chart's tests (.cache/helm/helm).
+step "helm for the chart tests"
+bash scripts/fetch-helm.sh
+
 # One apt archive shared by every test host: a package is downloaded once per machine.
 mkdir -p /var/cache/kubegpu-apt/partial
 echo "bootstrap: done in $root"

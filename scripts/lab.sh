@@ -10,8 +10,8 @@ IMAGE=${KUBEGPU_LAB_IMAGE:-kubegpu-test:bookworm-r4}
 HOSTS=(cp1 gpu1 cpu1)
 # Every stage of PRODUCT.md, in site.yml order, and those this machine cannot run:
 # they need Kubernetes binaries and images that cannot be fetched here.
-STAGES=(preflight os_prereqs nvidia_driver container_runtime kubernetes calico nvidia_device_plugin gpu_node_labels validate)
-CANNOT_RUN_HERE=(kubernetes calico nvidia_device_plugin gpu_node_labels validate)
+STAGES=(preflight os_prereqs nvidia_driver container_runtime kubernetes calico nvidia_device_plugin gpu_operator gpu_node_labels validate)
+CANNOT_RUN_HERE=(kubernetes calico nvidia_device_plugin gpu_operator gpu_node_labels validate)
 
 start_fleet() {
   mkdir -p /var/cache/kubegpu-apt/partial

@@ -17,6 +17,8 @@ bash scripts/bootstrap.sh || { echo "test: bootstrap failed" >&2; exit 1; }
 export PATH=$root/.venv/bin:$PATH
 export ANSIBLE_COLLECTIONS_PATH=$root/.collections:$root/.venv/lib/python3.11/site-packages/ansible_collections
 export PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
+# The example chart is rendered by a real helm (scripts/fetch-helm.sh).
+[ -x "$root/.cache/helm/helm" ] && export KUBEGPU_HELM=$root/.cache/helm/helm
 bootstrap_s=$(( $(date +%s) - suite_start ))
 
 # pytest exits 5 when it collected no test: that is a failure of the suite here
