@@ -84,7 +84,7 @@ def fleet(tmp_path_factory):
                    "-v", "%s:%s" % (state, FAKE_DIR), DEFAULT_IMAGE, "/lib/systemd/systemd")
             started.append(container)
         for container in started:
-            for _ in range(90):
+            for _unused in range(90):
                 out = docker("exec", container, "systemctl", "is-system-running", check=False).stdout.strip()
                 if out in ("running", "degraded"):
                     break

@@ -133,5 +133,6 @@ def test_chart_gpu_count_and_mounts():
 
 
 def test_chart_lints():
-    result = subprocess.run([helm(), "lint", "--strict", str(CHART)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([helm(), "lint", "--strict", str(CHART)], capture_output=True, text=True, timeout=60,
+                            check=False)
     assert result.returncode == 0, result.stdout + result.stderr
