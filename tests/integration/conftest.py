@@ -66,16 +66,21 @@ def container_network(container):
 
 @pytest.fixture(scope="module")
 def systemd_hosts():
-    """Factory: start(name, image=DEFAULT_IMAGE, hostname=None) -> container name."""
+    """Factory: start(name, image=DEFAULT_IMAGE, hostname=None, extra_args=()) -> name.
+
+    extra_args go to `docker run` (e.g. a bind mount); the container is removed at
+    the end of the test module.
+    """
     started = []
 
-    def start(name, image=DEFAULT_IMAGE, hostname=None):
+    def start(name, image=DEFAULT_IMAGE, hostname=None, extra_args=()):
         require_docker(image)
         docker("rm", "-f", name, check=False)
         docker("run", "-d", "--name", name, "--hostname", hostname or name,
-               *SYSTEMD_RUN_OPTIONS, image, "/lib/systemd/systemd")
+               *SYSTEMD_RUN_OPTIONS, *extra_args, image, "/lib/systemd/systemd")
         started.append(name)
-        deadline = time.monotonic() + 90
+        # Generous: on a loaded 2-core machine a boot can take over a minute.
+        deadline = time.monotonic() + 240
         state = ""
         while time.monotonic() < deadline:
             state = docker("exec", name, "systemctl", "is-system-running",
@@ -83,7 +88,7 @@ def systemd_hosts():
             if state in ("running", "degraded"):
                 return name
             time.sleep(1)
-        raise RuntimeError("container %s: systemd not up after 90 s (state %r)" % (name, state))
+        raise RuntimeError("container %s: systemd not up after 240 s (state %r)" % (name, state))
 
     yield start
     for name in started:
@@ -127,3 +132,42 @@ def docker_cli():
         exec = staticmethod(docker_exec)
         network = staticmethod(container_network)
     return _Docker
+
+
+FAKE_DIR = "/kubegpu-fake"
+FAKES = REPO / "tests" / "fakes"
+
+
+def _openssl(*args, data=None):
+    return subprocess.run(["openssl", *args], input=data, capture_output=True, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def fake_k8s_hosts(systemd_hosts, tmp_path_factory):
+    """Factory: hosts({hostname: container}) -> the fakes' shared state directory.
+
+    Starts systemd hosts with the recording fakes of kubeadm/kubectl (tests/fakes) in
+    /usr/local/bin and one state directory bind-mounted at /kubegpu-fake on all of
+    them. The state holds a real CA (made by openssl) whose hash `kubeadm init` (fake)
+    prints, computed by openssl too, not by our code.
+    """
+    def hosts(containers):
+        if shutil.which("openssl") is None:
+            pytest.skip("openssl not installed")
+        state = tmp_path_factory.mktemp("kubegpu-fake")
+        state.chmod(0o777)
+        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-out", str(state / "ca.key"))
+        _openssl("req", "-x509", "-new", "-key", str(state / "ca.key"), "-subj", "/CN=kubernetes",
+                 "-days", "2", "-out", str(state / "ca.crt"))
+        pubkey = _openssl("x509", "-pubkey", "-noout", "-in", str(state / "ca.crt"))
+        der = _openssl("pkey", "-pubin", "-outform", "der", data=pubkey)
+        digest = _openssl("dgst", "-sha256", "-hex", data=der).decode().split()[-1]
+        (state / "ca-hash").write_text("sha256:%s\n" % digest)
+        for hostname, container in containers.items():
+            systemd_hosts(container, hostname=hostname, extra_args=("-v", "%s:%s" % (state, FAKE_DIR)))
+            for fake in ("kubeadm", "kubectl"):
+                docker("cp", str(FAKES / fake), "%s:/usr/local/bin/%s" % (container, fake))
+        return state
+
+    return hosts

@@ -25,9 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -36,16 +34,7 @@ import yaml
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_IMAGE = os.environ.get("KUBEGPU_TEST_IMAGE", "kubegpu-test:bookworm-r4")
-SYSTEMD_RUN_OPTIONS = [
-    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "SYS_MODULE",
-    "--cap-add", "SYS_PTRACE",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-]
 HOSTS = {"cp1": "kubegpu-d2-cp1", "w1": "kubegpu-d2-w1", "gpu2": "kubegpu-d2-gpu2"}
-FAKE_DIR = "/kubegpu-fake"
 KUBECTL = "/usr/local/bin/kubectl"
 FAST_FACTS = {"ANSIBLE_FACTS_MODULES": "ansible.builtin.setup", "ANSIBLE_GATHER_SUBSET": "!all,!min,distribution",
               "ANSIBLE_GATHER_TIMEOUT": "120"}
@@ -56,53 +45,18 @@ def docker(*args, check=True, timeout=120):
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
 
 
-def _openssl(*args, data=None):
-    return subprocess.run(["openssl", *args], input=data, capture_output=True, check=True).stdout
-
-
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    if shutil.which("docker") is None or docker("info", check=False, timeout=30).returncode != 0:
-        pytest.skip("docker not available")
-    if docker("image", "inspect", DEFAULT_IMAGE, check=False, timeout=30).returncode != 0:
-        pytest.skip("test image %s missing: build it with scripts/images.sh" % DEFAULT_IMAGE)
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
-    state = tmp_path_factory.mktemp("kubegpu-d2-fake")
-    state.chmod(0o777)
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(state / "ca.key"))
-    _openssl("req", "-x509", "-new", "-key", str(state / "ca.key"), "-subj", "/CN=kubernetes", "-days", "2",
-             "-out", str(state / "ca.crt"))
-    pubkey = _openssl("x509", "-pubkey", "-noout", "-in", str(state / "ca.crt"))
-    der = _openssl("pkey", "-pubin", "-outform", "der", data=pubkey)
-    (state / "ca-hash").write_text("sha256:" + _openssl("dgst", "-sha256", "-hex", data=der).decode().split()[-1] + "\n")
-    started = []
-    try:
-        for name, container in HOSTS.items():
-            docker("rm", "-f", container, check=False)
-            docker("run", "-d", "--name", container, "--hostname", name, *SYSTEMD_RUN_OPTIONS,
-                   "-v", "%s:%s" % (state, FAKE_DIR), DEFAULT_IMAGE, "/lib/systemd/systemd")
-            started.append(container)
-        for container in started:
-            for _unused in range(90):
-                out = docker("exec", container, "systemctl", "is-system-running", check=False).stdout.strip()
-                if out in ("running", "degraded"):
-                    break
-                time.sleep(1)
-            for fake in ("kubeadm", "kubectl"):
-                docker("cp", str(REPO / "tests" / "fakes" / fake), "%s:/usr/local/bin/%s" % (container, fake))
-        # The existing cluster: cp1 initialised, w1 joined (fake state, no playbook).
-        docker("exec", HOSTS["cp1"], "sh", "-c",
-               "mkdir -p /etc/kubernetes/kubegpu && printf 'name: cp1\\n' > /tmp/init.yaml"
-               " && /usr/local/bin/kubeadm init --config /tmp/init.yaml")
-        docker("exec", HOSTS["w1"], "sh", "-c", "mkdir -p /etc/kubernetes && echo '# fake' > /etc/kubernetes/kubelet.conf")
-        with (state / "nodes").open("a") as stream:
-            stream.write("w1\n")
-        (state / "calls.jsonl").write_text("")
-        yield state
-    finally:
-        for container in started:
-            docker("rm", "-f", container, check=False)
+def fleet(fake_k8s_hosts):
+    """cp1 initialised and w1 joined (fake state, no playbook); gpu2 is the new host."""
+    state = fake_k8s_hosts(HOSTS)
+    docker("exec", HOSTS["cp1"], "sh", "-c",
+           "mkdir -p /etc/kubernetes/kubegpu && printf 'name: cp1\\n' > /tmp/init.yaml"
+           " && /usr/local/bin/kubeadm init --config /tmp/init.yaml")
+    docker("exec", HOSTS["w1"], "sh", "-c", "mkdir -p /etc/kubernetes && echo '# fake' > /etc/kubernetes/kubelet.conf")
+    with (state / "nodes").open("a") as stream:
+        stream.write("w1\n")
+    (state / "calls.jsonl").write_text("")
+    return state
 
 
 def _inventory(tmp_path, gpu_hosts):

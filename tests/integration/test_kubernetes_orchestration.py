@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -30,18 +29,9 @@ import yaml
 
 pytestmark = pytest.mark.integration
 
-# conftest.py's helpers are reached through its fixtures (ansible_playbook); the
-# containers are started here because they need an extra bind mount (the fakes'
-# shared state), with the same options as conftest.py / shared/TESTING.md.
+# conftest.py's helpers are reached through its fixtures (fake_k8s_hosts starts the
+# systemd hosts with the recording fakes; ansible_playbook runs the plays).
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_IMAGE = os.environ.get("KUBEGPU_TEST_IMAGE", "kubegpu-test:bookworm-r4")
-SYSTEMD_RUN_OPTIONS = [
-    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "SYS_MODULE",
-    "--cap-add", "SYS_PTRACE",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-]
 
 
 def docker(*args, check=True, timeout=120):
@@ -52,56 +42,15 @@ def docker_exec(container, *cmd, check=True):
     return docker("exec", container, *cmd, check=check).stdout
 
 
-def require_docker(image):
-    if shutil.which("docker") is None or docker("info", check=False, timeout=30).returncode != 0:
-        pytest.skip("docker not available")
-    if docker("image", "inspect", image, check=False, timeout=30).returncode != 0:
-        pytest.skip("test image %s missing: build it with scripts/images.sh" % image)
-
-
 HOSTS = {"cp1": "kubegpu-k8s-cp1", "cp2": "kubegpu-k8s-cp2", "w1": "kubegpu-k8s-w1"}
-FAKE_DIR = "/kubegpu-fake"
-
-
-def _openssl(*args, data=None):
-    return subprocess.run(["openssl", *args], input=data, capture_output=True, check=True).stdout
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    """Three systemd hosts sharing the fakes' state directory (bind mount)."""
-    require_docker(DEFAULT_IMAGE)
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
-    state = tmp_path_factory.mktemp("kubegpu-fake")
-    state.chmod(0o777)
-    # The CA the fake init installs, and its hash computed by openssl (not by our code).
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(state / "ca.key"))
-    _openssl("req", "-x509", "-new", "-key", str(state / "ca.key"), "-subj", "/CN=kubernetes", "-days", "2",
-             "-out", str(state / "ca.crt"))
-    pubkey = _openssl("x509", "-pubkey", "-noout", "-in", str(state / "ca.crt"))
-    der = _openssl("pkey", "-pubin", "-outform", "der", data=pubkey)
-    (state / "ca-hash").write_text("sha256:" + _openssl("dgst", "-sha256", "-hex", data=der).decode().split()[-1] + "\n")
+def fleet(fake_k8s_hosts):
+    """Three systemd hosts with the recording fakes and their shared state."""
+    state = fake_k8s_hosts(HOSTS)
     (state / "fail-join-w1").write_text("")  # w1's first join fails half-way
-    started = []
-    try:
-        for name, container in HOSTS.items():
-            docker("rm", "-f", container, check=False)
-            docker("run", "-d", "--name", container, "--hostname", name, *SYSTEMD_RUN_OPTIONS,
-                   "-v", "%s:%s" % (state, FAKE_DIR), DEFAULT_IMAGE, "/lib/systemd/systemd")
-            started.append(container)
-        for container in started:
-            for _unused in range(90):
-                out = docker("exec", container, "systemctl", "is-system-running", check=False).stdout.strip()
-                if out in ("running", "degraded"):
-                    break
-                subprocess.run(["sleep", "1"], check=True)
-            for fake in ("kubeadm", "kubectl"):
-                docker("cp", str(REPO / "tests" / "fakes" / fake), "%s:/usr/local/bin/%s" % (container, fake))
-        yield state
-    finally:
-        for container in started:
-            docker("rm", "-f", container, check=False)
+    return state
 
 
 def _inventory(tmp_path):
