@@ -1,7 +1,7 @@
 # kubegpu.cluster developer entry points. `make test` is what CI runs.
 SHELL := /bin/bash
 
-.PHONY: test bootstrap lint sanity unit integration molecule lab lab-down build
+.PHONY: test bootstrap lint sanity unit integration molecule drills bench lab lab-down build
 
 test:            ## Set up everything on a fresh machine, then run the whole suite
 	bash scripts/test.sh all
@@ -26,6 +26,13 @@ molecule:        ## every Molecule scenario
 
 build:           ## ansible-galaxy collection build + install + FQCN resolution check
 	bash scripts/test.sh build
+
+drills:          ## fault drills: unreachable host, held dpkg lock, killed converge (docs/fault-drills.md)
+	bash scripts/test.sh drills
+
+bench:           ## fleet benchmark: site.yml on 1, 4 and 16 test hosts (bench/README.md)
+	bash scripts/bootstrap.sh
+	.venv/bin/python bench/fleet.py --sizes 1,4,16
 
 lab:             ## bring up the 3-host test fleet and run playbooks/site.yml on it
 	bash scripts/lab.sh up

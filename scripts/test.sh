@@ -68,6 +68,10 @@ step_integration() {
   run_pytest -q -m integration tests/integration
 }
 
+step_drills() {
+  run_pytest -q -s -m drill tests/integration/test_fault_drills.py
+}
+
 step_molecule() {
   local rc=0 s
   for s in default debian13; do

@@ -23,7 +23,6 @@ nvidia_driver role, tested on its own.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path

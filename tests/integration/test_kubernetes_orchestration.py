@@ -19,7 +19,6 @@ Asserts:
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
