@@ -119,6 +119,12 @@ def run_playbook(playbook, inventory, *args, timeout=300, **env):
 
 
 @pytest.fixture(scope="session")
+def ansible_environment():
+    """ansible_env(**extra) as a fixture: the environment ansible-playbook runs with."""
+    return ansible_env
+
+
+@pytest.fixture(scope="session")
 def ansible_playbook():
     """run_playbook(playbook, inventory, *args, timeout=300, **env) as a fixture."""
     return run_playbook

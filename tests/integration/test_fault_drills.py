@@ -76,33 +76,15 @@ def recap(output):
             for h, rest in re.findall(r"^(\S+)\s+:\s+(ok=\d+.*)$", output, re.M)}
 
 
-def ansible_env():
-    site = VENV_BIN.parent / "lib" / ("python%d.%d" % sys.version_info[:2]) / "site-packages"
-    env = dict(os.environ)
-    env.update({
-        "PATH": "%s:%s" % (VENV_BIN, env.get("PATH", "")),
-        "ANSIBLE_COLLECTIONS_PATH": "%s:%s" % (REPO / ".collections", site / "ansible_collections"),
-        "ANSIBLE_CACHE_PLUGIN": "memory",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        # ansible.cfg's pipelining is for SSH; over the docker connection it stays off,
-        # as in the lab. (With it on, a stopped container answers "rc 1, module
-        # failure", not UNREACHABLE: see docs/fault-drills.md.)
-        "ANSIBLE_PIPELINING": "False",
-    })
-    return env
-
-
 class Run:
     """ansible-playbook site.yml in the background, its output streamed to a file."""
 
-    def __init__(self, inventory, logfile, skip_tags=SKIP_TAGS):
+    def __init__(self, fleet, logfile, skip_tags=SKIP_TAGS):
         self.logfile = logfile
         self.fh = open(logfile, "w")
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/site.yml", skip_tags],
-            cwd=REPO, env=ansible_env(), stdout=self.fh, stderr=subprocess.STDOUT)
+            [str(VENV_BIN / "ansible-playbook"), "-i", str(fleet["inventory"]), "playbooks/site.yml", skip_tags],
+            cwd=REPO, env=fleet["env"], stdout=self.fh, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
 
     def output(self):
@@ -154,7 +136,7 @@ def duplicate_lines(container, path):
 
 
 @pytest.fixture(scope="module")
-def fleet(systemd_hosts, tmp_path_factory):
+def fleet(systemd_hosts, tmp_path_factory, ansible_environment):
     for name, container in HOSTS.items():
         systemd_hosts(container, hostname=name)
     tmp = tmp_path_factory.mktemp("drills")
@@ -177,7 +159,11 @@ def fleet(systemd_hosts, tmp_path_factory):
             "k8s_cluster": {"children": {"kube_control_plane": None, "kube_node": None}},
         },
     }}))
-    return {"inventory": inventory, "tmp": tmp}
+    # ansible.cfg's pipelining is for SSH; over the docker connection it stays off, as
+    # in the lab. (With it on, a stopped container answers "rc 1, module failure",
+    # not UNREACHABLE: see docs/fault-drills.md.)
+    env = ansible_environment(ANSIBLE_PIPELINING="False")
+    return {"inventory": inventory, "tmp": tmp, "env": env}
 
 
 def test_package_manager_faults(fleet):
@@ -194,7 +180,7 @@ def test_package_manager_faults(fleet):
 
     # Stages 1-2 only: the faults are met by os_prereqs' package install (and the drill
     # stays short); stages 3-4 run in the drills below.
-    run = Run(fleet["inventory"], fleet["tmp"] / "1-package-faults.log",
+    run = Run(fleet, fleet["tmp"] / "1-package-faults.log",
               skip_tags=SKIP_TAGS + ",nvidia_driver,container_runtime")
     install = run.wait_for(r"^TASK \[kubegpu\.cluster\.os_prereqs : Install the base packages \(apt\)\]", 300)
     install_at = time.monotonic()
@@ -228,7 +214,7 @@ def test_interrupted_converge(fleet):
     rng = random.Random(SEED)
     # The k-th task of stages 2-4 (from os_prereqs' first task on; w2 converges now).
     k = rng.randint(1, 45)
-    run = Run(fleet["inventory"], fleet["tmp"] / "2-interrupted.log")
+    run = Run(fleet, fleet["tmp"] / "2-interrupted.log")
     start = run.wait_for(r"^TASK \[kubegpu\.cluster\.os_prereqs", timeout=240)
     assert start, run.output()[-3000:]
     deadline = time.monotonic() + 300
@@ -253,7 +239,7 @@ def test_interrupted_converge(fleet):
 
 
 def test_host_lost_mid_run(fleet):
-    run = Run(fleet["inventory"], fleet["tmp"] / "3-host-lost.log")
+    run = Run(fleet, fleet["tmp"] / "3-host-lost.log")
     # Preflight passed for every host and stage 2 begins: the controller is held
     # (SIGSTOP) while w2 is killed, so that w2 is lost between two tasks. (Lost in the
     # middle of a task, a host is reported by that task instead: see
@@ -282,7 +268,7 @@ def test_next_run_converges(fleet):
         if docker("exec", w2, "systemctl", "is-system-running", check=False).stdout.strip() in ("running", "degraded"):
             break
         time.sleep(1)
-    rc, out = Run(fleet["inventory"], fleet["tmp"] / "4-next-run.log").finish()
+    rc, out = Run(fleet, fleet["tmp"] / "4-next-run.log").finish()
     hosts = recap(out)
     assert rc == 0, out[-4000:]
     for h in ("cp1", "w1"):
