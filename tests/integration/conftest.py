@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -152,10 +153,12 @@ def _openssl(*args, data=None):
 def fake_k8s_hosts(systemd_hosts, tmp_path_factory):
     """Factory: hosts({hostname: container}) -> the fakes' shared state directory.
 
-    Starts systemd hosts with the recording fakes of kubeadm/kubectl (tests/fakes) in
-    /usr/local/bin and one state directory bind-mounted at /kubegpu-fake on all of
+    Starts systemd hosts with the recording fakes of kubeadm/kubectl/helm (tests/fakes)
+    in /usr/local/bin and one state directory bind-mounted at /kubegpu-fake on all of
     them. The state holds a real CA (made by openssl) whose hash `kubeadm init` (fake)
-    prints, computed by openssl too, not by our code.
+    prints, computed by openssl too, not by our code, and in pylib/ a copy of the
+    controller's PyYAML (pure Python) for the helm fake's values files: the test
+    images have no python3-yaml.
     """
     def hosts(containers):
         if shutil.which("openssl") is None:
@@ -170,9 +173,11 @@ def fake_k8s_hosts(systemd_hosts, tmp_path_factory):
         der = _openssl("pkey", "-pubin", "-outform", "der", data=pubkey)
         digest = _openssl("dgst", "-sha256", "-hex", data=der).decode().split()[-1]
         (state / "ca-hash").write_text("sha256:%s\n" % digest)
+        shutil.copytree(Path(yaml.__file__).parent, state / "pylib" / "yaml",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.so"))
         for hostname, container in containers.items():
             systemd_hosts(container, hostname=hostname, extra_args=("-v", "%s:%s" % (state, FAKE_DIR)))
-            for fake in ("kubeadm", "kubectl"):
+            for fake in ("kubeadm", "kubectl", "helm"):
                 docker("cp", str(FAKES / fake), "%s:/usr/local/bin/%s" % (container, fake))
         return state
 
