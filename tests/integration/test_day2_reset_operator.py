@@ -430,6 +430,27 @@ def test_gpu_operator_upgrades_a_failed_release_again(no_release, tmp_path, ansi
     assert _release(state)["status"] == "deployed" and _release(state)["revision"] == 2
 
 
+def test_gpu_operator_refuses_a_release_stuck_in_pending(no_release, tmp_path, ansible_playbook):
+    """helm lists a pending-* release only with --all; the role must see it and stop."""
+    state = no_release
+    inventory = _inventory(tmp_path)
+    installed, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE)
+    assert installed.returncode == 0, output[-6000:]
+    path = state / "helm-releases.json"
+    releases = json.loads(path.read_text())
+    key = "%s/%s" % (OPERATOR["gpu_operator_namespace"], OPERATOR["gpu_operator_release_name"])
+    releases[key]["status"] = "pending-upgrade"  # an upgrade interrupted half-way
+    path.write_text(json.dumps(releases))
+    (state / "calls.jsonl").write_text("")
+    stuck, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, "-e", "gpu_operator_mig_strategy=mixed")
+    assert stuck.returncode != 0
+    assert "is pending-upgrade: another helm operation is running or was interrupted" in output, output[-4000:]
+    assert "helm rollback %s" % OPERATOR["gpu_operator_release_name"] in output
+    assert re.search(r"fatal: \[cp1\]", output)
+    assert _upgrades(state) == []
+    assert _release(state)["status"] == "pending-upgrade"
+
+
 def test_gpu_operator_refuses_next_to_kubegpu_device_plugin(no_release, tmp_path, ansible_playbook):
     state = no_release
     (state / "kubegpu-device-plugin").write_text("")
