@@ -74,7 +74,7 @@ step_drills() {
 
 step_molecule() {
   local rc=0 s
-  for s in default debian13; do
+  for s in default debian13 day2; do
     local t0=$(date +%s)
     molecule test -s "$s" || rc=1
     echo "molecule scenario $s: $(( $(date +%s) - t0 )) s"
