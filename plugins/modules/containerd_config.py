@@ -138,6 +138,14 @@ options:
         path of the temporary file, for example C(containerd --config %s config dump).
       - The file is not replaced when the command exits non-zero.
     type: str
+  validate_requires:
+    description:
+      - A word that C(<containerd_bin> config --help) must print for O(validate) to run
+        (C(dump) for C(config dump), which older containerd releases lack). Asked only
+        when the file is about to change; without the word the file is written
+        unvalidated and a warning says so.
+    type: str
+    version_added: "0.3.0"
 notes:
   - A new file gets mode C(0644) unless O(mode) is given; an existing file keeps its
     mode, owner and group unless they are given.
@@ -268,6 +276,19 @@ def _check_v1_supported(module, containerd_bin, path):
                       '`containerd config default`.' % (path, '.'.join(str(p) for p in found)))
 
 
+def _can_validate(module):
+    """Whether this containerd has what O(validate) runs (O(validate_requires))."""
+    word = module.params['validate_requires']
+    if not word:
+        return True
+    rc, out, err = module.run_command([module.params['containerd_bin'], 'config', '--help'])
+    if rc == 0 and word in out + err:
+        return True
+    module.warn('%s config --help does not mention "%s": the new config was not validated'
+                % (module.params['containerd_bin'], word))
+    return False
+
+
 def _write(module, path, text, created):
     """Backup, validate on a temporary file, replace atomically. Returns backup path."""
     params = module.params
@@ -282,7 +303,7 @@ def _write(module, path, text, created):
     try:
         with os.fdopen(fd, 'wb') as handle:
             handle.write(to_bytes(text))
-        if params['validate']:
+        if params['validate'] and _can_validate(module):
             rc, out, err = module.run_command(params['validate'] % tmp)
             if rc != 0:
                 _fail(module, 'failed to validate the new config: %s' % params['validate'],
@@ -384,6 +405,7 @@ def main():
         imports=dict(type='list', elements='str'),
         backup=dict(type='bool', default=True),
         validate=dict(type='str'),
+        validate_requires=dict(type='str'),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

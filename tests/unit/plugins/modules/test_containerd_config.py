@@ -250,6 +250,31 @@ def test_validate_failure_keeps_the_file(tmp_path):
     assert others(tmp_path, path) == []
 
 
+def test_validate_requires_asks_containerd_only_when_writing(tmp_path):
+    path = copy_fixture(tmp_path, 'default-1.7.24.toml')
+    runner = RunCommand((0, 'USAGE: containerd config command\n  default\n  dump\n', ''), (0, '', ''))
+    args = gpu_args(path, validate='containerd --config %s config dump', validate_requires='dump', backup=False)
+    result = run(args, runner)
+    assert result['changed'] and not result['_failed']
+    assert runner.calls[0] == ['containerd', 'config', '--help']
+    assert runner.calls[1].endswith(' config dump')
+    # Nothing to write: containerd is not asked at all.
+    again = RunCommand()
+    result = run(args, again)
+    assert not result['changed'] and again.calls == []
+
+
+def test_validate_skipped_with_a_warning_when_containerd_lacks_the_word(tmp_path):
+    path = copy_fixture(tmp_path, 'default-1.7.24.toml')
+    runner = RunCommand((0, 'USAGE: containerd config command\n  default\n', ''))
+    args = gpu_args(path, validate='containerd --config %s config dump', validate_requires='dump', backup=False)
+    with mock.patch.object(basic.AnsibleModule, 'warn') as warn:
+        result = run(args, runner)
+    assert result['changed'] and not result['_failed']
+    assert runner.calls == [['containerd', 'config', '--help']]
+    assert 'was not validated' in warn.call_args[0][0]
+
+
 def test_validate_needs_placeholder(tmp_path):
     path = copy_fixture(tmp_path, 'default-1.7.24.toml')
     result = run(gpu_args(path, validate='containerd config dump', backup=False))

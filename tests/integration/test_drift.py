@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Drift on a converged host is found and put right, and a re-run without drift skips
+the changing tasks (os_prereqs and container_runtime on a real Debian 12 systemd host,
+a GPU node by group).
+
+The stages read the host once (kubegpu.cluster.host_state) and run a changing task
+only where the host differs from what that task makes. This proves both halves on a
+real host: a no-op re-run skips the package, file and service tasks; and every kind of
+drift those reads cover - a package removed, a hold released, a file edited or its
+mode changed, a file or directory removed, a stray file, a unit stopped or disabled, a
+swap line in fstab - is reported by check mode without being touched, then put right
+by the next run, which is followed by one with nothing to do.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+CONTAINER = "kubegpu-drift-it-gpu1"
+PLAYBOOKS = ("playbooks/os_prereqs.yml", "playbooks/container_runtime.yml")
+NOUVEAU = "/etc/modprobe.d/kubegpu-blacklist-nouveau.conf"
+DROPIN = "/etc/systemd/system/chrony.service.d/kubegpu-container.conf"
+HOSTS_TOML = "/etc/containerd/certs.d/docker.io/hosts.toml"
+APT_PROXY = "/etc/apt/apt.conf.d/90kubegpu-proxy"
+
+# Changing tasks a re-run without drift must skip: each would otherwise be a module
+# run (apt, file, template, systemd) on every host on every run.
+SKIPPED_WHEN_CONVERGED = [
+    "Install the base packages (apt)",
+    "Remove the apt proxy when no proxy is configured",
+    "Comment out the swap lines of /etc/fstab",
+    "Create the chrony unit drop-in directory in a container",
+    "Let chronyd run in a container without steering the host's clock",
+    "Enable and start the time sync service",
+    "Blacklist nouveau",
+    "Refresh the apt package lists when missing or older than an hour",
+    "Install tomlkit, needed by kubegpu.cluster.containerd_config",
+    "Install containerd",
+    "Hold containerd",
+    "Create containerd's drop-in and registry directories",
+    "Write the registry host files (certs.d/<registry>/hosts.toml)",
+    "Write /etc/crictl.yaml for the containerd socket",
+    "Start containerd and enable it at boot",
+]
+
+DRIFT = f"""
+set -e
+dpkg -r jq >/dev/null
+apt-mark unhold containerd >/dev/null
+echo '# hand edit' >> /etc/crictl.yaml
+echo '# hand edit' >> {DROPIN}
+chmod 0600 {NOUVEAU}
+systemctl disable --now chrony 2>/dev/null
+systemctl stop containerd
+echo '/swapfile none swap sw 0 0' >> /etc/fstab
+rm -r /etc/containerd/certs.d/docker.io
+echo 'Acquire::http::Proxy "http://stale.example:3128";' > {APT_PROXY}
+"""
+
+
+def recap(output, host="gpu1"):
+    """The host's PLAY RECAP counts, summed over the playbooks of the run."""
+    lines = re.findall(r"^%s\s+:\s+(.*)$" % re.escape(host), output, re.M)
+    assert len(lines) == len(PLAYBOOKS), output[-3000:]
+    total = {}
+    for line in lines:
+        for key, value in re.findall(r"(\w+)=(\d+)", line):
+            total[key] = total.get(key, 0) + int(value)
+    return total
+
+
+def task_results(output, host="gpu1"):
+    """Task name (role prefix dropped) -> the host's result: ok, changed, skipping, ..."""
+    results = {}
+    for block in re.split(r"\n(?=TASK \[)", output):
+        match = re.match(r"TASK \[(?:[\w.]+ : )?(.*?)\]", block)
+        if not match:
+            continue
+        status = re.search(r"^(ok|changed|skipping|failed|fatal): \[%s" % re.escape(host), block, re.M)
+        if status:
+            results[match.group(1)] = status.group(1)
+    return results
+
+
+@pytest.fixture(scope="module")
+def gpu_host(systemd_hosts, tmp_path_factory):
+    systemd_hosts(CONTAINER, hostname="gpu1")
+    inventory = tmp_path_factory.mktemp("drift") / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {
+        "vars": {
+            "ansible_connection": "community.docker.docker",
+            "ansible_facts_parallel": False,
+            "container_runtime_nvidia_toolkit_install": False,
+            "container_runtime_registry_mirrors": [
+                {"registry": "docker.io", "mirrors": [{"host": "https://mirror.gcr.io"}]}],
+        },
+        "children": {
+            "k8s_cluster": {"hosts": {"gpu1": {"ansible_host": CONTAINER}}},
+            "gpu": {"hosts": {"gpu1": None}},
+        },
+    }}))
+    return inventory
+
+
+def converge(ansible_playbook, inventory, *args):
+    return ansible_playbook(PLAYBOOKS[0], inventory, PLAYBOOKS[1], *args, timeout=600)
+
+
+def host(docker_cli, script):
+    return docker_cli.exec(CONTAINER, "sh", "-c", script)
+
+
+def test_drift_found_and_put_right(gpu_host, ansible_playbook, docker_cli):
+    first = converge(ansible_playbook, gpu_host)
+    assert first.returncode == 0, first.stdout[-4000:]
+
+    # A re-run without drift: nothing changed, and the changing tasks did not run.
+    noop = converge(ansible_playbook, gpu_host)
+    assert noop.returncode == 0, noop.stdout[-4000:]
+    assert recap(noop.stdout)["changed"] == 0, noop.stdout[-4000:]
+    results = task_results(noop.stdout)
+    ran = {name: results.get(name) for name in SKIPPED_WHEN_CONVERGED if results.get(name) != "skipping"}
+    assert ran == {}, "ran on a converged host: %s" % ran
+
+    before = {
+        "crictl": host(docker_cli, "sha256sum /etc/crictl.yaml"),
+        "fstab": host(docker_cli, "cat /etc/fstab"),
+    }
+    host(docker_cli, DRIFT)
+
+    # Check mode sees the drift and changes nothing.
+    check = converge(ansible_playbook, gpu_host, "--check")
+    assert check.returncode == 0, check.stdout[-4000:]
+    assert recap(check.stdout)["changed"] >= 8, check.stdout[-4000:]
+    assert "dpkg-query: no packages found" in host(docker_cli, "dpkg-query -W jq 2>&1 || true") \
+        or "not installed" in host(docker_cli, "dpkg -s jq 2>&1 || true")
+    assert host(docker_cli, "stat -c %a " + NOUVEAU).strip() == "600"
+    assert host(docker_cli, "tail -1 /etc/crictl.yaml").strip() == "# hand edit"
+    assert host(docker_cli, "systemctl is-active containerd || true").strip() != "active"
+
+    fixed = converge(ansible_playbook, gpu_host)
+    assert fixed.returncode == 0, fixed.stdout[-4000:]
+    changed = {name for name, status in task_results(fixed.stdout).items() if status == "changed"}
+    for name in [
+        "Install the base packages (apt)",
+        "Hold containerd",
+        "Write /etc/crictl.yaml for the containerd socket",
+        "Let chronyd run in a container without steering the host's clock",
+        "Blacklist nouveau",
+        "Enable and start the time sync service",
+        "Start containerd and enable it at boot",
+        "Comment out the swap lines of /etc/fstab",
+        "Create containerd's drop-in and registry directories",
+        "Write the registry host files (certs.d/<registry>/hosts.toml)",
+        "Remove the apt proxy when no proxy is configured",
+    ]:
+        assert name in changed, "%s did not put its drift right; changed: %s" % (name, sorted(changed))
+
+    assert "install ok installed" in host(docker_cli, "dpkg -s jq")
+    assert host(docker_cli, "apt-mark showhold").split() == ["containerd"]
+    assert host(docker_cli, "sha256sum /etc/crictl.yaml") == before["crictl"]
+    assert "# hand edit" not in host(docker_cli, "cat " + DROPIN)
+    assert host(docker_cli, "stat -c %a " + NOUVEAU).strip() == "644"
+    assert host(docker_cli, "systemctl is-active chrony; systemctl is-enabled chrony").split() == ["active", "enabled"]
+    assert host(docker_cli, "systemctl is-active containerd").strip() == "active"
+    fstab = host(docker_cli, "cat /etc/fstab")
+    assert fstab.startswith(before["fstab"])
+    assert "# kubegpu: swap off for kubelet: /swapfile none swap sw 0 0" in fstab
+    assert "mirror.gcr.io" in host(docker_cli, "cat " + HOSTS_TOML)
+    assert host(docker_cli, f"test -e {APT_PROXY} && echo present || echo absent").strip() == "absent"
+    assert "io.containerd.grpc.v1" in host(docker_cli, "ctr plugins ls")
+
+    again = converge(ansible_playbook, gpu_host)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert recap(again.stdout)["changed"] == 0, again.stdout[-4000:]
