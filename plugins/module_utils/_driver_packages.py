@@ -318,6 +318,8 @@ def select(
         "persistenced_unit": "nvidia-persistenced",
         "fabric_manager_unit": "nvidia-fabricmanager",
         "unattended_blacklist": list(UNATTENDED_BLACKLIST) if manager == "apt" else [],
+        # Installed packages whose names match may be stale (package_changes).
+        "installed_match": DRIVER_PACKAGE_RE.pattern,
     }
     driver, fm, other = [], [], []
     unversioned = set()  # names whose package version does not start with the branch
@@ -471,10 +473,25 @@ def _installed_versions(installed, name):
     return [e.get("version") for e in entries if isinstance(e, dict) and e.get("version")]
 
 
+def installed_packages(packages):
+    """package_facts style {name: [{'version': ..}]} from either package_facts or
+    kubegpu.cluster.host_state's ``packages`` ({name: {'installed', 'version', ...}}),
+    where only the installed ones count."""
+    result = {}
+    for name, entry in (packages or {}).items():
+        if isinstance(entry, dict):
+            if entry.get("installed") and entry.get("version"):
+                result[name] = [{"name": name, "version": entry["version"]}]
+        else:
+            result[name] = entry
+    return result
+
+
 def package_changes(installed, selection):
     """What the role must do to reach the selection from the installed packages.
 
-    installed: ansible_facts.packages (package_facts). Returns a dict:
+    installed: ansible_facts.packages (package_facts), or host_state's packages (only
+    the installed ones count). Returns a dict:
       stale     installed driver packages of another branch or the other flavour:
                 unhold, then remove (upgrade / flavour switch),
       outdated  wanted packages installed at another branch: unhold, then install,
@@ -482,7 +499,7 @@ def package_changes(installed, selection):
       unhold    names whose hold must be released before apt/dnf may touch them,
       install   True when the package manager has something to do.
     """
-    installed = installed or {}
+    installed = installed_packages(installed)
     branch = str(selection["branch"])
     manager = selection["manager"]
     wanted = set(selection["names"])

@@ -21,6 +21,7 @@ import fnmatch
 import glob
 import hashlib
 import os
+import re
 import stat
 
 # Files larger than this are not hashed (the stages manage small config files).
@@ -76,8 +77,9 @@ def read_text(path):
     return data.decode("utf-8", errors="replace")
 
 
-def parse_dpkg_status(text, names):
-    """Installed version and hold of each package in ``names`` from dpkg's status file.
+def parse_dpkg_status(text, names, match=None):
+    """Installed version and hold of each package in ``names`` (and each whose name the
+    compiled regex ``match`` matches) from dpkg's status file.
 
     A package counts as installed when dpkg says so for any of its architectures
     ("install ok installed", "hold ok installed"); a removed package whose config files
@@ -94,7 +96,7 @@ def parse_dpkg_status(text, names):
             if key in ("Package", "Status", "Version"):
                 fields[key] = value.strip()
         name = fields.get("Package")
-        if name not in wanted:
+        if name not in wanted and not (match and name and match.search(name)):
             continue
         status = fields.get("Status", "").split()
         installed = len(status) == 3 and status[2] == "installed"
@@ -108,15 +110,14 @@ def parse_dpkg_status(text, names):
 
 
 def parse_rpm_query(text):
-    """Lines of ``rpm -q --qf '%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n'``."""
+    """Lines of ``rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\\n'`` (no epoch, as
+    package_facts gives rpm versions); "package x is not installed" lines are skipped."""
     found = {}
     for line in text.splitlines():
         parts = line.split()
         if len(parts) != 2 or parts[1].startswith("package"):
             continue
         name, version = parts
-        if version.startswith("0:"):
-            version = version[2:]
         found[name] = {"installed": True, "version": version, "held": None}
     return found
 
@@ -143,21 +144,21 @@ def package_report(found, names, versions):
     """Per package: installed, version, held, and whether it satisfies its pin."""
     report = {}
     missing = []
-    for name in names:
+    for name in list(names) + sorted(set(found) - set(names)):
         entry = dict(found.get(name) or {"installed": False, "version": None, "held": False})
         entry["wanted_version"] = versions.get(name) or None
         # rpm has no holds (held is None): its pins are dnf's name-version.
         entry["satisfied"] = entry["installed"] and version_matches(
             entry["version"], entry["wanted_version"], release_optional=entry["held"] is None)
         report[name] = entry
-        if not entry["satisfied"]:
+        if not entry["satisfied"] and name in names:
             missing.append(name)
     return report, missing
 
 
 def parse_systemctl_show(text, units):
     """Blocks of ``systemctl show -p Id,LoadState,... unit...``, in the order asked."""
-    blocks = [b for b in text.strip("\n").split("\n\n")] if text.strip() else []
+    blocks = text.strip("\n").split("\n\n") if text.strip() else []
     result = {}
     for unit, block in zip(units, blocks):
         props = {}
@@ -199,14 +200,18 @@ def read_state(params, run_command, which):
     }
 
     names = params.get("packages") or []
-    if names:
+    match = re.compile(params["package_match"]) if params.get("package_match") else None
+    if names or match:
         versions = params.get("package_versions") or {}
         if os.path.exists(DPKG_STATUS):
-            found = parse_dpkg_status(read_text(DPKG_STATUS) or "", names)
+            found = parse_dpkg_status(read_text(DPKG_STATUS) or "", names, match)
         elif which("rpm"):
+            query = ["-qa"] if match else ["-q"]
             _rc, out, _err = run_command(
-                [which("rpm"), "-q", "--qf", "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n"] + list(names))
+                [which("rpm")] + query + ["--qf", "%{NAME} %{VERSION}-%{RELEASE}\\n"] + ([] if match else list(names)))
             found = parse_rpm_query(out)
+            if match:
+                found = dict((n, e) for n, e in found.items() if n in names or match.search(n))
         else:
             found = {}
         result["packages"], result["packages_missing"] = package_report(found, names, versions)

@@ -28,6 +28,7 @@ attributes:
     description: Reads only; the same in check mode.
   diff_mode:
     support: none
+    description: Changes nothing, so there is nothing to show.
   idempotent:
     support: full
     description: Never changes anything.
@@ -53,6 +54,11 @@ options:
     type: list
     elements: str
     default: []
+  package_match:
+    description:
+      - A regular expression; every installed package whose name it matches is
+        returned in RV(packages) too (a stage's packages of another version or branch).
+    type: str
   package_versions:
     description:
       - Package name to the version it must have (as apt pins it, C(*) as a wildcard).
@@ -105,7 +111,10 @@ globs:
   returned: always
   type: dict
 packages:
-  description: Name to C(installed), C(version), C(held) (null where the package manager has no holds), C(wanted_version), C(satisfied).
+  description:
+    - Name to C(installed), C(version), C(held) (null where the package manager has no
+      holds), C(wanted_version), C(satisfied); for the names in O(packages) and the
+      installed packages O(package_match) matches.
   returned: always
   type: dict
 packages_missing:
@@ -139,6 +148,7 @@ def main():
             read=dict(type='list', elements='path', default=[]),
             globs=dict(type='list', elements='str', default=[]),
             packages=dict(type='list', elements='str', default=[]),
+            package_match=dict(type='str'),
             package_versions=dict(type='dict', default={}),
             units=dict(type='list', elements='str', default=[]),
             unit_types=dict(type='list', elements='str', default=[]),
@@ -146,11 +156,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    state = read_state(
-        module.params,
-        run_command=lambda argv: module.run_command(argv),
-        which=lambda name: module.get_bin_path(name),
-    )
+    state = read_state(module.params, run_command=module.run_command, which=module.get_bin_path)
     module.exit_json(changed=False, **state)
 
 

@@ -459,3 +459,35 @@ def test_merge_no_match_and_bad_format():
     assert dp.merge_apt_components("", "list", ["non-free"], "bookworm")["matched"] == 0
     with pytest.raises(DriverPackagesError):
         dp.merge_apt_components("", "yaml", ["non-free"], "bookworm")
+
+
+def _state(installed, absent=()):
+    """host_state's packages: installed ones with version and hold, absent ones as such."""
+    report = {name: {"installed": True, "version": v, "held": True, "wanted_version": None, "satisfied": True}
+              for name, v in installed.items()}
+    for name in absent:
+        report[name] = {"installed": False, "version": None, "held": False, "wanted_version": None, "satisfied": False}
+    return report
+
+
+def test_host_state_packages_give_the_same_changes_as_package_facts():
+    s = sel(UBUNTU, 580, "open", "ubuntu")
+    installed = {
+        "nvidia-headless-no-dkms-570-server-open": "570.172.08-0ubuntu1",
+        "nvidia-utils-570-server": "570.172.08-0ubuntu1",
+        "nvidia-utils-580-server": "580.95.05-0ubuntu1",
+    }
+    facts = {name: [{"version": v}] for name, v in installed.items()}
+    # The names host_state was asked for and did not find count as absent, not installed:
+    # a conflicting package that is not there is not stale.
+    state = _state(installed, absent=[n for n in s["names"] + s["conflicts"] if n not in installed])
+    assert dp.package_changes(state, s) == dp.package_changes(facts, s)
+    stale = dp.package_changes(state, s)["stale"]
+    assert stale == ["nvidia-headless-no-dkms-570-server-open", "nvidia-utils-570-server"]
+
+
+def test_installed_packages_keeps_package_facts_as_it_is():
+    facts = {"jq": [{"name": "jq", "version": "1.6-2.1"}]}
+    assert dp.installed_packages(facts) == facts
+    assert dp.installed_packages(_state({"jq": "1.6-2.1"}, absent=["curl"])) == {
+        "jq": [{"name": "jq", "version": "1.6-2.1"}]}

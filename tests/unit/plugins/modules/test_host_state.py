@@ -103,7 +103,7 @@ def test_version_matches_as_apt_pins(installed, wanted, ok):
 
 
 def test_rpm_pins_match_any_release():
-    found = _host_state.parse_rpm_query("containerd.io 0:1.7.24-3.1.el9\n")
+    found = _host_state.parse_rpm_query("containerd.io 1.7.24-3.1.el9\n")
     report, missing = _host_state.package_report(found, ["containerd.io"], {"containerd.io": "1.7.24"})
     assert missing == [] and report["containerd.io"]["satisfied"]
     report, missing = _host_state.package_report(found, ["containerd.io"], {"containerd.io": "1.7.2"})
@@ -125,10 +125,10 @@ def test_package_report_lists_missing_and_wrong_versions():
 
 
 def test_rpm_query_lines():
-    out = "containerd.io 0:1.7.24-3.1.el9\njq 1:1.6-17.el9\npackage socat is not installed\n"
+    out = "containerd.io 1.7.24-3.1.el9\njq 1.6-17.el9\npackage socat is not installed\n"
     found = _host_state.parse_rpm_query(out)
     assert found == {"containerd.io": {"installed": True, "version": "1.7.24-3.1.el9", "held": None},
-                     "jq": {"installed": True, "version": "1:1.6-17.el9", "held": None}}
+                     "jq": {"installed": True, "version": "1.6-17.el9", "held": None}}
 
 
 def test_systemctl_show_blocks_in_order():
@@ -215,7 +215,7 @@ def test_read_state_asks_each_tool_once(tmp_path, monkeypatch):
 
 def test_read_state_not_a_container_and_no_systemd(tmp_path, monkeypatch):
     monkeypatch.setattr(_host_state, "DPKG_STATUS", str(tmp_path / "no-dpkg"))
-    commands = Commands({"systemd-detect-virt": (1, "none\n", ""), "rpm": (0, "jq 0:1.6-17.el9\n", "")})
+    commands = Commands({"systemd-detect-virt": (1, "none\n", ""), "rpm": (0, "jq 1.6-17.el9\n", "")})
     which = {"systemd-detect-virt": "/usr/bin/systemd-detect-virt", "rpm": "/usr/bin/rpm"}.get
     state = _host_state.read_state(
         {"packages": ["jq", "socat"], "units": ["chronyd.service"], "unit_types": ["swap"], "container": True},
@@ -224,6 +224,42 @@ def test_read_state_not_a_container_and_no_systemd(tmp_path, monkeypatch):
     assert state["units"] == {} and state["unit_lists"] == {}
     assert state["packages_missing"] == ["socat"]
     assert commands.calls[0][:3] == ["/usr/bin/rpm", "-q", "--qf"]
+    assert commands.calls[0][-2:] == ["jq", "socat"]
+
+
+def test_package_match_adds_installed_packages_by_name(tmp_path, monkeypatch):
+    status = tmp_path / "status"
+    status.write_text(DPKG_STATUS + """
+Package: nvidia-driver-535
+Status: hold ok installed
+Architecture: amd64
+Version: 535.261.03-1
+
+Package: nvidia-kernel-dkms
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 535.261.03-1
+""")
+    monkeypatch.setattr(_host_state, "DPKG_STATUS", str(status))
+    state = _host_state.read_state({"packages": ["nvidia-driver"], "package_match": "^(nvidia-|libnvidia-)"},
+                                   run_command=Commands({}), which=lambda name: None)
+    # The wanted name is missing; the other branch's package is reported as installed and
+    # held; a removed one is reported as not installed; nothing else is.
+    assert state["packages_missing"] == ["nvidia-driver"]
+    assert state["packages"]["nvidia-driver-535"] == {
+        "installed": True, "version": "535.261.03-1", "held": True, "wanted_version": None, "satisfied": True}
+    assert state["packages"]["nvidia-kernel-dkms"]["installed"] is False
+    assert sorted(state["packages"]) == ["nvidia-driver", "nvidia-driver-535", "nvidia-kernel-dkms"]
+
+
+def test_package_match_with_rpm_lists_all_packages_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(_host_state, "DPKG_STATUS", str(tmp_path / "no-dpkg"))
+    commands = Commands({"rpm": (0, "kmod-nvidia-latest-dkms 580.95.05-1.el9\njq 1.6-17.el9\n", "")})
+    state = _host_state.read_state({"packages": ["nvidia-driver"], "package_match": "^(kmod-nvidia|nvidia-)"},
+                                   run_command=commands, which={"rpm": "/usr/bin/rpm"}.get)
+    assert commands.calls == [["/usr/bin/rpm", "-qa", "--qf", "%{NAME} %{VERSION}-%{RELEASE}\\n"]]
+    assert sorted(state["packages"]) == ["kmod-nvidia-latest-dkms", "nvidia-driver"]
+    assert state["packages_missing"] == ["nvidia-driver"]
 
 
 def test_module_reports_unchanged_in_check_mode(tmp_path):
