@@ -31,7 +31,9 @@ as the lab and Molecule do, and apt's archive lock serialises the installs of th
 whole fleet on a first converge. No-op runs download nothing either way.
 At most ~18 systemd test hosts run at once with the default
 fs.inotify.max_user_instances=128 (each systemd takes ~7 inotify instances; one more
-host exits at boot with status 255), other test runs' hosts included.
+host exits at boot with status 255), other test runs' hosts included. For a larger
+fleet the bench raises the limit (8 per host, plus room for other runs) when it may
+write /proc/sys, and stops before starting anything when it may not.
 Containers are named kubegpu-bench-*; they are removed at the end unless --keep.
 """
 
@@ -115,6 +117,27 @@ def resolve_proxy(arg):
         log("--apt-proxy auto: nothing listens on %s:3142; using the shared archive" % gw)
         return ""
     return "http://%s:3142" % gw
+
+
+INOTIFY = "/proc/sys/fs/inotify/max_user_instances"
+
+
+def ensure_inotify(largest):
+    """Room for `largest` systemd hosts: raise the inotify instance limit, or stop."""
+    need = 8 * largest + 64
+    try:
+        have = int(Path(INOTIFY).read_text())
+    except OSError:
+        return
+    if have >= need:
+        return
+    try:
+        Path(INOTIFY).write_text("%d\n" % need)
+    except OSError as exc:
+        raise SystemExit("fs.inotify.max_user_instances is %d; %d test hosts need about %d "
+                         "(%s). Fix: sysctl -w fs.inotify.max_user_instances=%d, or smaller --sizes."
+                         % (have, largest, need, exc.strerror, need))
+    log("fs.inotify.max_user_instances raised from %d to %d for %d hosts" % (have, need, largest))
 
 
 def start_fleet(layout, apt_proxy, image):
@@ -377,6 +400,7 @@ def main(argv=None):
         remove_all_bench()
         return 0
     sizes = [int(s) for s in opts.sizes.split(",") if s]
+    ensure_inotify(max(sizes))
     outdir = Path(opts.results)
     outdir.mkdir(parents=True, exist_ok=True)
     apt_proxy = resolve_proxy(opts.apt_proxy)
