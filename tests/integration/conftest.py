@@ -119,6 +119,32 @@ def run_playbook(playbook, inventory, *args, timeout=300, **env):
                           text=True, timeout=timeout, check=False)
 
 
+def write_gpu_node_inventory(path, container, host="gpu1"):
+    """Inventory of one Debian test host in groups k8s_cluster and gpu; returns path."""
+    path.write_text(yaml.safe_dump({"all": {
+        "vars": {
+            "ansible_connection": "community.docker.docker",
+            # Parallel fact modules over docker exec time out on busy CI machines.
+            "ansible_facts_parallel": False,
+            # NVIDIA's repository is unreachable here; the toolkit is declared absent.
+            "container_runtime_nvidia_toolkit_install": False,
+            "container_runtime_registry_mirrors": [
+                {"registry": "docker.io", "mirrors": [{"host": "https://mirror.gcr.io"}]}],
+        },
+        "children": {
+            "k8s_cluster": {"hosts": {host: {"ansible_host": container}}},
+            "gpu": {"hosts": {host: None}},
+        },
+    }}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def gpu_node_inventory():
+    """write_gpu_node_inventory(path, container, host='gpu1') as a fixture."""
+    return write_gpu_node_inventory
+
+
 @pytest.fixture(scope="session")
 def ansible_environment():
     """ansible_env(**extra) as a fixture: the environment ansible-playbook runs with."""

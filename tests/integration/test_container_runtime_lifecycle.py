@@ -17,7 +17,6 @@ import re
 import tomllib
 
 import pytest
-import yaml
 
 pytestmark = pytest.mark.integration
 
@@ -44,26 +43,10 @@ def recap(output, host="gpu1"):
 
 
 @pytest.fixture(scope="module")
-def gpu_host(systemd_hosts, tmp_path_factory):
+def gpu_host(systemd_hosts, tmp_path_factory, gpu_node_inventory):
     """A Debian 12 host in groups k8s_cluster and gpu, and its inventory file."""
     systemd_hosts(CONTAINER, hostname="gpu1")
-    inventory = tmp_path_factory.mktemp("cr") / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"all": {
-        "vars": {
-            "ansible_connection": "community.docker.docker",
-            # Parallel fact modules over docker exec time out on busy CI machines.
-            "ansible_facts_parallel": False,
-            # NVIDIA's repository is unreachable here; the toolkit is declared absent.
-            "container_runtime_nvidia_toolkit_install": False,
-            "container_runtime_registry_mirrors": [
-                {"registry": "docker.io", "mirrors": [{"host": "https://mirror.gcr.io"}]}],
-        },
-        "children": {
-            "k8s_cluster": {"hosts": {"gpu1": {"ansible_host": CONTAINER}}},
-            "gpu": {"hosts": {"gpu1": None}},
-        },
-    }}))
-    return inventory
+    return gpu_node_inventory(tmp_path_factory.mktemp("cr") / "hosts.yml", CONTAINER)
 
 
 def converge(ansible_playbook, inventory, *args):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
 
 pytestmark = pytest.mark.integration
 
@@ -88,23 +87,9 @@ def task_results(output, host="gpu1"):
 
 
 @pytest.fixture(scope="module")
-def gpu_host(systemd_hosts, tmp_path_factory):
+def gpu_host(systemd_hosts, tmp_path_factory, gpu_node_inventory):
     systemd_hosts(CONTAINER, hostname="gpu1")
-    inventory = tmp_path_factory.mktemp("drift") / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"all": {
-        "vars": {
-            "ansible_connection": "community.docker.docker",
-            "ansible_facts_parallel": False,
-            "container_runtime_nvidia_toolkit_install": False,
-            "container_runtime_registry_mirrors": [
-                {"registry": "docker.io", "mirrors": [{"host": "https://mirror.gcr.io"}]}],
-        },
-        "children": {
-            "k8s_cluster": {"hosts": {"gpu1": {"ansible_host": CONTAINER}}},
-            "gpu": {"hosts": {"gpu1": None}},
-        },
-    }}))
-    return inventory
+    return gpu_node_inventory(tmp_path_factory.mktemp("drift") / "hosts.yml", CONTAINER)
 
 
 def converge(ansible_playbook, inventory, *args):
