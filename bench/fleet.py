@@ -191,6 +191,11 @@ def write_inventory(path, layout, apt_proxy, extra_vars):
     }
     if apt_proxy:
         all_vars["kubegpu_http_proxy"] = apt_proxy
+    else:
+        # One archive shared by every host serialises the first converge's downloads:
+        # the last of 32 hosts waits longer than the default 180 s for its lock (8 of
+        # 32 failed so on 2026-11-30). Real hosts do not share /var/cache/apt/archives.
+        all_vars["kubegpu_package_lock_timeout"] = max(180, 30 * len(layout))
     all_vars.update(extra_vars)
     inv = {"all": {
         "vars": all_vars,
