@@ -280,16 +280,3 @@ def test_module_reports_unchanged_in_check_mode(tmp_path):
     assert result["changed"] is False
     assert result["paths"][str(f)]["checksum"] == hashlib.sha1(b"x\n").hexdigest()
     assert result["container_type"] is None and result["packages_missing"] == []
-
-
-def test_host_file_differs_filter(tmp_path):
-    from ansible_collections.kubegpu.cluster.plugins.filter.host_state import host_file_differs
-    f = tmp_path / "crictl.yaml"
-    f.write_text("debug: false\n")
-    f.chmod(0o644)
-    have = dict(_host_state.path_state(str(f)), uid=0, gid=0)
-    assert host_file_differs(have, "debug: false\n") is False
-    assert host_file_differs(have, "debug: true\n") is True
-    assert host_file_differs(dict(have, mode="0600"), "debug: false\n") is True
-    assert host_file_differs(dict(have, uid=1000), "debug: false\n") is True
-    assert host_file_differs({"exists": False}, "") is True
