@@ -42,6 +42,12 @@ TOMLKIT_MISSING_MSG = (
 )
 
 RUNC_RUNTIME_TYPE = 'io.containerd.runc.v2'
+# Defaults of a runtime's keys (the module's options, and merge_settings for callers
+# that hand over the same dicts without the module's argument spec).
+RUNTIME_DEFAULTS = {'runtime_type': RUNC_RUNTIME_TYPE, 'inherit_from': 'runc'}
+# The options of the containerd_config module that merge() takes.
+MERGE_SETTINGS = ('systemd_cgroup', 'sandbox_image', 'runtimes', 'default_runtime', 'cdi',
+                  'cdi_spec_dirs', 'registry_config_path', 'imports')
 SUPPORTED_VERSIONS = (1, 2, 3, 4)
 
 _V1_CRI = ('plugins', 'cri')
@@ -84,6 +90,26 @@ MergeResult = namedtuple(
 
 class ContainerdConfigError(Exception):
     """The file cannot be edited safely (does not parse, unknown version, ...)."""
+
+
+def merge_settings(params):
+    """merge()'s keyword arguments from the module's options (or a dict of the same keys).
+
+    A runtime's unset keys take RUNTIME_DEFAULTS; systemd_cgroup, unset, is True (the
+    module's default). The module and the role's "would it change?" filter both use this,
+    so they hand merge() the same settings.
+    """
+    settings = dict((key, params.get(key)) for key in MERGE_SETTINGS)
+    if params.get('systemd_cgroup') is None:
+        settings['systemd_cgroup'] = True
+    settings['runtimes'] = [
+        dict(name=spec['name'],
+             runtime_type=spec.get('runtime_type') or RUNTIME_DEFAULTS['runtime_type'],
+             binary_name=spec.get('binary_name'),
+             options=spec.get('options'),
+             inherit_from=spec.get('inherit_from') or RUNTIME_DEFAULTS['inherit_from'])
+        for spec in params.get('runtimes') or []]
+    return settings
 
 
 def require_tomlkit():

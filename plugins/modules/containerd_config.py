@@ -229,8 +229,10 @@ from ansible_collections.kubegpu.cluster.plugins.module_utils._containerd import
     HAS_TOMLKIT,
     TOMLKIT_IMPORT_ERROR,
     TOMLKIT_MISSING_MSG,
+    RUNTIME_DEFAULTS,
     ContainerdConfigError,
     merge,
+    merge_settings,
     parse_containerd_version,
 )
 
@@ -329,27 +331,11 @@ def run_module(module):
         module.fail_json(msg='validate must contain %%s: %s' % params['validate'])
 
     text, created = _read_or_default(module, path, params['containerd_bin'])
-    runtimes = []
-    for spec in params['runtimes'] or []:
-        runtimes.append(dict(
-            name=spec['name'],
-            runtime_type=spec['runtime_type'],
-            binary_name=spec['binary_name'],
-            options=spec['options'],
-            inherit_from=spec['inherit_from'],
-        ))
     try:
         result = merge(
             text,
-            systemd_cgroup=params['systemd_cgroup'],
-            runtimes=runtimes,
-            default_runtime=params['default_runtime'],
-            sandbox_image=params['sandbox_image'],
-            cdi=params['cdi'],
-            cdi_spec_dirs=params['cdi_spec_dirs'],
-            registry_config_path=params['registry_config_path'],
-            imports=params['imports'],
             source=path if not created else '`%s config default`' % params['containerd_bin'],
+            **merge_settings(params)
         )
     except ContainerdConfigError as exc:
         module.fail_json(msg=to_native(exc))
@@ -393,10 +379,10 @@ def main():
         sandbox_image=dict(type='str'),
         runtimes=dict(type='list', elements='dict', options=dict(
             name=dict(type='str', required=True),
-            runtime_type=dict(type='str', default='io.containerd.runc.v2'),
+            runtime_type=dict(type='str', default=RUNTIME_DEFAULTS['runtime_type']),
             binary_name=dict(type='str'),
             options=dict(type='dict'),
-            inherit_from=dict(type='str', default='runc'),
+            inherit_from=dict(type='str', default=RUNTIME_DEFAULTS['inherit_from']),
         )),
         default_runtime=dict(type='str'),
         cdi=dict(type='bool'),

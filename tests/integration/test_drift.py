@@ -26,12 +26,19 @@ NOUVEAU = "/etc/modprobe.d/kubegpu-blacklist-nouveau.conf"
 DROPIN = "/etc/systemd/system/chrony.service.d/kubegpu-container.conf"
 HOSTS_TOML = "/etc/containerd/certs.d/docker.io/hosts.toml"
 APT_PROXY = "/etc/apt/apt.conf.d/90kubegpu-proxy"
+SYSCTL_FILE = "/etc/sysctl.d/99-kubegpu.conf"
+MODULES_FILE = "/etc/modules-load.d/kubegpu.conf"
+KERNEL_TASK = "Load the kernel modules and set the kernel parameters, now and at boot"
+CONFIG_TOML = "/etc/containerd/config.toml"
+MERGE_TASK = "Merge the settings into " + CONFIG_TOML
 
 # Changing tasks a re-run without drift must skip: each would otherwise be a module
 # run (apt, file, template, systemd) on every host on every run.
 SKIPPED_WHEN_CONVERGED = [
     "Install the base packages (apt)",
     "Remove the apt proxy when no proxy is configured",
+    KERNEL_TASK,
+    MERGE_TASK,
     "Comment out the swap lines of /etc/fstab",
     "Create the chrony unit drop-in directory in a container",
     "Let chronyd run in a container without steering the host's clock",
@@ -59,6 +66,10 @@ systemctl stop containerd
 echo '/swapfile none swap sw 0 0' >> /etc/fstab
 rm -r /etc/containerd/certs.d/docker.io
 echo 'Acquire::http::Proxy "http://stale.example:3128";' > {APT_PROXY}
+sed -i 's/^net.ipv4.ip_forward = 1$/net.ipv4.ip_forward = 0/' {SYSCTL_FILE}
+echo 'vm.swappiness = 10' >> {SYSCTL_FILE}
+rm {MODULES_FILE}
+sed -i 's/SystemdCgroup = true/SystemdCgroup = false/' {CONFIG_TOML}
 """
 
 
@@ -127,6 +138,9 @@ def test_drift_found_and_put_right(gpu_host, ansible_playbook, docker_cli):
     assert host(docker_cli, "stat -c %a " + NOUVEAU).strip() == "600"
     assert host(docker_cli, "tail -1 /etc/crictl.yaml").strip() == "# hand edit"
     assert host(docker_cli, "systemctl is-active containerd || true").strip() != "active"
+    assert "net.ipv4.ip_forward = 0" in host(docker_cli, "cat " + SYSCTL_FILE)
+    assert host(docker_cli, f"test -e {MODULES_FILE} && echo present || echo absent").strip() == "absent"
+    assert "SystemdCgroup = false" in host(docker_cli, "cat " + CONFIG_TOML)
 
     fixed = converge(ansible_playbook, gpu_host)
     assert fixed.returncode == 0, fixed.stdout[-4000:]
@@ -143,6 +157,8 @@ def test_drift_found_and_put_right(gpu_host, ansible_playbook, docker_cli):
         "Create containerd's drop-in and registry directories",
         "Write the registry host files (certs.d/<registry>/hosts.toml)",
         "Remove the apt proxy when no proxy is configured",
+        KERNEL_TASK,
+        MERGE_TASK,
     ]:
         assert name in changed, "%s did not put its drift right; changed: %s" % (name, sorted(changed))
 
@@ -159,6 +175,13 @@ def test_drift_found_and_put_right(gpu_host, ansible_playbook, docker_cli):
     assert "mirror.gcr.io" in host(docker_cli, "cat " + HOSTS_TOML)
     assert host(docker_cli, f"test -e {APT_PROXY} && echo present || echo absent").strip() == "absent"
     assert "io.containerd.grpc.v1" in host(docker_cli, "ctr plugins ls")
+    sysctl = host(docker_cli, "cat " + SYSCTL_FILE)
+    # The value is put back; the hand-written line for another key is kept (a merge).
+    assert "net.ipv4.ip_forward = 1" in sysctl and "net.ipv4.ip_forward = 0" not in sysctl
+    assert "vm.swappiness = 10" in sysctl
+    assert host(docker_cli, "grep -v '^#' " + MODULES_FILE).split() == ["overlay", "br_netfilter"]
+    config = host(docker_cli, "cat " + CONFIG_TOML)
+    assert "SystemdCgroup = true" in config and "SystemdCgroup = false" not in config
 
     again = converge(ansible_playbook, gpu_host)
     assert again.returncode == 0, again.stdout[-4000:]

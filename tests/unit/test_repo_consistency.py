@@ -41,3 +41,19 @@ def test_site_imports_every_stage_in_product_order():
         plays = yaml.safe_load((ROOT / "playbooks" / f"{stage}.yml").read_text(encoding="utf-8"))
         assert all(stage in play.get("tags", []) for play in plays), f"every play of {stage}.yml is tagged {stage}"
         assert (ROOT / "roles" / stage / "tasks" / "main.yml").is_file()
+
+
+def test_containerd_merge_task_passes_the_settings_its_guard_judges():
+    """containerd.yml's merge task and _container_runtime_config_pending use one settings dict."""
+    from ansible_collections.kubegpu.cluster.plugins.module_utils._containerd import MERGE_SETTINGS
+
+    role = ROOT / "roles" / "container_runtime"
+    settings = yaml.safe_load((role / "vars" / "main.yml").read_text(encoding="utf-8"))["_container_runtime_config_settings"]
+    assert set(settings) == set(MERGE_SETTINGS)
+    tasks = yaml.safe_load((role / "tasks" / "containerd.yml").read_text(encoding="utf-8"))
+    block = next(t for t in tasks if t.get("name") == "Configure containerd")["block"]
+    merge = next(t for t in block if "kubegpu.cluster.containerd_config" in t)
+    args = merge["kubegpu.cluster.containerd_config"]
+    for key in MERGE_SETTINGS:
+        assert "_container_runtime_config_settings.%s" % key in str(args.get(key)), key
+    assert "_container_runtime_config_pending" in str(merge["when"])
