@@ -75,6 +75,7 @@ def test_packages_host_state_did_not_read_are_installed_and_held():
     assert render("_container_runtime_pkgs_to_install", _container_runtime_pkgs=["containerd", "other"],
                   **common) == ["other"]
     assert render("_container_runtime_pkgs_need", _container_runtime_pkgs=["containerd", "other"], **common) is True
-    unheld = dict(common, _container_runtime_state={"packages": {"containerd": {"installed": True, "held": False}},
-                                                    "packages_missing": []})
+    unheld = {"_container_runtime_state": {"packages": {"containerd": {"installed": True, "held": False}},
+                                           "packages_missing": []},
+              "_container_runtime_pkg_hold": True, "_container_runtime_pkg_family": "apt"}
     assert render("_container_runtime_pkgs_need", _container_runtime_pkgs=["containerd"], **unheld) is True
