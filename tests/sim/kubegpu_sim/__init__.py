@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: Apache-2.0
+"""kubegpu's simulated Kubernetes control plane, kubelet and kubeadm (test-only)."""
