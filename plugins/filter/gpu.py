@@ -20,6 +20,11 @@ description:
     that drive every GPU of the host, whether the loaded driver satisfies it, and fails with a message naming
     the GPU and the variable to change (C(nvidia_driver_branch), C(nvidia_driver_flavour)) when the request
     cannot work. See docs/gpu_facts.md.
+  - C(gpu_expected_resources(mig_strategy='none', replicas=1, rename_by_default=False)) gives the extended
+    resources NVIDIA's device plugin advertises on a node with these GPU facts (C(nvidia.com/gpu),
+    C(nvidia.com/gpu.shared), C(nvidia.com/mig-<profile>)), following k8s-device-plugin's rules
+    (docs/contracts.md); C(gpu_resource_problems(allocatable)) and C(gpu_resource_summary(allocatable))
+    compare a node's allocatable with them (input the expected resources).
 author: kubegpu maintainers
 options:
   _input:
@@ -59,6 +64,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.kubegpu.cluster.plugins.module_utils._driver_plan import DriverPlanError
 from ansible_collections.kubegpu.cluster.plugins.module_utils._driver_plan import plan as _plan
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_labels import node_labels
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources
 
 
 def gpu_node_labels(facts, label_sets=None, strategy="first"):
@@ -77,6 +83,25 @@ def gpu_driver_plan(facts, branch="auto", flavour="auto"):
         raise AnsibleFilterError("gpu_driver_plan: %s" % exc) from exc
 
 
+def gpu_expected_resources(facts, mig_strategy="none", replicas=1, rename_by_default=False):
+    """Extended resources the device plugin advertises on a node with these GPU facts."""
+    try:
+        return _gpu_resources.expected_resources(facts, mig_strategy=mig_strategy, replicas=replicas,
+                                                 rename_by_default=rename_by_default)
+    except (_gpu_resources.GpuResourcesError, ValueError, TypeError) as exc:
+        raise AnsibleFilterError("gpu_expected_resources: %s" % exc) from exc
+
+
+def gpu_resource_problems(expected, allocatable):
+    """What a node's allocatable lacks against the expected resources ([] when none)."""
+    return _gpu_resources.resource_problems(allocatable, expected)
+
+
+def gpu_resource_summary(expected, allocatable):
+    """``gpu 8/8`` per expected resource, for the validate report."""
+    return _gpu_resources.summary(allocatable, expected)
+
+
 class FilterModule:
     """kubegpu GPU filters."""
 
@@ -84,4 +109,7 @@ class FilterModule:
         return {
             "gpu_node_labels": gpu_node_labels,
             "gpu_driver_plan": gpu_driver_plan,
+            "gpu_expected_resources": gpu_expected_resources,
+            "gpu_resource_problems": gpu_resource_problems,
+            "gpu_resource_summary": gpu_resource_summary,
         }

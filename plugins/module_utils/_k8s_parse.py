@@ -91,6 +91,9 @@ def node_info(data, resource="nvidia.com/gpu"):
             "resource_version": metadata.get("resourceVersion"),
             "capacity": quantity_to_int((status.get("capacity") or {}).get(resource)),
             "allocatable": quantity_to_int((status.get("allocatable") or {}).get(resource)),
+            # Every extended resource (a name with a domain, e.g. nvidia.com/mig-1g.10gb).
+            "extended": dict((name, value) for name, value in (status.get("allocatable") or {}).items()
+                             if "/" in name),
         }
     return result
 

@@ -123,7 +123,8 @@ def test_modes_default_is_fine():
 
 @pytest.mark.parametrize("variables, fragment", [
     ({"kubegpu_gpu_operator": "maybe"}, "is not a boolean"),
-    ({"kubegpu_gpu_operator": True, "nvidia_device_plugin_enabled": True}, "nvidia_device_plugin_enabled"),
+    ({"kubegpu_gpu_operator": True, "gpu_operator_device_plugin_enabled": False}, "no device plugin"),
+    ({"kubegpu_gpu_operator": True, "gpu_operator_values": {"cdi": {"enabled": True}}}, "cdi.enabled"),
     ({"kubegpu_gpu_operator": True, "kubegpu_container_runtime": "docker"}, "containerd and CRI-O"),
     ({"kubegpu_gpu_operator": True, "gpu_operator_values": {"driver": {"enabled": True}}}, "host driver"),
     ({"kubegpu_gpu_operator": True, "gpu_operator_toolkit_enabled": True}, "two NVIDIA Container"),
@@ -137,7 +138,7 @@ def test_modes_refuses_contradictions(variables, fragment):
 
 
 def test_modes_ignores_operator_settings_when_off():
-    assert _mode_problems(nvidia_device_plugin_enabled=True, gpu_operator_toolkit_enabled=True) == []
+    assert _mode_problems(gpu_operator_device_plugin_enabled=False, gpu_operator_toolkit_enabled=True) == []
 
 
 def test_validate_job_tolerates_cordoned_nodes():
@@ -145,7 +146,8 @@ def test_validate_job_tolerates_cordoned_nodes():
     node.kubernetes.io/unschedulable (the scheduler's NodeUnschedulable filter honours it)."""
     renderer = k8s.Renderer(EXAMPLE, "validate", overrides={
         "_validate_job_name": "kubegpu-validate-nvidia-smi-gpu1", "_validate_job_kind": "nvidia-smi",
-        "_validate_job_image": "nvcr.io/nvidia/cuda:12.2.2-base-ubuntu22.04", "_validate_job_command": ["nvidia-smi"], "_validate_job_suffix": "gpu1"})
+        "_validate_job_image": "nvcr.io/nvidia/cuda:12.2.2-base-ubuntu22.04", "_validate_job_command": ["nvidia-smi"], "_validate_job_suffix": "gpu1",
+        "_validate_job_resource": "nvidia.com/gpu"})
     _text, docs = renderer.render("gpu1", "job.yaml.j2")
     tolerations = docs[0]["spec"]["template"]["spec"]["tolerations"]
     assert {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"} in tolerations

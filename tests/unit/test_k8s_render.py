@@ -72,13 +72,17 @@ CRD_FIELDS = _load_fields("crd-fields.yaml")
 class Renderer:
     """Role defaults + role vars + inventory vars, templated as Ansible does."""
 
-    def __init__(self, inventory, role, overrides=None, facts=None):
+    def __init__(self, inventory, role, overrides=None, facts=None, published=None, host_facts=None):
         self.loader = DataLoader()
         self.inventory = InventoryManager(loader=self.loader, sources=[str(inventory)])
         self.vm = VariableManager(loader=self.loader, inventory=self.inventory)
         self.role = role
         self.overrides = overrides or {}
         self.facts = facts or {}
+        # What earlier tasks of this run published per host (set_fact): in hostvars.
+        self.published = published or {}
+        # Other facts gathered in this run, per host (e.g. default_ipv4).
+        self.host_facts = host_facts or {}
 
     def _file(self, path):
         if not path.is_file():
@@ -91,14 +95,38 @@ class Renderer:
         variables.update(self._file(ROLES / self.role / "defaults" / "main.yml"))
         variables.update(self.vm.get_vars(host=self.inventory.get_host(host)))
         variables["ansible_facts"] = {"kubegpu_gpu": self.facts.get(host, {"count": 0, "gpus": []}),
-                                      "os_family": "Debian"}
+                                      "os_family": "Debian", **self.host_facts.get(host, {})}
         variables.update(self._file(ROLES / self.role / "vars" / "main.yml"))
+        variables.update(self._published(host))
         variables.update(self.overrides)
+        return variables
+
+    def _published(self, host):
+        """The facts this run published for host: the kubegpu role's kubegpu_gpu_node (from
+        the facts given here, or the gpu group, as roles/kubegpu/tasks/main.yml decides it),
+        then whatever the test says was published."""
+        facts = self.facts.get(host, {"count": 0, "gpus": []})
+        inventory = self.vm.get_vars(host=self.inventory.get_host(host))
+        gpu_group = inventory.get("kubegpu_gpu_group", "gpu")
+        published = {"kubegpu_gpu_node": bool(inventory["kubegpu_gpu_node"]) if "kubegpu_gpu_node" in inventory
+                     else (int(facts.get("count", 0)) > 0
+                           or host in self.inventory.get_groups_dict().get(gpu_group, []))}
+        published.update(self.published.get(host, {}))
+        return published
+
+    def other_host_vars(self, host):
+        """What hostvars[host] holds for another host: inventory variables, facts and what
+        was published with set_fact - never role defaults or role vars (Ansible keeps those
+        to the play that runs the role)."""
+        variables = dict(self.vm.get_vars(host=self.inventory.get_host(host)))
+        variables["ansible_facts"] = {"kubegpu_gpu": self.facts.get(host, {"count": 0, "gpus": []}),
+                                      "os_family": "Debian", **self.host_facts.get(host, {})}
+        variables.update(self._published(host))
         return variables
 
     def templar(self, host):
         variables = self.host_vars(host)
-        variables["hostvars"] = {h.name: self.host_vars(h.name) for h in self.inventory.get_hosts()}
+        variables["hostvars"] = {h.name: self.other_host_vars(h.name) for h in self.inventory.get_hosts()}
         templates = ROLES / self.role / "templates"
         return Templar(loader=self.loader, variables=variables).copy_with_new_env(
             searchpath=[str(templates)], available_variables=variables)
@@ -245,6 +273,29 @@ def test_ha_requires_an_endpoint():
     no_endpoint = Renderer(HA, "kubernetes", overrides={"kubernetes_control_plane_endpoint": ""})
     assert no_endpoint.expr("cp1", condition) is False
     assert Renderer(EXAMPLE, "kubernetes").expr("cp1", condition) is True
+
+
+def test_join_endpoint_is_the_address_the_api_server_advertises(tmp_path):
+    """Without an HA endpoint, workers join the first control plane at the address its API
+    server advertises (kubeadm's default: the default route's address), not at the name the
+    controller uses to reach it: an SSH alias or container name other nodes cannot resolve.
+    Found by the simulated control plane (the Molecule fleet's joins hung on the inventory
+    name); before the fix the endpoint was ansible_host."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {
+        "kube_control_plane": {"hosts": {"cp1": {"ansible_host": "bastion-alias-cp1"}}},
+        "kube_node": {"hosts": {"w1": {"ansible_host": "bastion-alias-w1"}}},
+        "k8s_cluster": {"children": {"kube_control_plane": {}, "kube_node": {}}}}}}))
+    facts = {"cp1": {"default_ipv4": {"address": "10.0.0.11"}}}
+    assert Renderer(inventory, "kubernetes", host_facts=facts).expr("w1", "_kubernetes_api_endpoint") == "10.0.0.11:6443"
+    advertised = Renderer(inventory, "kubernetes", host_facts=facts,
+                          published={"cp1": {"kubernetes_apiserver_advertise_address": "10.1.0.11"}})
+    assert advertised.expr("w1", "_kubernetes_api_endpoint") == "10.1.0.11:6443"
+    endpoint = Renderer(inventory, "kubernetes", host_facts=facts,
+                        overrides={"kubernetes_control_plane_endpoint": "k8s-api.example.com"})
+    assert endpoint.expr("w1", "_kubernetes_api_endpoint") == "k8s-api.example.com:6443"
+    # No facts for the first control plane (e.g. a --limit that left it out): ansible_host.
+    assert Renderer(inventory, "kubernetes").expr("w1", "_kubernetes_api_endpoint") == "bastion-alias-cp1:6443"
 
 
 def test_single_node_init_config_is_untainted():
@@ -400,9 +451,9 @@ def test_runtime_class_auto():
 
 
 def test_runtime_class_not_needed_when_nvidia_is_default():
-    renderer = Renderer(HA, "nvidia_device_plugin", overrides={"container_runtime_nvidia_default": True})
-    renderer.facts = {}
-    # the variable recorded per GPU host (here: for every host)
+    # what container_runtime published for the GPU host in this run (docs/contracts.md)
+    renderer = Renderer(HA, "nvidia_device_plugin", published={
+        "gpu1": {"container_runtime_cri_handlers": {"default": "nvidia", "names": ["nvidia", "runc"]}}})
     assert renderer.expr("cp1", "_nvidia_device_plugin_use_runtime_class") is False
     _text, docs = renderer.render("cp1", "device-plugin.yaml.j2")
     assert "runtimeClassName" not in by_kind(docs, "DaemonSet")[0]["spec"]["template"]["spec"]
@@ -452,7 +503,7 @@ def test_validate_job(kind, image, command, runtime_class):
     renderer = Renderer(EXAMPLE, "validate", facts={"gpu1": H100_FACTS})
     suffix = renderer.expr("gpu1", "_validate_job_suffix")
     _text, docs = renderer.render(
-        "gpu1", "job.yaml.j2", _validate_job_kind=kind, _validate_job_image=image,
+        "gpu1", "job.yaml.j2", _validate_job_kind=kind, _validate_job_image=image, _validate_job_resource="nvidia.com/gpu",
         _validate_job_command=command, _validate_job_name="kubegpu-validate-%s-%s" % (kind, suffix),
         _validate_runtime_class_name=runtime_class)
     job = docs[0]
@@ -466,12 +517,13 @@ def test_validate_job(kind, image, command, runtime_class):
     assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert ("command" in pod["containers"][0]) == bool(command)
     assert pod.get("runtimeClassName", "") == runtime_class
-    assert renderer.expr("gpu1", "validate_expected_gpus | int") == 8
+    assert renderer.expr("gpu1", "validate_expected_resources")["resources"] == {
+        "nvidia.com/gpu": {"count": 8, "exact": True}}
 
 
 def test_validate_expected_gpus_with_time_slicing():
     renderer = Renderer(EXAMPLE, "validate", overrides={"validate_gpu_replicas": 4}, facts={"gpu1": H100_FACTS})
-    assert renderer.expr("gpu1", "validate_expected_gpus | int") == 32
+    assert renderer.expr("gpu1", "validate_expected_resources")["resources"]["nvidia.com/gpu"]["count"] == 32
 
 
 def test_job_names_are_valid_for_odd_node_names():

@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Expected extended resources per k8s-device-plugin's rules (internal/rm, api/config/v1)."""
+import pytest
+
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources as r
+
+
+def _gpus(mig_flags, profiles=None):
+    gpus = [{"index": i, "mig_mode_current": "enabled" if m else "disabled"} for i, m in enumerate(mig_flags)]
+    if profiles is not None:
+        for gpu in gpus:
+            if gpu["mig_mode_current"] == "enabled":
+                gpu["mig_devices"] = list(profiles)
+    return {"count": len(gpus), "gpus": gpus}
+
+
+def res(expected):
+    return {k: (v["count"], v["exact"]) for k, v in expected["resources"].items()}
+
+
+@pytest.mark.parametrize("strategy, flags, profiles, want", [
+    ("none", [0, 0], None, {"nvidia.com/gpu": (2, True)}),
+    ("none", [1, 1], None, {"nvidia.com/gpu": (2, True)}),            # MIG GPUs as whole GPUs
+    ("single", [1, 1], None, {"nvidia.com/gpu": (2, False)}),          # at least one MIG device each
+    ("single", [1, 1], ["1g.10gb"] * 7, {"nvidia.com/gpu": (14, True)}),
+    ("mixed", [1, 1], None, {"nvidia.com/mig-*": (2, False)}),
+    ("mixed", [0, 1], ["2g.20gb", "1g.10gb+me"], {"nvidia.com/gpu": (1, True), "nvidia.com/mig-2g.20gb": (1, True),
+                                                 "nvidia.com/mig-1g.10gb.me": (1, True)}),
+    ("mixed", [0, 0], None, {"nvidia.com/gpu": (2, True)}),
+])
+def test_expected(strategy, flags, profiles, want):
+    assert res(r.expected_resources(_gpus(flags, profiles), mig_strategy=strategy)) == want
+
+
+def test_single_refuses_mixed_mig_modes():
+    expected = r.expected_resources(_gpus([1, 0]), mig_strategy="single")
+    assert expected["problems"] and "refuses" in expected["problems"][0]
+    assert r.resource_problems({"nvidia.com/gpu": "2"}, expected) == expected["problems"]
+
+
+def test_time_slicing_and_rename():
+    facts = _gpus([0, 0])
+    assert res(r.expected_resources(facts, replicas=4)) == {"nvidia.com/gpu": (8, True)}
+    assert res(r.expected_resources(facts, replicas=4, rename_by_default=True)) == {"nvidia.com/gpu.shared": (8, True)}
+    assert res(r.expected_resources(facts, replicas=1, rename_by_default=True)) == {"nvidia.com/gpu": (2, True)}
+
+
+def test_problems_and_summary():
+    expected = r.expected_resources(_gpus([1, 1]), mig_strategy="mixed")
+    assert r.resource_problems({"nvidia.com/mig-1g.10gb": "3", "nvidia.com/mig-3g.40gb": "1"}, expected) == []
+    assert r.resource_problems({}, expected) == ["allocatable nvidia.com/mig-<profile> is 0, expected at least 2"]
+    assert r.summary({"nvidia.com/mig-1g.10gb": "3"}, expected) == "mig-* 3/>=2"
+
+
+def test_unknown_strategy():
+    with pytest.raises(r.GpuResourcesError):
+        r.expected_resources({}, mig_strategy="auto")
