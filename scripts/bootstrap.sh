@@ -52,9 +52,21 @@ bash scripts/images.sh bookworm trixie
 step "containerd binaries for config validation"
 bash scripts/fetch-containerd.sh
 
-# A real helm for the example chart's tests (.cache/helm/helm).
-step "helm for the chart tests"
+# A real helm and kubectl (.cache/helm/): the chart tests and the simulated cluster.
+step "helm and kubectl"
 bash scripts/fetch-helm.sh
+
+# The simulated control plane's packages (tests/sim/README.md): kubelet and kubeadm
+# (simulations) and the real kubectl, as .debs the kubernetes role installs through
+# its local-package path (.cache/sim-debs).
+step "simulated control plane packages"
+bash tests/sim/build-debs.sh
+# The simulated GPUs' PCI trees (tests/sim/gpu/*.json), bind-mounted into GPU test hosts.
+for tree in tests/sim/gpu/*.json; do
+  case $tree in *.mig.json) continue ;; esac
+  name=$(basename "$tree" .json)
+  PYTHONPATH=tests/sim python3 -m kubegpu_sim.pci_tree "$tree" ".cache/sim-gpu/$name"
+done
 
 # One apt archive shared by every test host: a package is downloaded once per machine.
 mkdir -p /var/cache/kubegpu-apt/partial

@@ -19,6 +19,8 @@ export ANSIBLE_COLLECTIONS_PATH=$root/.collections:$root/.venv/lib/python3.11/si
 export PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 # The example chart is rendered by a real helm (scripts/fetch-helm.sh).
 [ -x "$root/.cache/helm/helm" ] && export KUBEGPU_HELM=$root/.cache/helm/helm
+# The real kubectl 1.35 the simulated control plane's tests drive (same npm package).
+[ -x "$root/.cache/helm/kubectl" ] && export KUBEGPU_KUBECTL=$root/.cache/helm/kubectl
 bootstrap_s=$(( $(date +%s) - suite_start ))
 
 # pytest exits 5 when it collected no test: that is a failure of the suite here
