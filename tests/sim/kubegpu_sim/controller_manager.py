@@ -544,7 +544,9 @@ class ControllerManager:
             else:
                 self._rolling(dep, new_rs, old, replicas, surge, unavailable)
             all_rs = old + ([new_rs] if new_rs else [])
-            status_of = lambda r, k: (r.get("status") or {}).get(k, 0)
+
+            def status_of(r, k):
+                return (r.get("status") or {}).get(k, 0)
             total = sum(status_of(r, "replicas") for r in all_rs)
             available = sum(status_of(r, "availableReplicas") for r in all_rs)
             ready = sum(status_of(r, "readyReplicas") for r in all_rs)
@@ -556,7 +558,9 @@ class ControllerManager:
                 (dep.get("status") or {}).get("conditions"), replicas, available, updated, total,
                 new_rs["metadata"]["name"] if new_rs else "", unavailable, now_text)
             old_status = dep.get("status") or {}
-            strip = lambda conds: [(c["type"], c["status"], c.get("reason"), c.get("message")) for c in conds or []]
+
+            def strip(conds):
+                return [(c["type"], c["status"], c.get("reason"), c.get("message")) for c in conds or []]
             if (any(old_status.get(k, 0) != v for k, v in status.items() if k != "conditions")
                     or strip(old_status.get("conditions")) != strip(status["conditions"])):
                 self.patch_status(obj_path(APPS, "deployments", namespace, name), status)
@@ -614,8 +618,12 @@ class ControllerManager:
         """rolling.go: reconcileNewReplicaSet (NewRSNewReplicas: up to replicas + maxSurge in
         all RSs) and reconcileOldReplicaSets (cleanupUnhealthyReplicas first, then scale
         down while available pods stay at replicas - maxUnavailable)."""
-        spec_of = lambda r: (r.get("spec") or {}).get("replicas", 0)
-        avail_of = lambda r: (r.get("status") or {}).get("availableReplicas", 0)
+        def spec_of(r):
+            return (r.get("spec") or {}).get("replicas", 0)
+
+        def avail_of(r):
+            return (r.get("status") or {}).get("availableReplicas", 0)
+
         if new_rs is not None:
             want = spec_of(new_rs)
             if spec_of(new_rs) > replicas:
@@ -662,7 +670,7 @@ class ControllerManager:
             active = [p for p in self.pods_owned(rs) if rules.is_active(p)]
             diff = len(active) - want
             if diff < 0:
-                for _ in range(min(-diff, 500)):  # replica_set.go burstReplicas
+                for _unused in range(min(-diff, 500)):  # replica_set.go burstReplicas
                     pod = self.new_pod_from_template(spec.get("template"), rules.owner_reference(rs, "apps/v1", "ReplicaSet"),
                                                      name + "-", namespace)
                     active.append(self.create_pod(namespace, pod, "replicaset %s/%s" % (namespace, name)) or pod)
@@ -722,7 +730,9 @@ class ControllerManager:
         spec = job.get("spec") or {}
         status = copy.deepcopy(job.get("status") or {})
         conds = status.get("conditions") or []
-        is_true = lambda kind: any(c.get("type") == kind and c.get("status") == "True" for c in conds)
+
+        def is_true(kind):
+            return any(c.get("type") == kind and c.get("status") == "True" for c in conds)
         pods = self.pods_owned(job)
         # 1. count terminated pods through uncountedTerminatedPods
         uncounted = status.get("uncountedTerminatedPods") or {}
@@ -815,7 +825,7 @@ class ControllerManager:
             last_failure = self._job_failure_time.get(uid)
             wait = rules.job_backoff_seconds(failed)
             if diff > 0 and (last_failure is None or (now - last_failure).total_seconds() >= wait):
-                for _ in range(diff):
+                for _unused in range(diff):
                     active_pods.append(self._create_job_pod(job))
             elif diff < 0:
                 for pod in sorted(active_pods, key=rules.deletion_rank)[:-diff]:
@@ -1079,9 +1089,13 @@ class ControllerManager:
             if (any(old.get(k) != v for k, v in status.items())
                     or not prev or prev.get("status") != cond_status or prev.get("reason") != reason):
                 status["disruptedPods"] = old.get("disruptedPods") or None
+                if prev and prev.get("status") == cond_status and prev.get("lastTransitionTime"):
+                    transition = prev["lastTransitionTime"]
+                else:
+                    transition = now_text
                 status["conditions"] = [{"type": "DisruptionAllowed", "status": cond_status, "reason": reason,
                                          "message": "", "observedGeneration": status["observedGeneration"],
-                                         "lastTransitionTime": prev["lastTransitionTime"] if prev and prev.get("status") == cond_status and prev.get("lastTransitionTime") else now_text}]
+                                         "lastTransitionTime": transition}]
                 self.patch_status(obj_path(POLICY, "poddisruptionbudgets", namespace, name), status)
                 self.log("disruption: %s/%s healthy %d desired %d allowed %d expected %d" % (
                     namespace, name, healthy, desired, allowed, expected))
@@ -1098,7 +1112,7 @@ class ControllerManager:
             text = text[len("subject="):]
         cn, orgs = None, []
         for part in text.split(","):
-            key, _, value = part.strip().partition("=")
+            key, _sep, value = part.strip().partition("=")
             if key == "CN":
                 cn = value
             elif key == "O":

@@ -132,7 +132,7 @@ def nvml_library_present(ldconfig_output):
 
 def host_nvml_present():
     try:
-        out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=20).stdout
+        out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=20, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return False
     return nvml_library_present(out)
@@ -147,7 +147,7 @@ def host_driver_version():
     for package in DRIVER_PACKAGES:
         try:
             out = subprocess.run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${Version}", package],
-                                 capture_output=True, text=True, timeout=20)
+                                 capture_output=True, text=True, timeout=20, check=False)
         except (OSError, subprocess.SubprocessError):
             return None
         text = out.stdout.strip()

@@ -26,7 +26,6 @@ import base64
 import datetime
 import hashlib
 import hmac
-import ipaddress
 import json
 import os
 import secrets
@@ -113,7 +112,7 @@ def default_route_ipv4():
 
 
 def systemctl(*args, check=True):
-    result = subprocess.run(["systemctl", *args], capture_output=True, text=True)
+    result = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         raise RuntimeError("systemctl %s: %s" % (" ".join(args), (result.stderr or result.stdout).strip()))
     return result
@@ -141,7 +140,8 @@ TOKEN_CHARS = string.ascii_lowercase + string.digits  # bootstraputil.validBoots
 
 def generate_token():
     """bootstraputil.GenerateBootstrapToken: 6 + 16 random [a-z0-9]."""
-    pick = lambda n: "".join(secrets.choice(TOKEN_CHARS) for _ in range(n))  # noqa: E731
+    def pick(n):
+        return "".join(secrets.choice(TOKEN_CHARS) for _unused in range(n))
     return "%s.%s" % (pick(6), pick(16))
 
 
@@ -545,7 +545,7 @@ def init_cluster_objects(api, init, cluster, config, name, server, ca_pem, args)
     try:
         out('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the "kube-system" Namespace')
         # phases/uploadconfig/uploadconfig.go UploadConfiguration: the ClusterConfiguration only
-        stored = {k: v for k, v in cluster.items()}
+        stored = dict(cluster)
         create_or_update(api, {"apiVersion": "v1", "kind": "ConfigMap",
                                "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
                                "data": {"ClusterConfiguration": yamlish.dump(stored)}})
@@ -784,7 +784,7 @@ def tls_bootstrap(endpoint, ca_file, token, node_name, timeout=CSR_WAIT):
         key_pem = pki.openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256")
         write_file(key_path, key_pem, 0o600)
         csr_pem = pki.make_csr(key_path, "system:node:%s" % node_name, ("system:nodes",))
-    suffix = "".join(secrets.choice(TOKEN_CHARS) for _ in range(5))
+    suffix = "".join(secrets.choice(TOKEN_CHARS) for _unused in range(5))
     csr = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
            "metadata": {"name": "csr-%s" % suffix},
            "spec": {"request": base64.b64encode(csr_pem).decode(),
@@ -992,8 +992,8 @@ def cmd_reset(args):
     out("[reset] Deleting contents of directories: [%s]" % " ".join(dirs))
     for path in dirs:
         _clean_dir(path)
-    files = [KUBE_DIR + "/" + f for f in ("admin.conf", "super-admin.conf", "kubelet.conf",
-                                           "bootstrap-kubelet.conf", "controller-manager.conf", "scheduler.conf")]
+    files = [KUBE_DIR + "/" + f for f in ("admin.conf", "super-admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
+                                          "controller-manager.conf", "scheduler.conf")]
     out("[reset] Deleting files: [%s]" % " ".join(files))
     for path in files:
         try:

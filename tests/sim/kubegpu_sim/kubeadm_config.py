@@ -182,7 +182,7 @@ def split_host_port(endpoint):
     """(host, port) of "host:port" / "[v6]:port" (net.SplitHostPort); port None if absent."""
     endpoint = str(endpoint)
     if endpoint.startswith("["):
-        host, _, rest = endpoint[1:].partition("]")
+        host, _sep, rest = endpoint[1:].partition("]")
         return host, (int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None)
     if endpoint.count(":") == 1:
         host, port = endpoint.split(":")

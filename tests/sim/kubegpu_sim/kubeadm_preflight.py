@@ -124,7 +124,7 @@ def cri_socket(socket_url, runner=subprocess.run):
         if shutil.which("containerd") is None:
             return [], []
         try:
-            out = runner(["containerd", "config", "dump"], capture_output=True, text=True, timeout=30)
+            out = runner(["containerd", "config", "dump"], capture_output=True, text=True, timeout=30, check=False)
         except (OSError, subprocess.TimeoutExpired) as err:
             return [], [prefix + str(err)]
         for line in out.stdout.splitlines():
@@ -151,7 +151,7 @@ def kubelet_service(root, runner=subprocess.run):
     # checks.go ServiceCheck{Service: "kubelet", CheckIfActive: false}: a warning when not enabled
     if shutil.which("systemctl") is None:
         return [], []
-    out = runner(["systemctl", "is-enabled", "kubelet.service"], capture_output=True, text=True)
+    out = runner(["systemctl", "is-enabled", "kubelet.service"], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return ["kubelet service is not enabled, please run 'systemctl enable kubelet.service'"], []
     return [], []

@@ -379,8 +379,8 @@ def admit(pod, node, other_pods):
     if count + 1 > max_pods:
         return (False, "OutOfpods", "Node didn't have enough resource: pods, requested: 1, used: %d, capacity: %d"
                 % (count, max_pods))
-    order = ["cpu", "memory", "ephemeral-storage"] + sorted(n for n in want if n not in
-                                                             ("cpu", "memory", "ephemeral-storage"))
+    order = ["cpu", "memory", "ephemeral-storage"] + sorted(n for n in want
+                                                            if n not in ("cpu", "memory", "ephemeral-storage"))
     for name in order:
         request = want.get(name, 0)
         if not request:
@@ -618,7 +618,7 @@ class Host:
     @staticmethod
     def run(argv, timeout=30):
         try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
             return out.returncode, out.stdout, out.stderr
         except (OSError, subprocess.SubprocessError) as err:
             return 127, "", str(err)
@@ -666,7 +666,7 @@ class Host:
             return ""
 
     def default_ip(self):
-        rc, out, _ = self.run(["ip", "-4", "route", "get", "1.1.1.1"])
+        rc, out, _err = self.run(["ip", "-4", "route", "get", "1.1.1.1"])
         match = re.search(r"\bsrc (\S+)", out)
         if match:
             return match.group(1)
@@ -1350,8 +1350,8 @@ def parse_taints(text):
     """--register-with-taints "key[=value]:Effect,..." (pkg/util/taints ParseTaints)."""
     out = []
     for item in [t for t in text.split(",") if t]:
-        spec, _, effect = item.rpartition(":")
-        key, _, value = spec.partition("=")
+        spec, _sep, effect = item.rpartition(":")
+        key, _sep, value = spec.partition("=")
         taint = {"key": key, "effect": effect}
         if value:
             taint["value"] = value

@@ -24,7 +24,7 @@ class PKIError(Exception):
 
 
 def openssl(*args, data=None):
-    result = subprocess.run([OPENSSL, *args], input=data, capture_output=True)
+    result = subprocess.run([OPENSSL, *args], input=data, capture_output=True, check=False)
     if result.returncode != 0:
         raise PKIError("openssl %s failed: %s" % (args[0], result.stderr.decode("utf-8", "replace").strip()))
     return result.stdout
@@ -138,7 +138,9 @@ def create_control_plane_pki(pki_dir, node_name, advertise_address, service_vip,
     and CreateServiceAccountKeyAndPublicKeyFiles. Existing CA/sa/front-proxy files are
     reused ("Using existing ..."), as kubeadm does on a control-plane join."""
     os.makedirs(os.path.join(pki_dir, "etcd"), exist_ok=True)
-    p = lambda *names: os.path.join(pki_dir, *names)  # noqa: E731
+
+    def p(*names):
+        return os.path.join(pki_dir, *names)
 
     def ca(name, path, cn):
         if os.path.exists(p(path + ".crt")) and os.path.exists(p(path + ".key")):

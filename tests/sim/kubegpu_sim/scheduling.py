@@ -307,7 +307,7 @@ def fit_error_message(num_nodes, failures) -> str:
         message += " %s." % ", ".join(parts)
     if num_nodes == 0:
         return "no nodes available to schedule pods"  # pkg/scheduler/schedule_one.go ErrNoNodesAvailable
-    unhelpful = sum(1 for plugin, _ in failures.values() if plugin in _UNRESOLVABLE)
+    unhelpful = sum(1 for plugin, _reasons in failures.values() if plugin in _UNRESOLVABLE)
     victims = len(failures) - unhelpful
     post = []
     if victims:
@@ -454,4 +454,4 @@ def random_suffix(length=5):
     """staging/src/k8s.io/apiserver/pkg/storage/names/generate.go simpleNameGenerator:
     generateName + 5 random SafeEncodeString characters."""
     import random
-    return "".join(random.choice(SAFE_ALPHABET) for _ in range(length))
+    return "".join(random.choice(SAFE_ALPHABET) for _unused in range(length))

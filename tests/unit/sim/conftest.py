@@ -138,11 +138,12 @@ class Cluster:
                     HELM_DATA_HOME=os.path.join(self.home, ".hd"))
 
     def run(self, binary, *args, stdin=None, check=True, timeout=60):
+        # check=False: a failure is raised below as an AssertionError with the output
         proc = subprocess.run([binary, *args], input=stdin, capture_output=True, text=True, env=self.env(),
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         if check and proc.returncode != 0:
-            raise AssertionError("%s %s -> %d\nstdout:%s\nstderr:%s" % (os.path.basename(binary), " ".join(args),
-                                                                         proc.returncode, proc.stdout, proc.stderr))
+            raise AssertionError("%s %s -> %d\nstdout:%s\nstderr:%s" % (
+                os.path.basename(binary), " ".join(args), proc.returncode, proc.stdout, proc.stderr))
         return proc
 
     def kubectl(self, *args, **kw):

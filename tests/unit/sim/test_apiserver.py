@@ -11,8 +11,6 @@ import http.client
 import threading
 import time
 
-import pytest
-
 
 DEPLOY = """
 apiVersion: apps/v1

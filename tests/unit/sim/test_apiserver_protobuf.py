@@ -142,9 +142,9 @@ CAPTURED = {
                 "name": "nginx", "image": "nginx:1.25", "ports": [{"containerPort": 80}], "resources": {}}]}}},
         "status": {}},
     "kubectl-create-service-clusterip": {"apiVersion": "v1", "kind": "Service", "metadata": {
-        "name": "svc1", "labels": {"app": "svc1"}}, "spec": {"ports": [{"name": "80-8080", "port": 80, "protocol":
-                                                                       "TCP", "targetPort": 8080}],
-                                                            "selector": {"app": "svc1"}, "type": "ClusterIP"},
+        "name": "svc1", "labels": {"app": "svc1"}}, "spec": {
+            "ports": [{"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}],
+            "selector": {"app": "svc1"}, "type": "ClusterIP"},
         "status": {"loadBalancer": {}}},
     "kubectl-create-pdb": {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "pdb1"},
                            "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "x"}}},
@@ -218,6 +218,7 @@ def test_protobuf_bodies_on_the_server(cluster):
     api.create("/api/v1/namespaces/capns/pods", {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q"},
         "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+
     def eviction(options):
         return _envelope("policy/v1", "Eviction", _len(1, _len(1, "q") + _len(3, "capns")) + _len(2, options))
 

@@ -75,7 +75,7 @@ def kubelet(api, phase="Running", ready=True, only=None):
 
 
 def sync(manager, passes=1):
-    for _ in range(passes):
+    for _unused in range(passes):
         manager.sync_once()
 
 
@@ -178,7 +178,7 @@ def test_daemonset_pods_status_and_rolling_update(env):
     sync(manager)
     images = sorted(p["spec"]["containers"][0]["image"] for p in api.objects("pods", "kube-system"))
     assert images == ["plugin:1", "plugin:2"] or images == ["plugin:1"]
-    for _ in range(4):
+    for _unused in range(4):
         kubelet(api)
         sync(manager)
     pods = api.objects("pods", "kube-system")
@@ -320,7 +320,7 @@ def test_deployment_replicaset_pods_and_status(env):
     # rollout of a new template
     api.merge_patch("/apis/apps/v1/namespaces/default/deployments/web",
                     {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}})
-    for _ in range(8):
+    for _unused in range(8):
         sync(manager)
         kubelet(api)
     sync(manager, 3)
@@ -405,7 +405,10 @@ def test_namespace_deletion_empties_then_finalizes(env):
 ])
 def test_csr_approve_and_sign(env, tmp_path, subject, username, groups, approved):
     api, manager, _clock, _lines = env
-    run = lambda *args: subprocess.run(args, check=True, capture_output=True, cwd=tmp_path)
+
+    def run(*args):
+        return subprocess.run(args, check=True, capture_output=True, cwd=tmp_path)
+
     run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
         "-days", "2", "-subj", "/CN=kubernetes")
     run("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr", "-subj", subject)

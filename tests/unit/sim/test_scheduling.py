@@ -151,7 +151,7 @@ def test_resources_fit_counts_non_terminated_pods_on_the_node():
     name, message = s.schedule(pod(limits={"nvidia.com/gpu": "1"}), [gpu], running)
     assert name is None
     assert message.startswith("0/1 nodes are available: 1 Insufficient nvidia.com/gpu.")
-    name, _ = s.schedule(pod(limits={"nvidia.com/gpu": "1"}), [gpu], running[:1] + running[2:])
+    name, _message = s.schedule(pod(limits={"nvidia.com/gpu": "1"}), [gpu], running[:1] + running[2:])
     assert name == "gpu1"
 
 

@@ -25,7 +25,9 @@ def gpus(name="h100-1gpu"):
     return gpu.read_gpus(os.path.join(GPU_DIR, name), "node1", {})
 
 
-def ctx(image, command=None, args=None, env=None, runtime=NVIDIA_RT, policy="Never", **kw):
+def ctx(image, command=None, args=None, env=None, runtime=None, policy="Never", **kw):
+    if runtime is None:
+        runtime = NVIDIA_RT
     container = {"name": "c", "image": image}
     if command:
         container["command"] = command
@@ -111,7 +113,7 @@ flags:
 """
 
 
-def plugin_ctx(fail="true", runtime=NVIDIA_RT, nvml=True):
+def plugin_ctx(fail="true", runtime=None, nvml=True):
     files = {"/config/config.yaml": PLUGIN_CONFIG % fail}
     return ctx("nvcr.io/nvidia/k8s-device-plugin:v0.18.2", ["nvidia-device-plugin"],
                env={"CONFIG_FILE": "/config/config.yaml", "NVIDIA_VISIBLE_DEVICES": "all"},

@@ -78,8 +78,8 @@ def aggregated(registry, legacy_core):
             for r in registry.all():
                 if (r.group, r.version) != (group, version):
                     continue
-                entry = {"resource": r.plural, "responseKind": {"group": r.group, "version": r.version,
-                                                                 "kind": r.kind},
+                entry = {"resource": r.plural,
+                         "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
                          "scope": "Namespaced" if r.namespaced else "Cluster",
                          "singularResource": r.singular_name, "verbs": list(r.verbs)}
                 if r.short_names:
@@ -125,10 +125,10 @@ def openapi_v3_gv(registry, group, version):
         ok = {"responses": {"200": {"description": "OK", "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/" + ref}}}}}}
         paths["%s%s/%s/{name}" % (r.prefix, ns, r.plural)] = {
-            "get": dict(ok, operationId="read" + r.kind, **{"x-kubernetes-action": "get",
-                                                             "x-kubernetes-group-version-kind": gvk}),
-            "put": dict(ok, operationId="replace" + r.kind, **{"x-kubernetes-action": "put",
-                                                                "x-kubernetes-group-version-kind": gvk}),
+            "get": dict(ok, operationId="read" + r.kind,
+                        **{"x-kubernetes-action": "get", "x-kubernetes-group-version-kind": gvk}),
+            "put": dict(ok, operationId="replace" + r.kind,
+                        **{"x-kubernetes-action": "put", "x-kubernetes-group-version-kind": gvk}),
             "patch": dict(ok, operationId="patch" + r.kind, requestBody=body, parameters=params,
                           **{"x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk}),
         }

@@ -216,6 +216,7 @@ def _strip(value):
 def _reorder(items, order, field_node):
     """$setElementOrder: listed elements first in the given order, the rest after."""
     _strategies, merge_key = list_strategy(field_node)
+
     def ident(v):
         return v.get(merge_key) if merge_key and isinstance(v, dict) else v
     wanted = [ident(o) for o in order]

@@ -166,7 +166,7 @@ def main(argv):
             if inline:
                 flags.append("INLINE")
             out.write("        %d: (%r, %r, %s),\n" % (number, json_name or field["name"], field["type"],
-                                                       "|".join(flags) or "0"))
+                                                       " | ".join(flags) or "0"))
         out.write("    },\n")
     out.write("}\n")
     return 0

@@ -297,13 +297,13 @@ MESSAGES = {
     },
     # k8s.io/api/batch/v1/generated.proto: message PodFailurePolicy
     'batch.v1.PodFailurePolicy': {
-        1: ('rules', 'batch.v1.PodFailurePolicyRule', REPEATED|KEEP_ZERO),
+        1: ('rules', 'batch.v1.PodFailurePolicyRule', REPEATED | KEEP_ZERO),
     },
     # k8s.io/api/batch/v1/generated.proto: message PodFailurePolicyOnExitCodesRequirement
     'batch.v1.PodFailurePolicyOnExitCodesRequirement': {
         1: ('containerName', 'string', KEEP_ZERO),
         2: ('operator', 'string', KEEP_ZERO),
-        3: ('values', 'int32', REPEATED|KEEP_ZERO),
+        3: ('values', 'int32', REPEATED | KEEP_ZERO),
     },
     # k8s.io/api/batch/v1/generated.proto: message PodFailurePolicyOnPodConditionsPattern
     'batch.v1.PodFailurePolicyOnPodConditionsPattern': {
@@ -318,7 +318,7 @@ MESSAGES = {
     },
     # k8s.io/api/batch/v1/generated.proto: message SuccessPolicy
     'batch.v1.SuccessPolicy': {
-        1: ('rules', 'batch.v1.SuccessPolicyRule', REPEATED|KEEP_ZERO),
+        1: ('rules', 'batch.v1.SuccessPolicyRule', REPEATED | KEEP_ZERO),
     },
     # k8s.io/api/batch/v1/generated.proto: message SuccessPolicyRule
     'batch.v1.SuccessPolicyRule': {
@@ -388,7 +388,7 @@ MESSAGES = {
     },
     # k8s.io/api/core/v1/generated.proto: message CephFSVolumeSource
     'core.v1.CephFSVolumeSource': {
-        1: ('monitors', 'string', REPEATED|KEEP_ZERO),
+        1: ('monitors', 'string', REPEATED | KEEP_ZERO),
         2: ('path', 'string', 0),
         3: ('user', 'string', 0),
         4: ('secretFile', 'string', 0),
@@ -424,12 +424,12 @@ MESSAGES = {
     },
     # k8s.io/api/core/v1/generated.proto: message ConfigMapEnvSource
     'core.v1.ConfigMapEnvSource': {
-        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO|INLINE),
+        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO | INLINE),
         2: ('optional', 'bool', KEEP_ZERO),
     },
     # k8s.io/api/core/v1/generated.proto: message ConfigMapKeySelector
     'core.v1.ConfigMapKeySelector': {
-        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO|INLINE),
+        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO | INLINE),
         2: ('key', 'string', KEEP_ZERO),
         3: ('optional', 'bool', KEEP_ZERO),
     },
@@ -443,13 +443,13 @@ MESSAGES = {
     },
     # k8s.io/api/core/v1/generated.proto: message ConfigMapProjection
     'core.v1.ConfigMapProjection': {
-        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO|INLINE),
+        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO | INLINE),
         2: ('items', 'core.v1.KeyToPath', REPEATED),
         4: ('optional', 'bool', KEEP_ZERO),
     },
     # k8s.io/api/core/v1/generated.proto: message ConfigMapVolumeSource
     'core.v1.ConfigMapVolumeSource': {
-        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO|INLINE),
+        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO | INLINE),
         2: ('items', 'core.v1.KeyToPath', REPEATED),
         3: ('defaultMode', 'int32', KEEP_ZERO),
         4: ('optional', 'bool', KEEP_ZERO),
@@ -491,7 +491,7 @@ MESSAGES = {
     },
     # k8s.io/api/core/v1/generated.proto: message ContainerImage
     'core.v1.ContainerImage': {
-        1: ('names', 'string', REPEATED|KEEP_ZERO),
+        1: ('names', 'string', REPEATED | KEEP_ZERO),
         2: ('sizeBytes', 'int64', 0),
     },
     # k8s.io/api/core/v1/generated.proto: message ContainerPort
@@ -614,7 +614,7 @@ MESSAGES = {
     },
     # k8s.io/api/core/v1/generated.proto: message EphemeralContainer
     'core.v1.EphemeralContainer': {
-        1: ('ephemeralContainerCommon', 'core.v1.EphemeralContainerCommon', KEEP_ZERO|INLINE),
+        1: ('ephemeralContainerCommon', 'core.v1.EphemeralContainerCommon', KEEP_ZERO | INLINE),
         2: ('targetContainerName', 'string', 0),
     },
     # k8s.io/api/core/v1/generated.proto: message EphemeralContainerCommon
@@ -915,7 +915,7 @@ MESSAGES = {
     },
     # k8s.io/api/core/v1/generated.proto: message NodeSelector
     'core.v1.NodeSelector': {
-        1: ('nodeSelectorTerms', 'core.v1.NodeSelectorTerm', REPEATED|KEEP_ZERO),
+        1: ('nodeSelectorTerms', 'core.v1.NodeSelectorTerm', REPEATED | KEEP_ZERO),
     },
     # k8s.io/api/core/v1/generated.proto: message NodeSelectorRequirement
     'core.v1.NodeSelectorRequirement': {
@@ -1102,7 +1102,7 @@ MESSAGES = {
     },
     # k8s.io/api/core/v1/generated.proto: message PodExtendedResourceClaimStatus
     'core.v1.PodExtendedResourceClaimStatus': {
-        1: ('requestMappings', 'core.v1.ContainerExtendedResourceRequest', REPEATED|KEEP_ZERO),
+        1: ('requestMappings', 'core.v1.ContainerExtendedResourceRequest', REPEATED | KEEP_ZERO),
         2: ('resourceClaimName', 'string', KEEP_ZERO),
     },
     # k8s.io/api/core/v1/generated.proto: message PodIP
@@ -1155,7 +1155,7 @@ MESSAGES = {
     # k8s.io/api/core/v1/generated.proto: message PodSpec
     'core.v1.PodSpec': {
         1: ('volumes', 'core.v1.Volume', REPEATED),
-        2: ('containers', 'core.v1.Container', REPEATED|KEEP_ZERO),
+        2: ('containers', 'core.v1.Container', REPEATED | KEEP_ZERO),
         3: ('restartPolicy', 'string', 0),
         4: ('terminationGracePeriodSeconds', 'int64', KEEP_ZERO),
         5: ('activeDeadlineSeconds', 'int64', KEEP_ZERO),
@@ -1258,7 +1258,7 @@ MESSAGES = {
     },
     # k8s.io/api/core/v1/generated.proto: message Probe
     'core.v1.Probe': {
-        1: ('handler', 'core.v1.ProbeHandler', KEEP_ZERO|INLINE),
+        1: ('handler', 'core.v1.ProbeHandler', KEEP_ZERO | INLINE),
         2: ('initialDelaySeconds', 'int32', 0),
         3: ('timeoutSeconds', 'int32', 0),
         4: ('periodSeconds', 'int32', 0),
@@ -1275,7 +1275,7 @@ MESSAGES = {
     },
     # k8s.io/api/core/v1/generated.proto: message ProjectedVolumeSource
     'core.v1.ProjectedVolumeSource': {
-        1: ('sources', 'core.v1.VolumeProjection', REPEATED|KEEP_ZERO),
+        1: ('sources', 'core.v1.VolumeProjection', REPEATED | KEEP_ZERO),
         2: ('defaultMode', 'int32', KEEP_ZERO),
         3: ('defaultUser', 'int64', KEEP_ZERO),
     },
@@ -1290,7 +1290,7 @@ MESSAGES = {
     },
     # k8s.io/api/core/v1/generated.proto: message RBDVolumeSource
     'core.v1.RBDVolumeSource': {
-        1: ('monitors', 'string', REPEATED|KEEP_ZERO),
+        1: ('monitors', 'string', REPEATED | KEEP_ZERO),
         2: ('image', 'string', KEEP_ZERO),
         3: ('fsType', 'string', 0),
         4: ('pool', 'string', 0),
@@ -1362,18 +1362,18 @@ MESSAGES = {
     },
     # k8s.io/api/core/v1/generated.proto: message SecretEnvSource
     'core.v1.SecretEnvSource': {
-        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO|INLINE),
+        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO | INLINE),
         2: ('optional', 'bool', KEEP_ZERO),
     },
     # k8s.io/api/core/v1/generated.proto: message SecretKeySelector
     'core.v1.SecretKeySelector': {
-        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO|INLINE),
+        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO | INLINE),
         2: ('key', 'string', KEEP_ZERO),
         3: ('optional', 'bool', KEEP_ZERO),
     },
     # k8s.io/api/core/v1/generated.proto: message SecretProjection
     'core.v1.SecretProjection': {
-        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO|INLINE),
+        1: ('localObjectReference', 'core.v1.LocalObjectReference', KEEP_ZERO | INLINE),
         2: ('items', 'core.v1.KeyToPath', REPEATED),
         4: ('optional', 'bool', KEEP_ZERO),
     },
@@ -1525,7 +1525,7 @@ MESSAGES = {
     # k8s.io/api/core/v1/generated.proto: message Volume
     'core.v1.Volume': {
         1: ('name', 'string', KEEP_ZERO),
-        2: ('volumeSource', 'core.v1.VolumeSource', KEEP_ZERO|INLINE),
+        2: ('volumeSource', 'core.v1.VolumeSource', KEEP_ZERO | INLINE),
     },
     # k8s.io/api/core/v1/generated.proto: message VolumeDevice
     'core.v1.VolumeDevice': {
@@ -1772,7 +1772,7 @@ MESSAGES = {
     # k8s.io/api/rbac/v1/generated.proto: message ClusterRole
     'rbac.v1.ClusterRole': {
         1: ('metadata', 'meta.v1.ObjectMeta', 0),
-        2: ('rules', 'rbac.v1.PolicyRule', REPEATED|KEEP_ZERO),
+        2: ('rules', 'rbac.v1.PolicyRule', REPEATED | KEEP_ZERO),
         3: ('aggregationRule', 'rbac.v1.AggregationRule', KEEP_ZERO),
     },
     # k8s.io/api/rbac/v1/generated.proto: message ClusterRoleBinding
@@ -1783,7 +1783,7 @@ MESSAGES = {
     },
     # k8s.io/api/rbac/v1/generated.proto: message PolicyRule
     'rbac.v1.PolicyRule': {
-        1: ('verbs', 'string', REPEATED|KEEP_ZERO),
+        1: ('verbs', 'string', REPEATED | KEEP_ZERO),
         2: ('apiGroups', 'string', REPEATED),
         3: ('resources', 'string', REPEATED),
         4: ('resourceNames', 'string', REPEATED),
@@ -1792,7 +1792,7 @@ MESSAGES = {
     # k8s.io/api/rbac/v1/generated.proto: message Role
     'rbac.v1.Role': {
         1: ('metadata', 'meta.v1.ObjectMeta', 0),
-        2: ('rules', 'rbac.v1.PolicyRule', REPEATED|KEEP_ZERO),
+        2: ('rules', 'rbac.v1.PolicyRule', REPEATED | KEEP_ZERO),
     },
     # k8s.io/api/rbac/v1/generated.proto: message RoleBinding
     'rbac.v1.RoleBinding': {
@@ -1824,7 +1824,7 @@ MESSAGES = {
     },
     # k8s.io/apimachinery/pkg/runtime/generated.proto: message Unknown
     'runtime.Unknown': {
-        1: ('typeMeta', 'runtime.TypeMeta', KEEP_ZERO|INLINE),
+        1: ('typeMeta', 'runtime.TypeMeta', KEEP_ZERO | INLINE),
         2: ('-', 'bytes', KEEP_ZERO),
         3: ('contentEncoding', 'string', KEEP_ZERO),
         4: ('contentType', 'string', KEEP_ZERO),

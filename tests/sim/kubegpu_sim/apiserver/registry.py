@@ -148,10 +148,13 @@ class Api:
         api_version = obj.get("apiVersion")
         kind = obj.get("kind")
         if api_version and api_version != resource.group_version or kind and kind != resource.kind:
-            raise errors.bad_request("the API version in the data (%s) does not match the expected API version "
-                                     "(%s)" % (api_version, resource.group_version) if api_version !=
-                                     resource.group_version else "%s in version %q cannot be handled as a %s"
-                                     % (kind, resource.version, resource.kind))
+            # Go's %q quotes the value (apimachinery runtime/serializer/versioning).
+            if api_version != resource.group_version:
+                message = "the API version in the data (%s) does not match the expected API version (%s)" % (
+                    api_version, resource.group_version)
+            else:
+                message = '%s in version "%s" cannot be handled as a %s' % (kind, resource.version, resource.kind)
+            raise errors.bad_request(message)
         obj["apiVersion"], obj["kind"] = resource.group_version, resource.kind
         node, resolve, crd = self._schema(resource)
         if not node:
@@ -228,7 +231,7 @@ class Api:
             meta.pop("namespace", None)
         if not meta.get("name") and meta.get("generateName"):
             # staging/src/k8s.io/apiserver/pkg/storage/names/generate.go: SimpleNameGenerator
-            meta["name"] = meta["generateName"] + "".join(random.choice(_SUFFIX_CHARS) for _ in range(5))
+            meta["name"] = meta["generateName"] + "".join(random.choice(_SUFFIX_CHARS) for _unused in range(5))
         # store.go: BeforeCreate (system fields)
         for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(key, None)
@@ -635,8 +638,8 @@ class Api:
         pods = self.builtin("", "pods")
         target = (binding or {}).get("target") or {}
         if not target.get("name"):
-            raise errors.invalid(self.builtin("", "pods"), name, [("target.name", "FieldValueRequired",
-                                                                    "Required value")])
+            raise errors.invalid(self.builtin("", "pods"), name,
+                                 [("target.name", "FieldValueRequired", "Required value")])
         with self.store.lock:
             pod = self._get_or_404(pods, namespace, name)
             if pod["metadata"].get("deletionTimestamp"):

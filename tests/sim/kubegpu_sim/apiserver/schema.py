@@ -104,7 +104,7 @@ class Resolver:
         seen = 0
         while isinstance(node, dict) and "$ref" in node and seen < 50:
             ref = node["$ref"]
-            target, _, pointer = ref.partition("#")
+            target, _sep, pointer = ref.partition("#")
             fname = os.path.basename(target) if target else self.fname
             doc = self.schemas._doc(fname) if self.schemas else None
             resolved = doc

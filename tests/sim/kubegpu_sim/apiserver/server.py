@@ -236,12 +236,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                  "sourceIPs": [self.client_address[0]], "userAgent": self.headers.get("User-Agent", ""),
                  "objectRef": ref, "responseStatus": {"code": code or 0},
                  "requestReceivedTimestamp": _micro(received), "stageTimestamp": _micro(now)}
-        if raw and resource.plural not in ("secrets", "leases") and sub != "status":
-            try:
-                event["requestObject"] = json.loads(raw)
-                event["level"] = "Request"
-            except ValueError:
-                pass  # protobuf or YAML body: Metadata only
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None  # protobuf or YAML body: Metadata only
+        if isinstance(body, dict) and not name:
+            # audit/request.go LogRequestObject: a create's objectRef takes the name
+            # (and namespace) from the object in the request, at every level
+            meta = body.get("metadata") or {}
+            if meta.get("name"):
+                ref["name"] = meta["name"]
+        if body is not None and resource.plural not in ("secrets", "leases") and sub != "status":
+            event["requestObject"] = body
+            event["level"] = "Request"
         if params.get("dryRun"):
             event["annotations"] = {"kubegpu-sim/dry-run": params["dryRun"]}
         line = json.dumps(event, separators=(",", ":")) + "\n"

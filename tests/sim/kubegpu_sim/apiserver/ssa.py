@@ -212,7 +212,7 @@ def decode(tree, prefix=()):
         if key == ".":
             out.add(prefix)
             continue
-        kind, _, name = key.partition(":")
+        kind, _sep, name = key.partition(":")
         path = prefix + ((kind, name),)
         if child:
             out |= decode(child, path)

@@ -11,8 +11,8 @@ _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_PATH_SEGMENT_KINDS = {("rbac.authorization.k8s.io", k) for k in ("Role", "ClusterRole", "RoleBinding",
-                                                                    "ClusterRoleBinding")}
+_PATH_SEGMENT_KINDS = {("rbac.authorization.k8s.io", k)
+                       for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}
 _LABEL_NAMED = {("", "Namespace"), ("", "Service")}
 
 
@@ -40,7 +40,7 @@ def dns1123_label(value):
 
 def qualified_name(key):
     """validation.go: IsQualifiedName (label and annotation keys)."""
-    prefix, _, name = key.rpartition("/")
+    prefix, _sep, name = key.rpartition("/")
     if prefix and dns1123_subdomain(prefix):
         return "prefix part " + dns1123_subdomain(prefix)
     if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):

@@ -24,8 +24,8 @@ def res(expected):
     ("single", [1, 1], None, {"nvidia.com/gpu": (2, False)}),          # at least one MIG device each
     ("single", [1, 1], ["1g.10gb"] * 7, {"nvidia.com/gpu": (14, True)}),
     ("mixed", [1, 1], None, {"nvidia.com/mig-*": (2, False)}),
-    ("mixed", [0, 1], ["2g.20gb", "1g.10gb+me"], {"nvidia.com/gpu": (1, True), "nvidia.com/mig-2g.20gb": (1, True),
-                                                 "nvidia.com/mig-1g.10gb.me": (1, True)}),
+    ("mixed", [0, 1], ["2g.20gb", "1g.10gb+me"],
+     {"nvidia.com/gpu": (1, True), "nvidia.com/mig-2g.20gb": (1, True), "nvidia.com/mig-1g.10gb.me": (1, True)}),
     ("mixed", [0, 0], None, {"nvidia.com/gpu": (2, True)}),
 ])
 def test_expected(strategy, flags, profiles, want):
