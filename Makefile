@@ -30,9 +30,9 @@ build:           ## ansible-galaxy collection build + install + FQCN resolution 
 drills:          ## fault drills: unreachable host, held dpkg lock, killed converge (docs/fault-drills.md)
 	bash scripts/test.sh drills
 
-bench:           ## fleet benchmark: site.yml on 1, 4 and 16 test hosts (bench/README.md)
+bench:           ## fleet benchmark: site.yml (all nine stages) on 1, 4 and 16 test hosts, then Ansible's floor (bench/README.md)
 	bash scripts/bootstrap.sh
-	.venv/bin/python bench/fleet.py --sizes 1,4,16
+	.venv/bin/python bench/fleet.py --sizes 1,4,16 --with-floor
 
 lab:             ## bring up the 3-host test fleet and run playbooks/site.yml on it
 	bash scripts/lab.sh up

@@ -1,23 +1,30 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright (c) 2026 kubegpu contributors
-"""Fleet benchmark: site.yml (the stages that can run here) against N systemd test hosts.
+"""Fleet benchmark: site.yml, all nine stages, against N systemd test hosts.
 
 For each fleet size N it starts N systemd containers (the options of
 tests/integration/conftest.py and scripts/lab.sh), writes an inventory with the lab's
 groups (1 control plane, N-1 workers, a quarter of the workers (rounded up) in `gpu`)
-into bench/results/, and runs
+into bench/results/, sets the fleet up the way Molecule does for stages 5-9 (the
+simulated control plane of tests/sim: the simulation's kubelet/kubeadm/kubectl .debs
+through the kubernetes role's local-package path, the Calico manifests copied to cp1,
+the NVIDIA runtime stand-in copied to and a simulated H100's PCI tree mounted on every
+GPU host), and runs
 
-    ansible-playbook -i <inventory> playbooks/site.yml \\
-        --skip-tags=kubernetes,calico,nvidia_device_plugin,gpu_node_labels,validate
+    ansible-playbook -i <inventory> playbooks/site.yml
 
 twice: the first converge (fresh hosts, empty fact cache) and a no-op re-run (same
 hosts, facts cached as ansible.cfg configures). Per run it records the wall time, the
-load average, the PLAY RECAP of every host (tasks per host = ok+changed+skipped+failed)
-and the slowest tasks (ansible.posix.profile_tasks). It writes
-bench/results/fleet-<stamp>.json and prints a markdown table with T(N)/T(4) of the
-no-op run.
+load average, the PLAY RECAP of every host (tasks per host = ok+skipped+failed+rescued;
+ok includes changed), the module runs per host and the time of every play (the
+bench-only callback bench/callback_plugins/kubegpu_bench_counts.py), the CPU seconds of
+the controller and of the hosts, and the slowest tasks (ansible.posix.profile_tasks).
+It writes bench/results/fleet-<stamp>.json and prints a markdown table with T(N)/T(4)
+of the no-op run. --with-floor then runs bench/floor.py's workloads on the same sizes
+in the same process and stores them in the same JSON.
 
-    .venv/bin/python bench/fleet.py --sizes 1,4,16
+    .venv/bin/python bench/fleet.py --sizes 1,4,16 --with-floor
+    .venv/bin/python bench/fleet.py --sizes 4 --stages-1-4       # the old figures: stages 1-4
     .venv/bin/python bench/fleet.py --sizes 4 --apt-proxy none        # shared archive, no proxy
     .venv/bin/python bench/fleet.py --sizes 4 --keep                  # leave the fleet up
     .venv/bin/python bench/fleet.py --sizes 4 --reuse --noop-runs 3   # no-op runs only
@@ -40,12 +47,14 @@ Containers are named kubegpu-bench-*; they are removed at the end unless --keep.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import ipaddress
 import json
 import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -54,7 +63,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SKIP_TAGS = "kubernetes,calico,nvidia_device_plugin,gpu_node_labels,validate"
+# --stages-1-4: what Molecule skipped before stages 5-9 ran against tests/sim.
+STAGES_1_4_SKIP_TAGS = "kubernetes,calico,nvidia_device_plugin,gpu_node_labels,validate"
+# What the simulated control plane needs (built by scripts/bootstrap.sh).
+SIM_DEBS = ".cache/sim-debs"
+SIM_PCI_TREE = ".cache/sim-gpu/h100-1gpu"
+SIM_MANIFESTS = "tests/sim/manifests"
+SIM_RUNTIME = "tests/sim/toolkit/nvidia-container-runtime"
+CALLBACKS = HERE / "callback_plugins"
 IMAGE = os.environ.get("KUBEGPU_TEST_IMAGE", "kubegpu-test:bookworm-r4")
 APT_ARCHIVE = "/var/cache/kubegpu-apt"
 PREFIX = "kubegpu-bench-"
@@ -66,6 +82,9 @@ SYSTEMD_RUN_OPTIONS = [
     "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
 ]
 RECAP_RE = re.compile(r"^(\S+)\s+:\s+(ok=\d+.*)$", re.M)
+# site.yml's stages in order (each play is tagged with its stage's name).
+STAGES = ("preflight", "os_prereqs", "nvidia_driver", "container_runtime", "kubernetes",
+          "calico", "nvidia_device_plugin", "gpu_operator", "gpu_node_labels", "validate")
 PROFILE_RE = re.compile(r"^(.+?) -{2,} (\d+\.\d+)s\s*$", re.M)
 
 
@@ -140,16 +159,26 @@ def ensure_inotify(largest):
     log("fs.inotify.max_user_instances raised from %d to %d for %d hosts" % (have, need, largest))
 
 
-def start_fleet(layout, apt_proxy, image):
+def run_options(groups, apt_proxy, pci_tree=None):
+    """docker run options of one test host (after the systemd ones)."""
+    mounts = [] if apt_proxy else ["-v", "%s:/var/cache/apt/archives:rw" % APT_ARCHIVE]
+    if pci_tree and "gpu" in groups:
+        # A simulated H100 where gpu_facts' sysfs layer and the simulated device plugin
+        # look (molecule/default/molecule.yml, tests/sim/gpu/README.md).
+        mounts += ["-v", "%s:/sys/bus/pci/devices:ro" % pci_tree]
+    return mounts
+
+
+def start_fleet(layout, apt_proxy, image, pci_tree=None):
     names = [c for _unused, c, _unused2 in layout]
     for _unused, container, _unused2 in layout:
         docker("rm", "-f", container, check=False)
-    mounts = [] if apt_proxy else ["-v", "%s:/var/cache/apt/archives:rw" % APT_ARCHIVE]
     if not apt_proxy:
         os.makedirs(APT_ARCHIVE + "/partial", exist_ok=True)
-    for name, container, _unused in layout:
+    for name, container, groups in layout:
         docker("run", "-d", "--name", container, "--hostname", name,
-               *SYSTEMD_RUN_OPTIONS, *mounts, image, "/lib/systemd/systemd")
+               *SYSTEMD_RUN_OPTIONS, *run_options(groups, apt_proxy, pci_tree),
+               image, "/lib/systemd/systemd")
     deadline = time.monotonic() + 180
     pending = set(names)
     while pending and time.monotonic() < deadline:
@@ -161,6 +190,53 @@ def start_fleet(layout, apt_proxy, image):
             time.sleep(1)
     if pending:
         raise SystemExit("systemd not up after 180 s in %s" % ", ".join(sorted(pending)))
+
+
+def sim_inputs(repo):
+    """The simulation's files in checkout `repo`, or SystemExit saying how to make them."""
+    repo = Path(repo)
+    if not (repo / SIM_DEBS).is_dir():
+        repo = REPO  # a scratch copy (--repo) without .cache/: this checkout's
+    paths = {"debs": repo / SIM_DEBS, "pci_tree": repo / SIM_PCI_TREE,
+             "manifests": repo / SIM_MANIFESTS, "runtime": repo / SIM_RUNTIME}
+    if not list(paths["debs"].glob("kubeadm_*.deb")):
+        raise SystemExit("no simulated kubeadm .deb in %s: run `bash tests/sim/build-debs.sh` "
+                         "(or scripts/bootstrap.sh)" % paths["debs"])
+    if not paths["pci_tree"].is_dir():
+        raise SystemExit("no simulated PCI tree in %s: run `PYTHONPATH=tests/sim python3 -m "
+                         "kubegpu_sim.pci_tree tests/sim/gpu/h100-1gpu.json %s`"
+                         % (paths["pci_tree"], SIM_PCI_TREE))
+    return {k: str(v) for k, v in paths.items()}
+
+
+def snapshot_debs(sim, outdir):
+    """Copy the simulation's .debs to a directory of this run: build-debs.sh rebuilds
+    .cache/sim-debs whenever tests/sim changes (other sessions' test runs do), and a
+    package rebuilt between the converge and the no-op makes the no-op's copy change."""
+    src = Path(sim["debs"])
+    dst = Path(outdir) / "sim-debs"
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    digests = {}
+    for f in sorted(src.glob("*.deb")):
+        shutil.copy2(f, dst / f.name)
+        digests[f.name] = hashlib.sha256((dst / f.name).read_bytes()).hexdigest()
+    return dict(sim, debs=str(dst), debs_sha256=digests)
+
+
+def prepare_sim(layout, sim):
+    """What molecule/shared/prepare.yml does, with docker cp: the simulation's Calico
+    manifests on the first control plane, the runtime program stand-in on GPU hosts."""
+    cp = next(c for _unused, c, groups in layout if "kube_control_plane" in groups)
+    docker("exec", cp, "mkdir", "-p", "/etc/kubegpu-sim")
+    for f in sorted(Path(sim["manifests"]).glob("*.yaml")):
+        docker("cp", str(f), "%s:/etc/kubegpu-sim/%s" % (cp, f.name))
+    docker("exec", cp, "chmod", "0644", *("/etc/kubegpu-sim/" + f.name
+                                          for f in Path(sim["manifests"]).glob("*.yaml")))
+    for _unused, container, groups in layout:
+        if "gpu" in groups:
+            docker("cp", sim["runtime"], "%s:/usr/bin/nvidia-container-runtime" % container)
+            docker("exec", container, "chmod", "0755", "/usr/bin/nvidia-container-runtime")
 
 
 def remove_fleet(layout):
@@ -175,7 +251,18 @@ def remove_all_bench():
             docker("rm", "-f", c, check=False)
 
 
-def write_inventory(path, layout, apt_proxy, extra_vars):
+def sim_vars(debs_dir):
+    """The variables .config/molecule/config.yml gives the fleet for stages 5-9."""
+    return {
+        "kubernetes_package_source": "local",
+        "kubernetes_local_package_dir": str(debs_dir),
+        "kubernetes_admin_user": "root",
+        "calico_operator_manifest_url": "/etc/kubegpu-sim/tigera-operator.yaml",
+        "calico_node_ready_timeout": 180,
+    }
+
+
+def write_inventory(path, layout, apt_proxy, extra_vars, sim=None):
     groups = {"kube_control_plane": {}, "etcd": {}, "kube_node": {}, "gpu": {}}
     for name, container, gs in layout:
         for g in gs:
@@ -196,6 +283,8 @@ def write_inventory(path, layout, apt_proxy, extra_vars):
         # the last of 32 hosts waits longer than the default 180 s for its lock (8 of
         # 32 failed so on 2026-11-30). Real hosts do not share /var/cache/apt/archives.
         all_vars["kubegpu_package_lock_timeout"] = max(180, 30 * len(layout))
+    if sim:
+        all_vars.update(sim_vars(sim["debs"]))
     all_vars.update(extra_vars)
     inv = {"all": {
         "vars": all_vars,
@@ -220,6 +309,36 @@ def parse_recap(out):
     for name, rest in RECAP_RE.findall(out):
         hosts[name] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", rest)}
     return hosts
+
+
+def tasks_per_host(recap):
+    """Tasks each host ran or skipped, from its PLAY RECAP (ok includes changed)."""
+    return {h: r.get("ok", 0) + r.get("skipped", 0) + r.get("failed", 0) + r.get("rescued", 0)
+            for h, r in recap.items() if h != "localhost"}
+
+
+def stage_seconds(plays):
+    """Seconds per stage from the callback's play times: every play of site.yml is
+    tagged with its stage's name (README: "tagged with its name")."""
+    out = {}
+    for p in plays:
+        key = next((t for t in p.get("tags", []) if t in STAGES), p["play"])
+        out[key] = round(out.get(key, 0.0) + (p["seconds"] or 0.0), 2)
+    return out
+
+
+def by_kind(layout, per_host):
+    """{kind: [min, max]} of a per-host figure for the control plane, GPU and CPU workers."""
+    kinds = {}
+    for name, _unused, groups in layout:
+        if name not in per_host:
+            continue
+        kind = ("control_plane" if "kube_control_plane" in groups
+                else "gpu" if "gpu" in groups else "cpu")
+        v = per_host[name]
+        lo, hi = kinds.get(kind, [v, v])
+        kinds[kind] = [min(lo, v), max(hi, v)]
+    return kinds
 
 
 def parse_profile(out, top):
@@ -249,23 +368,29 @@ def fleet_cpu_s(containers):
     return total
 
 
-def run_site(repo, inventory, facts_dir, logfile, env_extra, args_extra, timeout, containers=()):
+def run_site(repo, inventory, facts_dir, logfile, env_extra, args_extra, timeout, containers=(),
+             skip_tags=""):
     venv = REPO / ".venv"
     env = dict(os.environ)
     site = venv / "lib" / ("python%d.%d" % sys.version_info[:2]) / "site-packages"
+    counts_file = logfile.with_suffix(".counts.json")
+    if counts_file.exists():
+        counts_file.unlink()
     env.update({
         "PATH": "%s:%s" % (venv / "bin", env.get("PATH", "")),
         "ANSIBLE_COLLECTIONS_PATH": "%s:%s" % (Path(repo) / ".collections",
                                                site / "ansible_collections"),
-        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+        "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks,kubegpu_bench_counts",
+        "KUBEGPU_BENCH_COUNTS": str(counts_file),
         "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all",
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(facts_dir),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
     })
     env.update(env_extra)
-    cmd = [str(venv / "bin" / "ansible-playbook"), "-i", str(inventory),
-           "playbooks/site.yml", "--skip-tags=" + SKIP_TAGS, *args_extra]
+    cmd = [str(venv / "bin" / "ansible-playbook"), "-i", str(inventory), "playbooks/site.yml",
+           *(["--skip-tags=" + skip_tags] if skip_tags else []), *args_extra]
     load_before = loadavg()
     hosts_cpu0 = fleet_cpu_s(containers)
     ctl0 = os.times()
@@ -279,18 +404,44 @@ def run_site(repo, inventory, facts_dir, logfile, env_extra, args_extra, timeout
             proc.kill()
             proc.wait()
             rc = 124
+        except BaseException:
+            # Stopped (SIGINT/SIGTERM): no ansible-playbook left running on removed hosts.
+            proc.kill()
+            proc.wait()
+            raise
     wall = time.monotonic() - t0
     ctl1 = os.times()
     hosts_cpu1 = fleet_cpu_s(containers)
     out = logfile.read_text()
-    recap = parse_recap(out)
-    tasks = {h: r.get("ok", 0) + r.get("changed", 0) + r.get("skipped", 0) + r.get("failed", 0)
-             for h, r in recap.items() if h != "localhost"}
-    return {
+    return summarise(out, read_counts(counts_file), {
         "rc": rc,
         "wall_s": round(wall, 2),
         "load_before": load_before,
         "load_after": loadavg(),
+        # ansible-playbook and its children (forks, docker CLI): the controller's share.
+        "controller_cpu_s": round((ctl1.children_user + ctl1.children_system)
+                                  - (ctl0.children_user + ctl0.children_system), 1),
+        # What ran inside the test hosts (modules, sudo, apt, and here the simulated
+        # control plane's Python processes too): on real servers each host has its own
+        # CPUs; here all hosts share this machine's.
+        "hosts_cpu_s": (round(hosts_cpu1 - hosts_cpu0, 1)
+                        if hosts_cpu0 is not None and hosts_cpu1 is not None else None),
+        "log": str(logfile),
+    }, len(containers))
+
+
+def read_counts(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def summarise(out, counts, run, n_hosts):
+    """A run's figures from its log (PLAY RECAP, profile_tasks) and the callback's counts."""
+    recap = parse_recap(out)
+    tasks = tasks_per_host(recap)
+    run.update({
         "recap": recap,
         "changed_total": sum(r.get("changed", 0) for r in recap.values()),
         "failed_total": sum(r.get("failed", 0) + r.get("unreachable", 0) for r in recap.values()),
@@ -298,18 +449,25 @@ def run_site(repo, inventory, facts_dir, logfile, env_extra, args_extra, timeout
         "tasks_per_host_min": min(tasks.values()) if tasks else 0,
         "tasks_per_host_max": max(tasks.values()) if tasks else 0,
         "slowest": parse_profile(out, 10),
-        # ansible-playbook and its children (forks, docker CLI): the controller's share.
-        "controller_cpu_s": round((ctl1.children_user + ctl1.children_system)
-                                  - (ctl0.children_user + ctl0.children_system), 1),
-        # What ran inside the test hosts (modules, sudo, apt): on real servers each
-        # host has its own CPUs; here all hosts share this machine's.
-        "hosts_cpu_s": (round(hosts_cpu1 - hosts_cpu0, 1)
-                        if hosts_cpu0 is not None and hosts_cpu1 is not None else None),
-        "log": str(logfile),
-    }
+    })
+    if counts:
+        mods = {h: c["module_runs"] for h, c in counts["hosts"].items() if h != "localhost"}
+        run.update({
+            "module_runs_per_host": mods,
+            "module_runs_per_host_min": min(mods.values()) if mods else 0,
+            "module_runs_per_host_max": max(mods.values()) if mods else 0,
+            "module_runs_by_action": counts.get("module_runs_by_action", {}),
+            "counts": counts["hosts"],
+            "plays": counts.get("plays", []),
+            "stage_s": stage_seconds(counts.get("plays", [])),
+        })
+    for key in ("controller_cpu_s", "hosts_cpu_s"):
+        if run.get(key) is not None and n_hosts:
+            run[key + "_per_host"] = round(run[key] / n_hosts, 2)
+    return run
 
 
-def bench_size(n, opts, outdir, apt_proxy):
+def bench_size(n, opts, outdir, apt_proxy, sim=None):
     layout = fleet_layout(n)
     containers = [c for _unused, c, _unused2 in layout]
     tag = "n%d%s" % (n, ("-" + opts.label) if opts.label else "")
@@ -317,32 +475,41 @@ def bench_size(n, opts, outdir, apt_proxy):
     # One fact cache per fleet size (not per label): --reuse runs find the facts of the
     # converge, as a re-run by a user does (ansible.cfg keeps them 2 h).
     facts_dir = outdir / ("facts-n%d" % n)
-    write_inventory(inventory, layout, apt_proxy, dict(kv.split("=", 1) for kv in opts.var))
+    write_inventory(inventory, layout, apt_proxy, dict(kv.split("=", 1) for kv in opts.var), sim)
     env_extra = dict(kv.split("=", 1) for kv in opts.env)
+    skip_tags = STAGES_1_4_SKIP_TAGS if opts.stages_1_4 else ""
     result = {"n": n, "gpu_hosts": sum("gpu" in g for _unused, _unused2, g in layout),
-              "inventory": str(inventory), "runs": {}}
+              "inventory": str(inventory), "runs": {},
+              "hosts": {name: g for name, _unused, g in layout}}
     if not opts.reuse:
         log("N=%d: starting %d containers from %s" % (n, n, opts.image))
         shutil.rmtree(facts_dir, ignore_errors=True)
         t0 = time.monotonic()
-        start_fleet(layout, apt_proxy, opts.image)
+        start_fleet(layout, apt_proxy, opts.image, sim["pci_tree"] if sim else None)
+        if sim:
+            prepare_sim(layout, sim)
         result["fleet_start_s"] = round(time.monotonic() - t0, 2)
-        log("N=%d: first converge" % n)
+        log("N=%d: first converge (log: %s)" % (n, outdir / ("%s-converge.log" % tag)))
         r = run_site(opts.repo, inventory, facts_dir, outdir / ("%s-converge.log" % tag),
-                     env_extra, opts.ansible_arg, opts.timeout, containers)
+                     env_extra, opts.ansible_arg, opts.timeout, containers, skip_tags)
         result["runs"]["converge"] = r
-        log("N=%d: converge rc=%d %.1f s changed=%d (load %s)"
-            % (n, r["rc"], r["wall_s"], r["changed_total"], r["load_after"]))
+        log("N=%d: converge rc=%d %.1f s changed=%d tasks/host %d-%d module runs/host %s-%s "
+            "(load %s)" % (n, r["rc"], r["wall_s"], r["changed_total"], r["tasks_per_host_min"],
+                           r["tasks_per_host_max"], r.get("module_runs_per_host_min"),
+                           r.get("module_runs_per_host_max"), r["load_after"]))
     for i in range(opts.noop_runs):
         if opts.cold_noop and i == 0:
             shutil.rmtree(facts_dir, ignore_errors=True)
         key = "noop" if i == 0 else "noop%d" % (i + 1)
         r = run_site(opts.repo, inventory, facts_dir, outdir / ("%s-%s.log" % (tag, key)),
-                     env_extra, opts.ansible_arg, opts.timeout, containers)
+                     env_extra, opts.ansible_arg, opts.timeout, containers, skip_tags)
         result["runs"][key] = r
-        log("N=%d: %s rc=%d %.1f s changed=%d tasks/host %d-%d cpu controller %s s hosts %s s (load %s)"
+        log("N=%d: %s rc=%d %.1f s changed=%d tasks/host %d-%d module runs/host %s-%s "
+            "cpu controller %s s hosts %s s (load %s)"
             % (n, key, r["rc"], r["wall_s"], r["changed_total"], r["tasks_per_host_min"],
-               r["tasks_per_host_max"], r["controller_cpu_s"], r["hosts_cpu_s"], r["load_before"]))
+               r["tasks_per_host_max"], r.get("module_runs_per_host_min"),
+               r.get("module_runs_per_host_max"), r["controller_cpu_s"], r["hosts_cpu_s"],
+               r["load_before"]))
     noops = [r["wall_s"] for k, r in result["runs"].items() if k.startswith("noop")]
     result["noop_best_s"] = min(noops) if noops else None
     if not opts.keep:
@@ -350,28 +517,69 @@ def bench_size(n, opts, outdir, apt_proxy):
     return result
 
 
+def kinds_cell(layout_groups, per_host):
+    """"cp / gpu / cpu" of a per-host figure (a range where hosts of a kind differ)."""
+    layout = [(name, None, groups) for name, groups in layout_groups.items()]
+    kinds = by_kind(layout, per_host or {})
+    cells = []
+    for kind in ("control_plane", "gpu", "cpu"):
+        if kind in kinds:
+            lo, hi = kinds[kind]
+            cells.append(str(lo) if lo == hi else "%s-%s" % (lo, hi))
+        else:
+            cells.append("-")
+    return " / ".join(cells)
+
+
+def best_noop(r):
+    return min((v for k, v in r["runs"].items() if k.startswith("noop")),
+               key=lambda v: v["wall_s"], default=None)
+
+
 def table(results):
     base = next((r["noop_best_s"] for r in results if r["n"] == 4 and r["noop_best_s"]), None)
-    lines = ["| N | gpu hosts | first converge s (load 1m) | no-op s, best (load 1m) | no-op T(N)/T(4) "
-             "| no-op CPU s controller / hosts | tasks/host no-op | changed no-op | slowest no-op task |",
+    lines = ["| N | GPU hosts | first converge s (load 1m) | no-op s, best (load 1m) | no-op T(N)/T(4) "
+             "| tasks per host, no-op: cp / gpu / cpu | module runs per host, no-op: cp / gpu / cpu "
+             "| no-op CPU s per host: controller / hosts | changed, no-op |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         conv = r["runs"].get("converge")
-        noop = min((v for k, v in r["runs"].items() if k.startswith("noop")),
-                   key=lambda v: v["wall_s"], default=None)
+        noop = best_noop(r)
+        hosts = r.get("hosts", {})
         ratio = ("%.2f" % (noop["wall_s"] / base)) if (noop and base) else "-"
-        slow = ("%s %.1fs" % (noop["slowest"][0]["task"], noop["slowest"][0]["seconds"])
-                if noop and noop["slowest"] else "-")
-        cpu = ("%s / %s" % (noop.get("controller_cpu_s"), noop.get("hosts_cpu_s"))) if noop else "-"
+        cpu = ("%s / %s" % (noop.get("controller_cpu_s_per_host"), noop.get("hosts_cpu_s_per_host"))
+               if noop else "-")
         lines.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s |" % (
             r["n"], r["gpu_hosts"],
             ("%.1f (%.2f)%s" % (conv["wall_s"], conv["load_before"][0],
                                 "" if conv["rc"] == 0 else " rc=%d" % conv["rc"])) if conv else "-",
             ("%.1f (%.2f)%s" % (noop["wall_s"], noop["load_before"][0],
                                 "" if noop["rc"] == 0 else " rc=%d" % noop["rc"])) if noop else "-",
-            ratio, cpu,
-            ("%d-%d" % (noop["tasks_per_host_min"], noop["tasks_per_host_max"])) if noop else "-",
-            noop["changed_total"] if noop else "-", slow))
+            ratio,
+            kinds_cell(hosts, noop["tasks_per_host"]) if noop else "-",
+            kinds_cell(hosts, noop.get("module_runs_per_host")) if noop else "-",
+            cpu, noop["changed_total"] if noop else "-"))
+    return "\n".join(lines)
+
+
+def stage_table(results):
+    """Seconds per stage, first converge and best no-op, one column pair per N."""
+    cols = [(r["n"], r["runs"].get("converge"), best_noop(r)) for r in results]
+    stages = []
+    for _n, conv, noop in cols:
+        for run in (conv, noop):
+            for st in (run or {}).get("stage_s", {}):
+                if st not in stages:
+                    stages.append(st)
+    lines = ["| stage | %s |" % " | ".join("N=%d converge / no-op s" % n for n, _c, _o in cols),
+             "|---|" + "---|" * len(cols)]
+    for st in stages:
+        cells = []
+        for _n, conv, noop in cols:
+            c = (conv or {}).get("stage_s", {}).get(st)
+            o = (noop or {}).get("stage_s", {}).get(st)
+            cells.append("%s / %s" % ("-" if c is None else "%.1f" % c, "-" if o is None else "%.1f" % o))
+        lines.append("| %s | %s |" % (st, " | ".join(cells)))
     return "\n".join(lines)
 
 
@@ -383,6 +591,14 @@ def main(argv=None):
                    help="apt proxy for the hosts (kubegpu_http_proxy); auto (default): an"
                         " apt-cacher-ng on the docker bridge gateway :3142 if one listens, else"
                         " the shared archive; none: the shared archive")
+    p.add_argument("--stages-1-4", action="store_true",
+                   help="skip stages 5-9 (--skip-tags=%s) and the simulated control plane, as"
+                        " the figures before 2026-12-02 did" % STAGES_1_4_SKIP_TAGS)
+    p.add_argument("--with-floor", action="store_true",
+                   help="then run bench/floor.py's workloads on the same sizes; stored in the same JSON")
+    p.add_argument("--floor-tasks", type=int, default=20, help="tasks per host of each floor workload")
+    p.add_argument("--floor-settle", type=int, default=180,
+                   help="floor: wait up to this long for the load to fall under 1 after boot")
     p.add_argument("--noop-runs", type=int, default=1, help="no-op re-runs per size (best is reported)")
     p.add_argument("--cold-noop", action="store_true",
                    help="empty the fact cache before the first no-op run")
@@ -404,10 +620,17 @@ def main(argv=None):
     if opts.cleanup:
         remove_all_bench()
         return 0
+    # `kill PID` and `kill -INT PID` (ignored by default in a background job) stop the
+    # bench through the finally below: the fleet is removed, the JSON keeps the sizes done.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_unused: sys.exit(143))
     sizes = [int(s) for s in opts.sizes.split(",") if s]
+    sim = None if opts.stages_1_4 else sim_inputs(opts.repo)
     ensure_inotify(max(sizes))
     outdir = Path(opts.results)
     outdir.mkdir(parents=True, exist_ok=True)
+    if sim:
+        sim = snapshot_debs(sim, outdir)
     apt_proxy = resolve_proxy(opts.apt_proxy)
     log("apt: %s" % (("proxy " + apt_proxy) if apt_proxy else "shared archive " + APT_ARCHIVE))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -415,18 +638,38 @@ def main(argv=None):
     meta = {"stamp": stamp, "host": socket.gethostname(), "cpus": os.cpu_count(),
             "image": opts.image, "apt": apt_proxy or "shared-archive", "repo": opts.repo,
             "env": opts.env, "vars": opts.var, "ansible_args": opts.ansible_arg,
-            "skip_tags": SKIP_TAGS}
+            "stages": "1-4" if opts.stages_1_4 else "1-9 (5-9 against tests/sim)",
+            "skip_tags": STAGES_1_4_SKIP_TAGS if opts.stages_1_4 else "",
+            "sim": sim,
+            "load_at_start": loadavg(),
+            "other_containers_at_start": [c for c in docker(
+                "ps", "--format", "{{.Names}}", check=False).stdout.split()
+                if not c.startswith(PREFIX)]}
+    doc = {"meta": meta, "results": results}
     outfile = outdir / ("fleet-%s%s.json" % (stamp, ("-" + opts.label) if opts.label else ""))
     try:
         for n in sizes:
-            results.append(bench_size(n, opts, outdir, apt_proxy))
-            outfile.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+            results.append(bench_size(n, opts, outdir, apt_proxy, sim))
+            outfile.write_text(json.dumps(doc, indent=2))
     finally:
         if not opts.keep:
             for n in sizes:
                 remove_fleet(fleet_layout(n))
+    if opts.with_floor:
+        import floor  # noqa: PLC0415  (bench/floor.py imports this module)
+        log("floor: %s tasks per host on %s hosts" % (opts.floor_tasks, opts.sizes))
+        doc["floor"] = floor.measure(sorted(sizes), opts.floor_tasks, list(floor.WORKLOADS),
+                                     runs=2, image=opts.image, settle_s=opts.floor_settle,
+                                     logdir=outdir / "floor")
+        doc["meta"]["load_at_end"] = loadavg()
+        outfile.write_text(json.dumps(doc, indent=2))
     print()
     print(table(results))
+    print()
+    print(stage_table(results))
+    if "floor" in doc:
+        print()
+        print(floor.table(doc["floor"]["results"], sorted(sizes), opts.floor_tasks))
     print("\nresults: %s" % outfile)
     bad = [r for r in results for v in r["runs"].values() if v["rc"] != 0]
     return 1 if bad else 0

@@ -147,6 +147,52 @@ def table(results, sizes, k):
     return "\n".join(out)
 
 
+def measure(sizes, tasks, workloads, runs=2, image=fleet.IMAGE, keep=False, reuse=False,
+            settle_s=180, logdir=None):
+    """Run each workload on each size (best of `runs`): {"meta", "results"} (results by
+    workload, then fleet size). Starts and removes its own containers unless reuse/keep."""
+    unknown = set(workloads) - set(WORKLOADS)
+    if unknown:
+        raise SystemExit("unknown workload(s) %s; known: %s" % (", ".join(sorted(unknown)), ", ".join(WORKLOADS)))
+    outdir = Path(logdir or fleet.HERE / "results" / "floor")
+    outdir.mkdir(parents=True, exist_ok=True)
+    everyone = layout(max(sizes))
+    fleet.ensure_inotify(max(sizes))
+    if not reuse:
+        fleet.log("starting %d containers from %s" % (len(everyone), image))
+        # A non-empty apt proxy keeps start_fleet from mounting the shared apt archive.
+        fleet.start_fleet(everyone, "unused", image)
+    settle(settle_s)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    load_start = fleet.loadavg()
+    results = {}
+    try:
+        for w in workloads:
+            playbook = outdir / ("floor-%s.yml" % w)
+            write_playbook(playbook, w, tasks)
+            results[w] = {}
+            for n in sizes:
+                hosts = everyone[:n]
+                inventory = outdir / ("inventory-%d.json" % n)
+                write_inventory(inventory, hosts)
+                tries = [run(playbook, inventory, [c for _u, c, _u2 in hosts],
+                             outdir / ("%s-n%d-%d.log" % (w, n, i))) for i in range(runs)]
+                failed = [r for r in tries if r["rc"] != 0]
+                if failed:
+                    raise SystemExit("%s at N=%d failed (rc=%d); see %s" % (
+                        w, n, failed[0]["rc"], outdir / ("%s-n%d-*.log" % (w, n))))
+                results[w][n] = min(tries, key=lambda r: r["wall_s"])
+                fleet.log("%s N=%d: %.2f s (controller %.1f / hosts %s CPU s)" % (
+                    w, n, results[w][n]["wall_s"], results[w][n]["controller_cpu_s"],
+                    results[w][n]["hosts_cpu_s"]))
+    finally:
+        if not keep:
+            fleet.remove_fleet(everyone)
+    meta = {"stamp": stamp, "host": socket.gethostname(), "cpus": os.cpu_count(),
+            "image": image, "tasks_per_host": tasks, "runs": runs, "load_at_start": load_start}
+    return {"meta": meta, "results": results}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     p.add_argument("--sizes", default="1,4,16", help="fleet sizes (default 1,4,16)")
@@ -163,48 +209,13 @@ def main(argv=None):
     opts = p.parse_args(argv)
     sizes = sorted(int(s) for s in opts.sizes.split(",") if s)
     workloads = [w for w in opts.workloads.split(",") if w]
-    unknown = set(workloads) - set(WORKLOADS)
-    if unknown:
-        raise SystemExit("unknown workload(s) %s; known: %s" % (", ".join(sorted(unknown)), ", ".join(WORKLOADS)))
-    outdir = Path(opts.results) / "floor"
-    outdir.mkdir(parents=True, exist_ok=True)
-    everyone = layout(max(sizes))
-    fleet.ensure_inotify(max(sizes))
-    if not opts.reuse:
-        fleet.log("starting %d containers from %s" % (len(everyone), opts.image))
-        # A non-empty apt proxy keeps start_fleet from mounting the shared apt archive.
-        fleet.start_fleet(everyone, "unused", opts.image)
-    settle(opts.settle)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    results = {}
-    try:
-        for w in workloads:
-            playbook = outdir / ("floor-%s.yml" % w)
-            write_playbook(playbook, w, opts.tasks)
-            results[w] = {}
-            for n in sizes:
-                hosts = everyone[:n]
-                inventory = outdir / ("inventory-%d.json" % n)
-                write_inventory(inventory, hosts)
-                runs = [run(playbook, inventory, [c for _u, c, _u2 in hosts],
-                            outdir / ("%s-n%d-%d.log" % (w, n, i))) for i in range(opts.runs)]
-                failed = [r for r in runs if r["rc"] != 0]
-                if failed:
-                    raise SystemExit("%s at N=%d failed (rc=%d); see %s" % (
-                        w, n, failed[0]["rc"], outdir / ("%s-n%d-*.log" % (w, n))))
-                results[w][n] = min(runs, key=lambda r: r["wall_s"])
-                fleet.log("%s N=%d: %.2f s (controller %.1f / hosts %s CPU s)" % (
-                    w, n, results[w][n]["wall_s"], results[w][n]["controller_cpu_s"],
-                    results[w][n]["hosts_cpu_s"]))
-    finally:
-        if not opts.keep:
-            fleet.remove_fleet(everyone)
-    meta = {"stamp": stamp, "host": socket.gethostname(), "cpus": os.cpu_count(),
-            "image": opts.image, "tasks_per_host": opts.tasks, "runs": opts.runs}
-    outfile = Path(opts.results) / ("floor-%s%s.json" % (stamp, ("-" + opts.label) if opts.label else ""))
-    outfile.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    doc = measure(sizes, opts.tasks, workloads, opts.runs, opts.image, opts.keep, opts.reuse,
+                  opts.settle, Path(opts.results) / "floor")
+    outfile = Path(opts.results) / ("floor-%s%s.json" % (doc["meta"]["stamp"],
+                                                         ("-" + opts.label) if opts.label else ""))
+    outfile.write_text(json.dumps(doc, indent=2))
     print()
-    print(table(results, sizes, opts.tasks))
+    print(table(doc["results"], sizes, opts.tasks))
     print("\nresults: %s" % outfile)
     return 0
 

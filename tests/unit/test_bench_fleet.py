@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -113,8 +114,8 @@ def test_summarise_adds_module_runs_and_per_host_cpu(fleet):
 
 def _result(counts, host, action, ret, changed=False, loop=None, status=None):
     task = SimpleNamespace(action=action, loop=loop, loop_with=None)
-    return SimpleNamespace(_host=SimpleNamespace(get_name=lambda: host), _task=task, _result=ret,
-                           is_changed=lambda: changed)
+    h = SimpleNamespace(get_name=lambda: host, vars={"ansible_host": "kubegpu-bench-" + host})
+    return SimpleNamespace(_host=h, _task=task, _result=ret, is_changed=lambda: changed)
 
 
 def test_callback_counts_module_runs_not_controller_actions(counts, tmp_path, monkeypatch):
@@ -131,9 +132,12 @@ def test_callback_counts_module_runs_not_controller_actions(counts, tmp_path, mo
     # A loop: one run per item that was not skipped.
     cb.v2_runner_on_ok(_result(counts, "cp1", "ansible.builtin.file",
                                {"results": [{}, {"skipped": True}, {}]}, loop=["a", "b", "c"]))
-    # Delegated to another host; delegated to the controller.
+    # Delegated to another host (named, or as ansible-core 2.19 gives it: its
+    # ansible_host); to itself (not counted as delegated); to the controller.
     cb.v2_runner_on_ok(_result(counts, "gpu01", "ansible.builtin.command",
-                               {"_ansible_delegated_vars": {"ansible_delegated_host": "cp1"}}))
+                               {"_ansible_delegated_vars": {"ansible_host": "kubegpu-bench-cp1"}}))
+    cb.v2_runner_on_ok(_result(counts, "cp1", "ansible.builtin.command",
+                               {"_ansible_delegated_vars": {"ansible_host": "kubegpu-bench-cp1"}}))
     cb.v2_runner_on_ok(_result(counts, "gpu01", "ansible.builtin.stat",
                                {"_ansible_delegated_vars": {"ansible_delegated_host": "localhost"}}))
     cb.v2_runner_on_failed(_result(counts, "gpu01", "ansible.builtin.command", {"failed": True}))
@@ -141,11 +145,12 @@ def test_callback_counts_module_runs_not_controller_actions(counts, tmp_path, mo
     import json
     data = json.loads(out.read_text())
     cp1, gpu = data["hosts"]["cp1"], data["hosts"]["gpu01"]
-    assert cp1 == {"ok": 5, "changed": 1, "failed": 0, "skipped": 1, "module_runs": 1 + 1 + 2,
+    assert cp1 == {"ok": 6, "changed": 1, "failed": 0, "skipped": 1, "module_runs": 1 + 1 + 2 + 1,
                    "delegated": 0, "controller_module_runs": 0}
     assert gpu["module_runs"] == 2 and gpu["delegated"] == 1 and gpu["controller_module_runs"] == 1
     assert gpu["failed"] == 1
-    assert data["module_runs_by_action"]["ansible.builtin.command"] == 3
+    assert data["module_runs_by_action"]["ansible.builtin.command"] == 4
+    assert gpu["delegated_to"] == {"kubegpu-bench-cp1": 1}
     assert [p["play"] for p in data["plays"]] == ["Calico"] and data["plays"][0]["tags"] == ["calico"]
     assert data["plays"][0]["seconds"] is not None
 
@@ -164,3 +169,38 @@ def test_every_controller_action_is_an_action_plugin_or_a_core_keyword(counts):
     for name in ("ansible.builtin.template", "ansible.builtin.copy", "ansible.builtin.command",
                  "ansible.builtin.wait_for_connection", "ansible.builtin.setup"):
         assert not counts.is_controller_action(name)
+
+
+def test_with_floor_stores_the_floor_in_the_same_results_file(fleet, tmp_path, monkeypatch, capsys):
+    import json
+    calls = {}
+    monkeypatch.setattr(fleet, "docker", lambda *a, **k: SimpleNamespace(stdout="", returncode=0))
+    monkeypatch.setattr(fleet, "ensure_inotify", lambda n: None)
+    monkeypatch.setattr(fleet.signal, "signal", lambda *a: None)  # leave pytest's handlers
+
+    def bench_size(n, opts, outdir, apt_proxy, sim=None):
+        calls.setdefault("sizes", []).append((n, opts.stages_1_4, sim))
+        run = {"rc": 0, "wall_s": 10.0 * n, "load_before": [1.0], "tasks_per_host": {"cp1": 5},
+               "changed_total": 0, "controller_cpu_s_per_host": 1.0, "hosts_cpu_s_per_host": 0.5}
+        return {"n": n, "gpu_hosts": 0, "hosts": {"cp1": ["kube_control_plane"]},
+                "runs": {"converge": dict(run), "noop": run}, "noop_best_s": run["wall_s"]}
+
+    monkeypatch.setattr(fleet, "bench_size", bench_size)
+    fake_floor = SimpleNamespace(
+        WORKLOADS=("skip",),
+        measure=lambda sizes, tasks, workloads, **kw: calls.update(floor=(sizes, tasks, workloads)) or {
+            "meta": {}, "results": {"skip": {n: {"wall_s": 1.0 * n, "controller_cpu_s": 1.0,
+                                                 "hosts_cpu_s": 0.0} for n in sizes}}},
+        table=lambda results, sizes, k: "FLOOR TABLE")
+    monkeypatch.setitem(sys.modules, "floor", fake_floor)
+    rc = fleet.main(["--sizes", "4,1", "--stages-1-4", "--apt-proxy", "none", "--with-floor",
+                     "--results", str(tmp_path)])
+    assert rc == 0
+    assert [n for n, _s, _sim in calls["sizes"]] == [4, 1] and calls["sizes"][0][1:] == (True, None)
+    assert calls["floor"] == ([1, 4], 20, ["skip"])
+    (out,) = tmp_path.glob("fleet-*.json")
+    doc = json.loads(out.read_text())
+    assert [r["n"] for r in doc["results"]] == [4, 1]
+    assert doc["floor"]["results"]["skip"]["4"]["wall_s"] == 4.0
+    assert doc["meta"]["skip_tags"] == fleet.STAGES_1_4_SKIP_TAGS
+    assert "FLOOR TABLE" in capsys.readouterr().out
