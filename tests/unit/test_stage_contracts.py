@@ -364,3 +364,24 @@ def test_kubernetes_install_reads_the_key_only_where_it_was_written():
         if "kubernetes-apt-keyring.asc" in text and "get_url" not in text and "deb822" not in text \
                 or "_kubernetes_key_show" in text or task.get("ansible.builtin.apt", {}).get("update_cache"):
             assert "ansible_check_mode" in str(task.get("when")), task["name"]
+
+
+def test_kubeadm_init_output_with_its_token_stays_out_of_ansible_output():
+    """kubeadm init prints the default bootstrap token it creates (valid 24 h) and a join
+    command carrying it. Found when the orchestration ran against the simulated kubeadm,
+    which prints what kubeadm prints: `-v` showed the token. Both init tasks are no_log;
+    the failure message is built from stderr."""
+    tasks = yaml.safe_load((ROOT / "roles" / "kubernetes" / "tasks" / "init.yml").read_text())
+    found = {}
+
+    def walk(items):
+        for task in items or []:
+            for key in ("block", "rescue", "always"):
+                walk(task.get(key))
+            argv = (task.get("ansible.builtin.command") or {}).get("argv") or []
+            if "init" in argv and "phase" not in argv and "reset" not in argv:
+                found[task["name"]] = task.get("no_log")
+
+    walk(tasks)
+    assert set(found) == {"Run kubeadm init", "Retry kubeadm init once"}, found
+    assert all(value is True for value in found.values()), found

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
+import tempfile
 import sys
 
 import pytest
@@ -22,7 +24,14 @@ RUNC = {"handler": "runc", "binary": "runc", "nvidia": False}
 
 
 def gpus(name="h100-1gpu"):
-    return gpu.read_gpus(os.path.join(GPU_DIR, name), "node1", {})
+    """The simulated GPUs of tests/sim/gpu/<name>.json, written out as a host gets them."""
+    from kubegpu_sim import pci_tree
+    root = tempfile.mkdtemp(prefix="kubegpu-pci-")
+    try:
+        return gpu.read_gpus(pci_tree.materialise(os.path.join(GPU_DIR, name + ".json"), os.path.join(root, name)),
+                             "node1", {})
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def ctx(image, command=None, args=None, env=None, runtime=None, policy="Never", **kw):

@@ -229,10 +229,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if sub:
             ref["subresource"] = sub
         now = time.time()
+        who = {"username": (user or {}).get("username", ""), "groups": list((user or {}).get("groups") or [])}
         event = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
                  "auditID": os.urandom(16).hex(), "stage": "ResponseComplete", "requestURI": self.path,
-                 "verb": verb, "user": {"username": (user or {}).get("username", ""),
-                                         "groups": list((user or {}).get("groups") or [])},
+                 "verb": verb, "user": who,
                  "sourceIPs": [self.client_address[0]], "userAgent": self.headers.get("User-Agent", ""),
                  "objectRef": ref, "responseStatus": {"code": code or 0},
                  "requestReceivedTimestamp": _micro(received), "stageTimestamp": _micro(now)}
