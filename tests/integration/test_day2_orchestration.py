@@ -65,7 +65,11 @@ def _inventory(tmp_path, gpu_hosts):
         "vars": {"ansible_connection": "community.docker.docker", "ansible_become": False,
                  "kubernetes_package_source": "none",  # test-only: the fakes stand in for the packages
                  "kubernetes_admin_user": "root", "validate_job_timeout": 10,
-                 "add_node_ready_timeout": 20, "upgrade_driver_ready_timeout": 20, **tools},
+                 "add_node_ready_timeout": 20, "upgrade_driver_ready_timeout": 20,
+                 # The fake hosts run no containerd: declare the handlers stage 4 publishes
+                 # (docs/contracts.md), nvidia as the default runtime, as stage 4 makes it.
+                 "container_runtime_cri_handlers": {"default": "nvidia", "names": ["nvidia", "runc"]},
+                 **tools},
         "children": {
             "kube_control_plane": {"hosts": {"cp1": {"ansible_host": HOSTS["cp1"]}}},
             "kube_node": {"hosts": {"w1": {"ansible_host": HOSTS["w1"]}, "gpu2": {"ansible_host": HOSTS["gpu2"]}}},

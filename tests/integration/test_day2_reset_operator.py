@@ -466,14 +466,17 @@ def test_gpu_operator_refuses_next_to_kubegpu_device_plugin(no_release, tmp_path
 def test_preflight_refuses_both_gpu_modes(no_release, tmp_path, ansible_playbook):
     state = no_release
     before = _host_snapshot()
-    bad = {"kubegpu_gpu_operator": True, "nvidia_device_plugin_enabled": True, "gpu_operator_toolkit_enabled": True}
+    # Preflight refers only to real variables: in Operator mode, the Operator's own device
+    # plugin switched off means no device plugin at all.
+    bad = {"kubegpu_gpu_operator": True, "gpu_operator_device_plugin_enabled": False,
+           "gpu_operator_toolkit_enabled": True}
     result = ansible_playbook("playbooks/preflight.yml", _inventory(tmp_path), "-e", json.dumps(bad), timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     for host in HOSTS:
         assert "Preflight: GPU software mode on %s:" % host in output, output[-4000:]
-    assert "nvidia_device_plugin_enabled is true while kubegpu_gpu_operator is true" in output
-    assert "fix: remove nvidia_device_plugin_enabled" in output
+    assert "gpu_operator_device_plugin_enabled is false while kubegpu_gpu_operator is true" in output
+    assert "fix: gpu_operator_device_plugin_enabled: true" in output
     assert "gpu_operator_toolkit_enabled is true and container_runtime_nvidia_toolkit_install is true" in output
     assert "fix: gpu_operator_toolkit_enabled: auto (or false)" in output
     assert not re.search(r"changed=[1-9]", output), output[-3000:]
