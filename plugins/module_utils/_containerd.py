@@ -49,6 +49,13 @@ RUNTIME_DEFAULTS = {'runtime_type': RUNC_RUNTIME_TYPE, 'inherit_from': 'runc'}
 MERGE_SETTINGS = ('systemd_cgroup', 'sandbox_image', 'runtimes', 'default_runtime', 'cdi',
                   'cdi_spec_dirs', 'registry_config_path', 'imports')
 SUPPORTED_VERSIONS = (1, 2, 3, 4)
+# Layouts merge() writes into a file that configures nothing (layout_for()).
+BLANK_VERSIONS = (2, 3)
+# Entries of the top-level disabled_plugins list that keep kubelet from using containerd:
+# the CRI plugin by its version 1 id and by its URI, and the two plugins containerd 2.x
+# split out of it (the CRI service does not start without them). merge() removes them.
+CRI_PLUGIN_IDS = ('cri', 'io.containerd.grpc.v1.cri', 'io.containerd.cri.v1.runtime',
+                  'io.containerd.cri.v1.images')
 
 _V1_CRI = ('plugins', 'cri')
 _V2_CRI = ('plugins', 'io.containerd.grpc.v1.cri')
@@ -85,7 +92,8 @@ _PATHS = {
 _PATHS[4] = _PATHS[3]
 
 MergeResult = namedtuple(
-    'MergeResult', ['changed', 'before', 'after', 'version', 'runtimes', 'default_runtime'])
+    'MergeResult', ['changed', 'before', 'after', 'version', 'runtimes', 'default_runtime',
+                    'reenabled_plugins', 'filled'])
 
 
 class ContainerdConfigError(Exception):
@@ -164,6 +172,30 @@ def detect_version(doc):
             'containerd config version %d is not supported (supported: %s)'
             % (value, ', '.join(str(v) for v in SUPPORTED_VERSIONS)))
     return value
+
+
+def layout_for(installed):
+    """The config version to fill a file that configures nothing with, for the installed
+    containerd (``(major, minor, patch)`` from parse_containerd_version, or None).
+
+    3 for containerd 2.x and later; 2 for 1.x. Also 2 when the version is unknown:
+    containerd 1.x reads version 2 and 2.x migrates it on load, while a file left at
+    version 1 loses its CRI settings on 2.x.
+    """
+    if installed and installed[0] >= 2:
+        return 3
+    return 2
+
+
+def lacks_version_key(text):
+    """Whether the config text parses and has no top-level ``version`` key (config
+    version 1, or a file that configures nothing). False for text that does not
+    parse: merge() reports that."""
+    try:
+        doc = parse(text)
+    except ContainerdConfigError:
+        return False
+    return 'version' not in doc
 
 
 def parse_containerd_version(output):
@@ -406,7 +438,7 @@ def _runtime_is_runc(runtime):
 
 def merge(text, systemd_cgroup=True, runtimes=None, default_runtime=None,
           sandbox_image=None, cdi=None, cdi_spec_dirs=None,
-          registry_config_path=None, imports=None, source='config'):
+          registry_config_path=None, imports=None, source='config', blank_version=None):
     """Apply the wanted settings to config text; returns a :class:`MergeResult`.
 
     ``runtimes`` is a list of dicts with ``name`` and optional ``runtime_type``
@@ -414,13 +446,31 @@ def merge(text, systemd_cgroup=True, runtimes=None, default_runtime=None,
     ``inherit_from`` (default ``runc``: a new runtime starts as a copy of that
     runtime's table, like ``nvidia-ctk runtime configure`` does).
     Settings left as None are not touched.
+
+    The CRI plugin's ids (CRI_PLUGIN_IDS) are always removed from the top-level
+    ``disabled_plugins`` list; other entries are kept.
+
+    ``blank_version`` (2 or 3, see layout_for) is the config version given to a file
+    that configures nothing: empty, comments only, or nothing but an empty
+    ``disabled_plugins`` list once the CRI plugin is enabled again (Docker's
+    containerd.io file). Such a file has no ``version`` key, which would mean
+    version 1; None keeps it at version 1.
     """
+    bad_blank = isinstance(blank_version, bool) or blank_version not in BLANK_VERSIONS
+    if blank_version is not None and bad_blank:
+        raise ContainerdConfigError(
+            'blank_version must be one of %s, got %r'
+            % (', '.join(str(v) for v in BLANK_VERSIONS), blank_version))
     doc = parse(text, source)
+    reenabled = _enable_cri(doc)
+    filled = blank_version is not None and _configures_nothing(doc)
+    if filled:
+        doc = parse(_with_version_key(tomlkit.dumps(doc), blank_version), source)
     version = detect_version(doc)
     paths = cri_paths(version)
     editor = _Editor(doc, version)
     runtimes_path = paths['runtimes']
-    changed = False
+    changed = bool(reenabled) or filled
 
     # 1. runc first (SystemdCgroup), so runtimes copied from it inherit the setting.
     if systemd_cgroup is not None:
@@ -484,7 +534,51 @@ def merge(text, systemd_cgroup=True, runtimes=None, default_runtime=None,
         version=version,
         runtimes=_runtime_names(checker, runtimes_path),
         default_runtime=_plain(checker.get(paths['default_runtime_name'])),
+        reenabled_plugins=reenabled,
+        filled=filled,
     )
+
+
+def _enable_cri(doc):
+    """Remove the CRI plugin's ids from the top-level disabled_plugins list, keeping
+    the other entries (and the list). Returns the entries removed, in file order."""
+    if 'disabled_plugins' not in doc:
+        return []
+    disabled = doc['disabled_plugins']
+    if not isinstance(_plain(disabled), list):
+        raise ContainerdConfigError(
+            'the top-level "disabled_plugins" key must be a list, got %r' % (_plain(disabled),))
+    removed = []
+    for index in reversed(range(len(disabled))):
+        entry = _plain(disabled[index])
+        if isinstance(entry, str) and entry in CRI_PLUGIN_IDS:
+            removed.insert(0, entry)
+            del disabled[index]
+    return removed
+
+
+def _configures_nothing(doc):
+    """No key but an empty disabled_plugins list (containerd then runs on its
+    built-in defaults, whatever the config version)."""
+    for key in doc.keys():
+        if key != 'disabled_plugins' or _plain(doc[key]):
+            return False
+    return True
+
+
+def _with_version_key(text, version):
+    """``version = N`` before the first key of a file that has no version key (after
+    its leading comments), or on top of a file of comments only."""
+    newline = '\r\n' if '\r\n' in text else '\n'
+    lines = text.splitlines(True)
+    at = 0
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped and not stripped.startswith('#'):
+            at = index
+            break
+    lines.insert(at, 'version = %d%s' % (version, newline))
+    return ''.join(lines)
 
 
 def _runtime_names(editor, runtimes_path):

@@ -19,7 +19,13 @@ description:
   - "Owned settings: C(SystemdCgroup) in the options of C(runc) and of every runtime
     whose C(runtime_type) is C(io.containerd.runc.v2); the runtimes listed in
     O(runtimes); the CRI default runtime; the sandbox (pause) image; CDI; the registry
-    hosts directory (C(config_path)); entries of the top-level C(imports) list."
+    hosts directory (C(config_path)); entries of the top-level C(imports) list; the
+    CRI plugin's entries of the top-level C(disabled_plugins) list."
+  - "The CRI plugin is always turned back on: C(cri), C(io.containerd.grpc.v1.cri) and
+    containerd 2.x's C(io.containerd.cri.v1.runtime) and C(io.containerd.cri.v1.images)
+    are removed from C(disabled_plugins) (Docker's C(containerd.io) package ships
+    C(disabled_plugins = [\"cri\"]), which keeps kubelet from using containerd).
+    Other entries are kept. RV(reenabled_plugins) lists what was removed."
   - Knows the CRI plugin layout of config versions 1 (no C(version) key, plugin
     C(cri)), 2 (C(io.containerd.grpc.v1.cri), containerd 1.x), 3 (containerd 2.x,
     C(io.containerd.cri.v1.runtime) and C(io.containerd.cri.v1.images)) and 4
@@ -27,10 +33,22 @@ description:
   - When the file does not exist it starts from the installed containerd's own
     defaults (C(containerd config default)), never from an empty file, so runc keeps
     all its defaults and gets C(SystemdCgroup = true).
+  - A file that configures nothing (empty, comments only, or nothing but an empty
+    C(disabled_plugins) list once CRI is back on, like Docker's file) is filled in the
+    layout the installed containerd reads, learnt from C(containerd --version) -
+    C(version = 2) for containerd 1.x, C(version = 3) for 2.x - never in the version 1
+    layout, whose CRI settings containerd 2.x ignores. When containerd does not report
+    its version, version 2 is written (1.x reads it, 2.x migrates it on load) and a
+    warning says so. Its comments are kept.
+  - When O(path) is a symbolic link (an admin or config management pointing
+    C(/etc/containerd/config.toml) at the file they manage) the link's target is edited
+    in place; the link is kept. The backup, the temporary file of O(validate), the file
+    attributes (O(mode), O(owner), ...) and the diff are those of the target. A link
+    whose target does not exist is refused; nothing is created or replaced.
   - A file that is not valid TOML is refused and left untouched.
-  - A file without a C(version) key (version 1) is refused when the installed
-    containerd is 2.x or newer, because containerd 2.x ignores the CRI settings of a
-    version 1 file; run C(containerd config migrate) first.
+  - A file without a C(version) key (version 1) that sets anything else is refused when
+    the installed containerd is 2.x or newer, because containerd 2.x ignores the CRI
+    settings of a version 1 file; run C(containerd config migrate) first.
 author:
   - kubegpu maintainers (@kubegpu)
 requirements:
@@ -50,7 +68,9 @@ attributes:
     description: A second run with the same options changes nothing (byte-identical file).
 options:
   path:
-    description: The containerd config file.
+    description:
+      - The containerd config file. A symbolic link is followed; its target is edited
+        (see RV(target)).
     type: path
     default: /etc/containerd/config.toml
   containerd_bin:
@@ -148,7 +168,11 @@ options:
     version_added: "0.3.0"
 notes:
   - A new file gets mode C(0644) unless O(mode) is given; an existing file keeps its
-    mode, owner and group unless they are given.
+    mode, owner and group unless they are given. With a symbolic link these apply to its
+    target.
+  - With a symbolic link, O(validate) runs on a temporary file next to the target, so
+    relative O(imports) entries are resolved from the target's directory there, while
+    containerd resolves them from the directory of the path it is started with.
   - containerd reads its config at start; restart it after a change (the role's
     C(Restart containerd) handler).
   - Settings in drop-in files named by C(imports) can override this file; containerd
@@ -186,10 +210,28 @@ EXAMPLES = r"""
 
 RETURN = r"""
 version:
-  description: The config version of the file (1 when it has no C(version) key).
+  description:
+    - The config version of the file after the edit (1 when it has no C(version) key).
+    - For a file that configured nothing, the version the module gave it.
   returned: always
   type: int
   sample: 2
+target:
+  description: The file edited - O(path), or the target of the symbolic link O(path).
+  returned: always
+  type: str
+  sample: /srv/cfg/containerd.toml
+reenabled_plugins:
+  description: Entries removed from the top-level C(disabled_plugins) list to turn the CRI plugin back on (empty when none).
+  returned: always
+  type: list
+  elements: str
+  sample: [cri]
+containerd_version:
+  description: The installed containerd's version, from C(<containerd_bin> --version).
+  returned: when the file has no C(version) key and containerd reported its version
+  type: str
+  sample: 1.7.24
 created:
   description: Whether the file did not exist and was (or would be) created from C(containerd config default).
   returned: always
@@ -207,12 +249,12 @@ default_runtime:
   type: str
   sample: nvidia
 backup_file:
-  description: Path of the backup made before the change.
+  description: Path of the backup made before the change (next to RV(target), a copy of its content).
   returned: when O(backup=true) and an existing file was changed
   type: str
   sample: /etc/containerd/config.toml.12345.2025-01-01@00:00:00~
 diff:
-  description: The file's text before and after (before is empty when the file did not exist).
+  description: The text of RV(target) before and after (before is empty when the file did not exist); the headers name RV(target).
   returned: when diff mode is on
   type: dict
   sample: {before: "version = 2\n", after: "version = 2\n...", before_header: /etc/containerd/config.toml}
@@ -231,6 +273,8 @@ from ansible_collections.kubegpu.cluster.plugins.module_utils._containerd import
     TOMLKIT_MISSING_MSG,
     RUNTIME_DEFAULTS,
     ContainerdConfigError,
+    lacks_version_key,
+    layout_for,
     merge,
     merge_settings,
     parse_containerd_version,
@@ -241,20 +285,40 @@ def _fail(module, msg, **kwargs):
     module.fail_json(msg=msg, **kwargs)
 
 
-def _read_or_default(module, path, containerd_bin):
-    """(text, created): the file's text, or containerd's defaults when it is absent."""
-    if os.path.exists(path):
-        if not os.path.isfile(path):
-            _fail(module, '%s exists and is not a regular file' % path)
+def _target(module, path):
+    """The file to edit: ``path``, or the file a symbolic link at ``path`` leads to.
+
+    The link itself is kept (it is how an admin or config management points containerd
+    at the file they manage); a link that leads nowhere is refused, never replaced.
+    """
+    if not os.path.islink(path):
+        return path
+    target = os.path.realpath(path)
+    if not os.path.exists(target):
+        _fail(module, '%s is a symbolic link to %s, which does not exist (a dangling link, or a '
+                      'loop of links); refusing to replace the link with a regular file. Fix: '
+                      'create %s, or point the link at the config file containerd should read, '
+                      'or remove the link so that the module creates %s from `containerd config '
+                      'default`.' % (path, target, target, path))
+    return target
+
+
+def _read_or_default(module, path, target, containerd_bin):
+    """(text, created): the text of ``target`` (``path`` or the file its link leads to),
+    or containerd's defaults when there is no file."""
+    if os.path.exists(target):
+        if not os.path.isfile(target):
+            where = target if target == path else '%s (the target of the symbolic link %s)' % (target, path)
+            _fail(module, '%s exists and is not a regular file' % where)
         try:
-            with open(path, 'rb') as handle:
+            with open(target, 'rb') as handle:
                 data = handle.read()
         except (IOError, OSError) as exc:
-            _fail(module, 'cannot read %s: %s' % (path, to_native(exc)))
+            _fail(module, 'cannot read %s: %s' % (target, to_native(exc)))
         try:
             return data.decode('utf-8'), False
         except UnicodeDecodeError as exc:
-            _fail(module, '%s is not UTF-8 text, refusing to edit it: %s' % (path, to_native(exc)))
+            _fail(module, '%s is not UTF-8 text, refusing to edit it: %s' % (target, to_native(exc)))
     command = [containerd_bin, 'config', 'default']
     rc, out, err = module.run_command(command)
     if rc != 0 or not out.strip():
@@ -263,19 +327,30 @@ def _read_or_default(module, path, containerd_bin):
     return to_text(out), True
 
 
-def _check_v1_supported(module, containerd_bin, path):
-    command = [containerd_bin, '--version']
-    rc, out, err = module.run_command(command)
-    found = parse_containerd_version(out) if rc == 0 else None
-    if found is None:
-        module.warn('%s has no "version" key (config version 1) and `%s` did not report a '
-                    'version; editing it as version 1' % (path, ' '.join(command)))
+def _installed_version(module, containerd_bin):
+    """(major, minor, patch) of the installed containerd, or None when it does not say."""
+    rc, out, err = module.run_command([containerd_bin, '--version'])
+    return parse_containerd_version(out) if rc == 0 else None
+
+
+def _check_layout(module, result, installed, path):
+    """Warn or refuse where the file's layout may not be the one containerd reads."""
+    command = '%s --version' % module.params['containerd_bin']
+    if result.filled and installed is None:
+        module.warn('%s configures nothing and `%s` did not report a version; wrote the '
+                    'version %d layout, which containerd 1.x reads and 2.x migrates on load'
+                    % (path, command, result.version))
+    if result.version != 1:
         return
-    if found[0] >= 2:
+    if installed is None:
+        module.warn('%s has no "version" key (config version 1) and `%s` did not report a '
+                    'version; editing it as version 1' % (path, command))
+        return
+    if installed[0] >= 2:
         _fail(module, '%s has no "version" key (config version 1); containerd %s ignores '
                       'the CRI settings of a version 1 file. Migrate it first '
                       '(`containerd config migrate`) or remove it to start from '
-                      '`containerd config default`.' % (path, '.'.join(str(p) for p in found)))
+                      '`containerd config default`.' % (path, '.'.join(str(p) for p in installed)))
 
 
 def _can_validate(module):
@@ -292,7 +367,10 @@ def _can_validate(module):
 
 
 def _write(module, path, text, created):
-    """Backup, validate on a temporary file, replace atomically. Returns backup path."""
+    """Backup, validate on a temporary file, replace atomically. Returns backup path.
+
+    ``path`` is the file itself (a symbolic link's target, never the link): the
+    temporary file and the backup are made next to it."""
     params = module.params
     directory = os.path.dirname(path) or '.'
     if not os.path.isdir(directory):
@@ -330,43 +408,55 @@ def run_module(module):
     if params['validate'] and '%s' not in params['validate']:
         module.fail_json(msg='validate must contain %%s: %s' % params['validate'])
 
-    text, created = _read_or_default(module, path, params['containerd_bin'])
+    target = _target(module, path)
+    text, created = _read_or_default(module, path, target, params['containerd_bin'])
+    # Without a version key the layout depends on the installed containerd: a file that
+    # configures nothing gets the layout it reads, a version 1 file is refused on 2.x.
+    installed = None
+    asked = not created and lacks_version_key(text)
+    if asked:
+        installed = _installed_version(module, params['containerd_bin'])
     try:
         result = merge(
             text,
-            source=path if not created else '`%s config default`' % params['containerd_bin'],
+            source=target if not created else '`%s config default`' % params['containerd_bin'],
+            blank_version=layout_for(installed) if asked else None,
             **merge_settings(params)
         )
     except ContainerdConfigError as exc:
         module.fail_json(msg=to_native(exc))
 
-    if result.version == 1 and not created:
-        _check_v1_supported(module, params['containerd_bin'], path)
+    if asked:
+        _check_layout(module, result, installed, target)
 
     changed = result.changed or created
     backup_file = None
     if changed and not module.check_mode:
-        backup_file = _write(module, path, result.after, created)
+        backup_file = _write(module, target, result.after, created)
 
-    if os.path.exists(path):
-        file_args = module.load_file_common_arguments(params)
+    if os.path.exists(target):
+        file_args = module.load_file_common_arguments(params, path=target)
         changed = module.set_fs_attributes_if_different(file_args, changed)
 
     output = dict(
         changed=changed,
         created=created,
+        target=target,
         version=result.version,
         runtimes=result.runtimes,
         default_runtime=result.default_runtime,
+        reenabled_plugins=result.reenabled_plugins,
     )
+    if installed is not None:
+        output['containerd_version'] = '.'.join(str(part) for part in installed)
     if backup_file:
         output['backup_file'] = backup_file
     if module._diff:
         output['diff'] = dict(
             before='' if created else result.before,
             after=result.after,
-            before_header=path,
-            after_header=path,
+            before_header=target,
+            after_header=target,
         )
     module.exit_json(**output)
 

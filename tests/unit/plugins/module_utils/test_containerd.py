@@ -429,3 +429,125 @@ def test_parse_containerd_version(output, expected):
 
 def test_format_path():
     assert c.format_path(V2_CRI + ('containerd',)) == 'plugins."io.containerd.grpc.v1.cri".containerd'
+
+
+# --------------------------------------------------------------------------
+# a file that configures nothing takes the installed containerd's layout
+
+BLANK_TEXTS = {
+    'empty': '',
+    'blank-lines': '\n\n',
+    'comments-only': '# managed by hand\n\n#root = "/var/lib/containerd"\n#[grpc]\n#  uid = 0\n',
+    'docker-stock': read('docker-containerd-io-stock.toml'),
+    'empty-disabled-list': 'disabled_plugins = []\n',
+}
+
+
+@pytest.mark.parametrize('installed, layout', [
+    ((1, 6, 20), 2), ((1, 7, 24), 2), ((2, 0, 0), 3), ((2, 1, 9), 3), ((3, 0, 1), 3),
+    (None, 2),   # unknown: version 2, which 1.x reads and 2.x migrates on load
+])
+def test_layout_for_installed_containerd(installed, layout):
+    assert c.layout_for(installed) == layout
+
+
+@pytest.mark.parametrize('layout', [2, 3])
+@pytest.mark.parametrize('kind', sorted(BLANK_TEXTS))
+def test_blank_file_is_filled_in_the_given_layout(kind, layout):
+    text = BLANK_TEXTS[kind]
+    result = c.merge(text, blank_version=layout, **GPU_SETTINGS)
+    assert result.changed and result.version == layout
+    data = tomlkit.parse(result.after).unwrap()
+    assert data['version'] == layout
+    runtimes = runtimes_of(data, layout)
+    assert runtimes['runc']['options']['SystemdCgroup'] is True
+    assert runtimes['nvidia']['options'] == {'SystemdCgroup': True, 'BinaryName': NVIDIA_BIN}
+    assert dig(data, c.cri_paths(layout)['default_runtime_name']) == 'nvidia'
+    # nothing lands in the version 1 plugin, which containerd 2.x ignores
+    assert 'cri' not in data.get('plugins', {})
+    # the version key comes before every other key and table
+    first_key = next(line for line in result.after.splitlines()
+                     if line.strip() and not line.lstrip().startswith('#'))
+    assert first_key == 'version = %d' % layout
+    for line in text.splitlines():
+        if line.startswith('#'):
+            assert line in result.after.splitlines()
+    again = c.merge(result.after, blank_version=layout, **GPU_SETTINGS)
+    assert not again.changed and again.after == result.after
+
+
+def test_blank_file_keeps_its_header_comment_above_the_version_key():
+    result = c.merge(BLANK_TEXTS['docker-stock'], blank_version=2, **GPU_SETTINGS)
+    lines = result.after.splitlines()
+    assert lines.index('version = 2') > lines.index('#   Its second paragraph.')
+    assert lines.index('version = 2') < lines.index('#root = "/var/lib/containerd"')
+
+
+@pytest.mark.parametrize('kind', sorted(BLANK_TEXTS))
+def test_blank_file_without_a_layout_stays_version_1(kind):
+    """What the host_state filter asks (it has no containerd to ask): version 1, so it
+    reports the file as pending and leaves the layout to the module."""
+    result = c.merge(BLANK_TEXTS[kind], **GPU_SETTINGS)
+    assert result.version == 1
+    assert 'version' not in tomlkit.parse(result.after)
+
+
+@pytest.mark.parametrize('text', [
+    'root = "/data/containerd"\n',
+    '[plugins.cri]\n  sandbox_image = "registry.k8s.io/pause:3.9"\n',
+    'disabled_plugins = ["aufs"]\n',    # a version 1 short id: not valid in version 2+
+    'version = 2\n',
+])
+def test_file_that_configures_something_keeps_its_version(text):
+    expected = c.detect_version(c.parse(text))
+    result = c.merge(text, blank_version=3, **GPU_SETTINGS)
+    assert result.version == expected
+    assert c.detect_version(c.parse(result.after)) == expected
+
+
+@pytest.mark.parametrize('layout', [1, 5, True])
+def test_blank_version_must_be_a_layout_the_module_writes(layout):
+    with pytest.raises(c.ContainerdConfigError, match='blank_version'):
+        c.merge('', blank_version=layout)
+
+
+# --------------------------------------------------------------------------
+# disabled_plugins: the CRI plugin is turned back on, nothing else
+
+@pytest.mark.parametrize('text, kept, removed', [
+    (read('docker-containerd-io-stock.toml'), [], ['cri']),
+    ('disabled_plugins = ["cri", "aufs"]\n', ['aufs'], ['cri']),
+    ('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs"]\n',
+     ['io.containerd.snapshotter.v1.aufs'], ['io.containerd.grpc.v1.cri']),
+    ('version = 2\ndisabled_plugins = [\n  "cri",  # short id, refused by containerd in version 2\n'
+     '  "io.containerd.snapshotter.v1.btrfs",\n]\n',
+     ['io.containerd.snapshotter.v1.btrfs'], ['cri']),
+    ("version = 3\ndisabled_plugins = ['io.containerd.grpc.v1.cri', 'io.containerd.cri.v1.runtime', "
+     "'io.containerd.snapshotter.v1.zfs', 'io.containerd.cri.v1.images']\n",
+     ['io.containerd.snapshotter.v1.zfs'],
+     ['io.containerd.grpc.v1.cri', 'io.containerd.cri.v1.runtime', 'io.containerd.cri.v1.images']),
+])
+def test_cri_is_removed_from_disabled_plugins(text, kept, removed):
+    result = c.merge(text, **GPU_SETTINGS)
+    assert result.changed
+    assert result.reenabled_plugins == removed
+    assert tomlkit.parse(result.after)['disabled_plugins'].unwrap() == kept
+    again = c.merge(result.after, **GPU_SETTINGS)
+    assert again.reenabled_plugins == [] and not again.changed
+
+
+def test_cri_is_removed_even_when_nothing_else_is_asked():
+    result = c.merge('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n',
+                     systemd_cgroup=None)
+    assert result.changed and result.reenabled_plugins == ['io.containerd.grpc.v1.cri']
+    assert result.after == 'version = 2\ndisabled_plugins = []\n'
+
+
+@pytest.mark.parametrize('name', sorted(INPUTS))
+def test_enabled_cri_reports_nothing_reenabled(name):
+    assert c.merge(read(name), **GPU_SETTINGS).reenabled_plugins == []
+
+
+def test_disabled_plugins_must_be_a_list():
+    with pytest.raises(c.ContainerdConfigError, match='disabled_plugins'):
+        c.merge('disabled_plugins = "cri"\n', **GPU_SETTINGS)

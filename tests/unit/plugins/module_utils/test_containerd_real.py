@@ -116,3 +116,117 @@ def test_containerd_config_dump_of_merged_config(tmp_path, name, binary, version
     if name == 'user-edited-v2.toml':
         assert data['root'] == '/data/containerd'
         assert runtimes['kata']['runtime_type'] == 'io.containerd.kata.v2'
+
+
+# --------------------------------------------------------------------------
+# files that configure nothing, and disabled_plugins, read by the real containerd
+
+BLANK = {
+    'empty': '',
+    'comments-only': '# written by hand, nothing set yet\n#root = "/var/lib/containerd"\n',
+    'docker-stock': (FIXTURES / 'docker-containerd-io-stock.toml').read_text(),
+}
+GPU = dict(runtimes=[{'name': 'nvidia', 'binary_name': NVIDIA_BIN}], default_runtime='nvidia')
+# The CRI plugin's table in `config dump`: present only while the plugin is not disabled.
+CRI_TABLE = 'io.containerd.grpc.v1.cri'
+
+
+def _dump(binary, config):
+    dump = subprocess.run([str(binary), '--config', str(config), 'config', 'dump'],
+                          capture_output=True, text=True, check=False)
+    assert dump.returncode == 0, dump.stderr
+    assert not re.search(r'level=(error|fatal)', dump.stderr), dump.stderr
+    return tomlkit.parse(dump.stdout).unwrap(), dump.stderr
+
+
+def _dig(data, path):
+    for key in path:
+        data = data.get(key, {}) if isinstance(data, dict) else {}
+    return data
+
+
+def _by_binary(params):
+    for label, (binary, version) in sorted(BINARIES.items()):
+        for param in params:
+            yield pytest.param(binary, version, param, id='%s-on-%s' % (param, label))
+
+
+@pytest.mark.parametrize('binary, version, kind', list(_by_binary(sorted(BLANK))) or
+                         [pytest.param(None, None, None, id='none')])
+def test_blank_file_in_the_installed_layout_takes_effect(tmp_path, binary, version, kind):
+    config = tmp_path / 'config.toml'
+    if 'disabled_plugins' in BLANK[kind]:
+        config.write_text(BLANK[kind])
+        before, _ = _dump(binary, config)
+        assert CRI_TABLE not in before['plugins']    # Docker's file: no CRI for kubelet
+    result = c.merge(BLANK[kind], blank_version=c.layout_for(version), **GPU)
+    assert result.filled
+    config.write_text(result.after)
+    data, stderr = _dump(binary, config)
+    # neither the version 1 deprecation (1.x) nor dropped keys (2.x)
+    assert 'deprecated' not in stderr and 'Ignoring unknown key' not in stderr, stderr
+    paths = c.cri_paths(data['version'])
+    runtimes = _dig(data, paths['runtimes'])
+    assert runtimes['runc']['options']['SystemdCgroup'] is True
+    assert runtimes['nvidia']['options']['SystemdCgroup'] is True
+    assert runtimes['nvidia']['options']['BinaryName'] == NVIDIA_BIN
+    assert _dig(data, paths['default_runtime_name']) == 'nvidia'
+    assert CRI_TABLE in data['plugins']
+    assert not set(data['disabled_plugins']) & set(c.CRI_PLUGIN_IDS)
+
+
+@pytest.mark.parametrize('binary, version, kind', [
+    p for p in _by_binary(['empty']) if p.values[1][0] >= 2] or [pytest.param(None, None, None, id='none')])
+def test_blank_file_in_the_version_1_layout_is_lost_on_containerd_2(tmp_path, binary, version, kind):
+    """Why a blank file must not stay at version 1: containerd 2.x drops its CRI settings."""
+    result = c.merge(BLANK[kind], **GPU)
+    assert result.version == 1
+    config = tmp_path / 'config.toml'
+    config.write_text(result.after)
+    data, stderr = _dump(binary, config)
+    runtimes = _dig(data, c.cri_paths(data['version'])['runtimes'])
+    assert 'nvidia' not in runtimes
+    assert runtimes['runc']['options']['SystemdCgroup'] is False
+
+
+DISABLED = {
+    # text, the disabled entries containerd must still have after the merge
+    'v2-uri-and-aufs': ('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri", '
+                        '"io.containerd.snapshotter.v1.aufs"]\n', ['io.containerd.snapshotter.v1.aufs']),
+    'v2-short-cri': ('version = 2\ndisabled_plugins = ["cri"]\n', []),
+    'v3-split-cri': ("version = 3\ndisabled_plugins = ['io.containerd.grpc.v1.cri', "
+                     "'io.containerd.cri.v1.runtime', 'io.containerd.cri.v1.images', "
+                     "'io.containerd.snapshotter.v1.zfs']\n", ['io.containerd.snapshotter.v1.zfs']),
+}
+
+
+def _disabled_cases():
+    for case in _by_binary(sorted(DISABLED)):
+        binary, version, kind = case.values
+        if kind.startswith('v3') and version[0] < 2:
+            continue    # containerd 1.7 refuses version 3
+        yield case
+
+
+@pytest.mark.parametrize('binary, version, kind', list(_disabled_cases()) or
+                         [pytest.param(None, None, None, id='none')])
+def test_cri_enabled_again_other_plugins_stay_disabled(tmp_path, binary, version, kind):
+    text, kept = DISABLED[kind]
+    config = tmp_path / 'config.toml'
+    config.write_text(text)
+    if kind == 'v2-short-cri':
+        # a version 1 id in a version 2 file: containerd refuses to start at all
+        refused = subprocess.run([str(binary), '--config', str(config), 'config', 'dump'],
+                                 capture_output=True, text=True, check=False)
+        assert refused.returncode != 0 and 'invalid disabled plugin URI "cri"' in refused.stderr
+    else:
+        before, _ = _dump(binary, config)
+        assert CRI_TABLE not in before['plugins']
+    result = c.merge(text, **GPU)
+    assert result.reenabled_plugins and all(p in c.CRI_PLUGIN_IDS for p in result.reenabled_plugins)
+    config.write_text(result.after)
+    data, _ = _dump(binary, config)
+    assert data['disabled_plugins'] == kept
+    assert CRI_TABLE in data['plugins']
+    runtimes = _dig(data, c.cri_paths(data['version'])['runtimes'])
+    assert runtimes['nvidia']['options']['BinaryName'] == NVIDIA_BIN

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
+import subprocess
 from pathlib import Path
 from unittest import mock
 
@@ -17,6 +19,8 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.kubegpu.cluster.plugins.modules import containerd_config
 
 FIXTURES = Path(__file__).resolve().parents[3] / 'fixtures' / 'containerd'
+# Debian's containerd 1.6/1.7/2.1, fetched by scripts/fetch-containerd.sh (optional).
+REAL_BINS = sorted((Path(__file__).resolve().parents[4] / '.cache' / 'containerd-bins').glob('*/containerd'))
 NVIDIA_BIN = '/usr/bin/nvidia-container-runtime'
 V2_RUNTIMES = ('plugins', 'io.containerd.grpc.v1.cri', 'containerd', 'runtimes')
 V3_RUNTIMES = ('plugins', 'io.containerd.cri.v1.runtime', 'containerd', 'runtimes')
@@ -73,6 +77,16 @@ def run(args, run_command=None, check_mode=False, diff=False):
         with mock.patch.object(basic.AnsibleModule, 'run_command', run_command):
             with pytest.raises((ExitJson, FailJson)) as caught:
                 containerd_config.main()
+    result = caught.value.args[0]
+    result['_failed'] = caught.type is FailJson
+    return result
+
+
+def run_real(args):
+    """The module with AnsibleModule's own run_command: containerd really runs."""
+    with patch_module_args(dict(args)):
+        with pytest.raises((ExitJson, FailJson)) as caught:
+            containerd_config.main()
     result = caught.value.args[0]
     result['_failed'] = caught.type is FailJson
     return result
@@ -336,3 +350,259 @@ def test_unchanged_file_keeps_its_bytes(tmp_path):
     assert not result['changed']
     assert os.stat(path).st_mtime_ns == before.st_mtime_ns
     assert os.stat(path).st_ino == before.st_ino
+
+
+# --------------------------------------------------------------------------
+# a symlinked config.toml: the link's target is edited, the link is kept
+
+def symlinked(tmp_path, name='default-1.7.24.toml', relative=False):
+    """etc/containerd/config.toml -> srv/cfg/containerd.toml (the file an admin manages)."""
+    target = tmp_path / 'srv' / 'cfg' / 'containerd.toml'
+    target.parent.mkdir(parents=True)
+    target.write_text((FIXTURES / name).read_text())
+    link = tmp_path / 'etc' / 'containerd' / 'config.toml'
+    link.parent.mkdir(parents=True)
+    link.symlink_to(os.path.relpath(target, link.parent) if relative else target)
+    return link, target
+
+
+@pytest.mark.parametrize('relative', [False, True], ids=['absolute', 'relative'])
+def test_symlinked_config_edits_the_target_and_keeps_the_link(tmp_path, relative):
+    link, target = symlinked(tmp_path, relative=relative)
+    pointer = os.readlink(link)
+    original = target.read_text()
+    result = run(gpu_args(link), diff=True)
+    assert not result['_failed'], result
+    assert result['changed'] and not result['created']
+    assert link.is_symlink() and os.readlink(link) == pointer
+    assert os.listdir(link.parent) == ['config.toml']   # no backup or temp file by the link
+    assert result['target'] == str(target)
+    data = tomlkit.parse(target.read_text()).unwrap()
+    runtimes = data
+    for key in V2_RUNTIMES:
+        runtimes = runtimes[key]
+    assert runtimes['nvidia']['options']['BinaryName'] == NVIDIA_BIN
+    assert runtimes['runc']['options']['SystemdCgroup'] is True
+    # the backup is of the target's content, next to the target
+    backup = Path(result['backup_file'])
+    assert backup.parent == target.parent and backup.read_text() == original
+    assert result['diff']['before'] == original
+    assert result['diff']['after'] == target.read_text()
+    assert result['diff']['before_header'] == str(target)
+
+    again = run(gpu_args(link), diff=True)
+    assert not again['changed'] and 'backup_file' not in again
+    assert link.is_symlink() and os.readlink(link) == pointer
+
+
+def test_symlinked_config_check_mode_writes_nothing(tmp_path):
+    link, target = symlinked(tmp_path)
+    before = target.read_bytes()
+    result = run(gpu_args(link), check_mode=True, diff=True)
+    assert result['changed'] and result['target'] == str(target)
+    assert result['diff']['before'] == before.decode()
+    assert 'nvidia-container-runtime' in result['diff']['after']
+    assert target.read_bytes() == before
+    assert link.is_symlink()
+    assert sorted(os.listdir(target.parent)) == ['containerd.toml']
+
+
+def test_symlinked_config_mode_applies_to_the_target(tmp_path):
+    link, target = symlinked(tmp_path)
+    target.chmod(0o600)
+    result = run(gpu_args(link, backup=False, mode='0644'))
+    assert result['changed']
+    assert link.is_symlink()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_chain_of_links_edits_the_last_target(tmp_path):
+    link, target = symlinked(tmp_path)
+    first = tmp_path / 'config.toml'
+    first.symlink_to(link)
+    result = run(gpu_args(first, backup=False))
+    assert result['changed'] and result['target'] == str(target)
+    assert first.is_symlink() and link.is_symlink()
+    assert 'nvidia-container-runtime' in target.read_text()
+
+
+def test_dangling_link_is_refused(tmp_path):
+    link = tmp_path / 'config.toml'
+    missing = tmp_path / 'srv' / 'containerd.toml'
+    link.symlink_to(missing)
+    runner = RunCommand()   # containerd is not asked for its defaults
+    result = run(gpu_args(link), runner)
+    assert result['_failed']
+    assert runner.calls == []
+    msg = result['msg']
+    assert str(link) in msg and str(missing) in msg
+    assert 'does not exist' in msg and 'Fix:' in msg
+    assert link.is_symlink() and os.readlink(link) == str(missing)
+    assert not missing.exists() and os.listdir(tmp_path) == ['config.toml']
+
+
+def test_link_to_a_directory_is_refused(tmp_path):
+    directory = tmp_path / 'cfg'
+    directory.mkdir()
+    link = tmp_path / 'config.toml'
+    link.symlink_to(directory)
+    result = run(gpu_args(link))
+    assert result['_failed']
+    assert str(directory) in result['msg'] and 'not a regular file' in result['msg']
+    assert link.is_symlink()
+
+
+# --------------------------------------------------------------------------
+# an empty or comment-only file gets the installed containerd's layout
+
+@pytest.mark.parametrize('text', ['', '# managed by the platform team\n'], ids=['empty', 'comments'])
+@pytest.mark.parametrize('version_output, layout', [
+    ('containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n', 2),
+    (VERSION_17, 2),
+    (VERSION_21, 3),
+], ids=['1.6', '1.7', '2.1'])
+def test_blank_file_takes_the_installed_layout(tmp_path, text, version_output, layout):
+    path = tmp_path / 'config.toml'
+    path.write_text(text)
+    runner = RunCommand((0, version_output, ''))
+    result = run(gpu_args(path, backup=False), runner)
+    assert not result['_failed'], result
+    assert runner.calls == [['containerd', '--version']]
+    assert result['changed'] and not result['created']
+    assert result['version'] == layout
+    assert result['containerd_version'] == '.'.join(
+        str(p) for p in containerd_config.parse_containerd_version(version_output))
+    data = tomlkit.parse(path.read_text()).unwrap()
+    assert data['version'] == layout
+    runtimes = data
+    for key in (V2_RUNTIMES if layout == 2 else V3_RUNTIMES):
+        runtimes = runtimes[key]
+    assert runtimes['runc']['options']['SystemdCgroup'] is True
+    assert runtimes['nvidia']['options']['BinaryName'] == NVIDIA_BIN
+    # the second run reads the version key and asks containerd nothing
+    again = RunCommand()
+    assert not run(gpu_args(path, backup=False), again)['changed'] and again.calls == []
+
+
+def test_blank_file_when_containerd_does_not_say_its_version(tmp_path):
+    path = tmp_path / 'config.toml'
+    path.write_text('')
+    runner = RunCommand((127, '', 'containerd: not found'))
+    with mock.patch.object(basic.AnsibleModule, 'warn') as warn:
+        result = run(gpu_args(path, backup=False), runner)
+    assert result['changed'] and result['version'] == 2
+    assert 'containerd_version' not in result
+    assert 'version 2 layout' in warn.call_args[0][0]
+    assert tomlkit.parse(path.read_text())['version'] == 2
+
+
+def test_blank_file_check_mode(tmp_path):
+    path = tmp_path / 'config.toml'
+    path.write_text('# empty\n')
+    result = run(gpu_args(path), RunCommand((0, VERSION_21, '')), check_mode=True, diff=True)
+    assert result['changed'] and result['version'] == 3
+    assert result['diff']['before'] == '# empty\n'
+    assert 'version = 3' in result['diff']['after']
+    assert path.read_text() == '# empty\n' and others(tmp_path, path) == []
+
+
+# --------------------------------------------------------------------------
+# Docker's containerd.io config.toml: disabled_plugins = ["cri"]
+
+@pytest.mark.parametrize('version_output, layout', [(VERSION_17, 2), (VERSION_21, 3)], ids=['1.7', '2.1'])
+def test_docker_stock_config_gets_cri_back(tmp_path, version_output, layout):
+    path = copy_fixture(tmp_path, 'docker-containerd-io-stock.toml')
+    original = path.read_text()
+    result = run(gpu_args(path), RunCommand((0, version_output, '')), diff=True)
+    assert not result['_failed'], result
+    assert result['changed'] and result['version'] == layout
+    assert result['reenabled_plugins'] == ['cri']
+    assert 'disabled_plugins = ["cri"]' in result['diff']['before']
+    assert 'disabled_plugins = []' in result['diff']['after']
+    data = tomlkit.parse(path.read_text()).unwrap()
+    assert data['disabled_plugins'] == [] and data['version'] == layout
+    assert Path(result['backup_file']).read_text() == original
+
+
+def test_other_disabled_plugins_are_kept(tmp_path):
+    path = tmp_path / 'config.toml'
+    path.write_text('version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs"]\n')
+    result = run(gpu_args(path, backup=False), diff=True)
+    assert result['reenabled_plugins'] == ['io.containerd.grpc.v1.cri']
+    assert tomlkit.parse(path.read_text())['disabled_plugins'].unwrap() == ['io.containerd.snapshotter.v1.aufs']
+
+
+def test_nothing_reenabled_is_reported_empty(tmp_path):
+    path = copy_fixture(tmp_path, 'default-1.7.24.toml')
+    assert run(gpu_args(path, backup=False))['reenabled_plugins'] == []
+
+
+# --------------------------------------------------------------------------
+# the same with the real containerd (skipped without scripts/fetch-containerd.sh)
+
+real_containerd = pytest.mark.parametrize(
+    'binary', REAL_BINS or [pytest.param(None, marks=pytest.mark.skip(
+        reason='no containerd under .cache/containerd-bins; run scripts/fetch-containerd.sh'))],
+    ids=lambda binary: binary.parent.name if binary else 'none')
+
+
+def real_args(path, binary, **extra):
+    return gpu_args(path, containerd_bin=str(binary), validate='%s --config %%s config dump' % binary,
+                    validate_requires='dump', **extra)
+
+
+def real_dump(binary, config):
+    dump = subprocess.run([str(binary), '--config', str(config), 'config', 'dump'],
+                          capture_output=True, text=True, check=False)
+    assert dump.returncode == 0, dump.stderr
+    assert not re.search(r'level=(error|fatal)', dump.stderr), dump.stderr
+    return tomlkit.parse(dump.stdout).unwrap(), dump.stderr
+
+
+def real_runtimes(data):
+    runtimes = data
+    for key in (V2_RUNTIMES if data['version'] == 2 else V3_RUNTIMES):
+        runtimes = runtimes[key]
+    return runtimes
+
+
+@real_containerd
+@pytest.mark.parametrize('text', ['', '# nothing set here yet\n'], ids=['empty', 'comments'])
+def test_real_blank_file_takes_effect_in_the_installed_containerd(tmp_path, binary, text):
+    path = tmp_path / 'config.toml'
+    path.write_text(text)
+    result = run_real(real_args(path, binary, backup=False))
+    assert not result['_failed'], result
+    installed = subprocess.run([str(binary), '--version'], capture_output=True, text=True, check=True).stdout
+    major = containerd_config.parse_containerd_version(installed)[0]
+    assert result['version'] == (2 if major == 1 else 3)
+    assert result['containerd_version'].startswith('%d.' % major)
+    data, stderr = real_dump(binary, path)
+    assert 'deprecated' not in stderr and 'Ignoring unknown key' not in stderr, stderr
+    runtimes = real_runtimes(data)
+    assert runtimes['runc']['options']['SystemdCgroup'] is True
+    assert runtimes['nvidia']['options']['SystemdCgroup'] is True
+    assert runtimes['nvidia']['options']['BinaryName'] == NVIDIA_BIN
+    assert not run_real(real_args(path, binary, backup=False))['changed']
+
+
+@real_containerd
+def test_real_docker_stock_config_behind_a_symlink(tmp_path, binary):
+    link, target = symlinked(tmp_path, 'docker-containerd-io-stock.toml', relative=True)
+    original = target.read_text()
+    before, _ = real_dump(binary, link)
+    assert 'io.containerd.grpc.v1.cri' not in before['plugins']     # CRI off: no kubelet
+    result = run_real(real_args(link, binary))
+    assert not result['_failed'], result
+    assert result['changed'] and result['reenabled_plugins'] == ['cri']
+    assert link.is_symlink() and result['target'] == str(target)
+    assert Path(result['backup_file']).read_text() == original
+    data, stderr = real_dump(binary, link)      # what containerd reads through the link
+    assert 'deprecated' not in stderr, stderr
+    assert 'io.containerd.grpc.v1.cri' in data['plugins']
+    assert data['disabled_plugins'] == []
+    runtimes = real_runtimes(data)
+    assert runtimes['runc']['options']['SystemdCgroup'] is True
+    assert runtimes['nvidia']['options']['BinaryName'] == NVIDIA_BIN
+    again = run_real(real_args(link, binary))
+    assert not again['changed'] and again['reenabled_plugins'] == []
