@@ -200,6 +200,7 @@ def collect(
                 errors.append("nvidia_smi: %s" % exc)
                 layers.append({"source": layer, "status": "failed", "message": str(exc)})
                 continue
+            warnings.extend("nvidia_smi: %s" % warning for warning in host.get("warnings", ()))
         elif layer == "sysfs":
             host = {}
             raw_gpus = None

@@ -13,7 +13,9 @@ version_added: "0.1.0"
 description:
   - Sets C(ansible_facts.kubegpu_gpu) on any Linux host, with or without GPUs and with or without a driver.
   - Layered. C(nvml) reads C(libnvidia-ml.so.1) through ctypes (no extra Python package) when the driver
-    is loaded; C(nvidia_smi) parses C(nvidia-smi -q -x) as a fallback; C(sysfs) scans
+    is loaded; C(nvidia_smi) parses C(nvidia-smi -q -x) as a fallback (and asks
+    C(nvidia-smi --query-gpu=pci.bus_id,compute_cap) for the compute capability of a GPU missing from the
+    collection's table); C(sysfs) scans
     C(/sys/bus/pci/devices) and names the GPUs from the collection's own table of data-center and
     workstation GPUs, then from the system's C(pci.ids). The first layer that answers gives the GPU list.
   - Whatever layer answers, the PCI scan adds NUMA node, bound kernel driver, NVSwitches and non-NVIDIA
@@ -56,7 +58,11 @@ options:
     default: [all]
   gather_timeout:
     description:
-      - Seconds nvidia-smi may run before it is abandoned (then the next layer is tried).
+      - Seconds the C(nvidia_smi) layer may take, all its nvidia-smi calls together. On timeout nvidia-smi's
+        whole process group is killed (so a wrapper script and the processes it started go too), the layer is
+        recorded as failed with the command and the timeout, and the next layer is tried.
+      - A process that left nvidia-smi's process group, or an nvidia-smi that does not die when killed (stuck
+        in the driver), can add up to 2 seconds before the module gives up on it.
     type: int
     default: 10
 attributes:
@@ -76,7 +82,8 @@ attributes:
 notes:
   - The full structure, the label sets and the driver plan are described in the collection's
     docs/gpu_facts.md.
-  - Only reads files and runs C(nvidia-smi -q -x); changes nothing on the host.
+  - Only reads files and runs nvidia-smi (C(-q -x), and C(--query-gpu=pci.bus_id,compute_cap --format=csv,noheader)
+    when a GPU is missing from the collection's table); changes nothing on the host.
 seealso:
   - name: NVML API reference
     description: The C API this module calls through ctypes.
@@ -175,7 +182,11 @@ ansible_facts:
               type: str
               sample: hopper
             compute_capability:
-              description: CUDA compute capability C(major.minor); null when unknown.
+              description:
+                - CUDA compute capability C(major.minor); null when unknown.
+                - From NVML on the C(nvml) layer. On the C(nvidia_smi) layer from the collection's table, else from
+                  C(nvidia-smi --query-gpu=compute_cap) (R470's nvidia-smi does not know that field; then null,
+                  with a warning). On the C(sysfs) layer from the table only.
               type: str
               sample: "9.0"
             compute_capability_major:
@@ -307,7 +318,8 @@ ansible_facts:
           elements: str
         warnings:
           description: Inconsistencies worth a look (GPUs the driver does not see, module/library mismatch,
-            nouveau loaded on a GPU host, driver installed but not loaded).
+            nouveau loaded on a GPU host, driver installed but not loaded, a compute capability nvidia-smi could
+            not give).
           type: list
           elements: str
 """

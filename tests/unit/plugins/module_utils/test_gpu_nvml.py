@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu, _gpu_nvml
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu, _gpu_data, _gpu_nvml
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "gpu"
 _spec = importlib.util.spec_from_file_location("kubegpu_fakehost", FIXTURES / "fakehost.py")
@@ -286,3 +286,18 @@ def test_collect_version_mismatch_warning(tmp_path):
     assert facts["warnings"] == [
         "loaded kernel module 580.159.04 differs from user-space driver 580.160.01 (reboot or reload pending)"
     ]
+
+
+def test_collect_nvml_gives_compute_capability_the_table_lacks(tmp_path, monkeypatch):
+    """NVML answers nvmlDeviceGetCudaComputeCapability for every GPU, so a GPU missing
+    from our table still gets its compute capability (and architecture) on this layer."""
+    monkeypatch.delitem(_gpu_data.GPU_MODELS, 0x2330)
+    root = _host(tmp_path)
+    nvml_cc = (12, 0)  # not the table's H100 value: the figure must come from NVML
+    lib = FakeNvml([dict(H100, cc=nvml_cc, arch=None)], missing={"nvmlDeviceGetArchitecture"})
+    facts = _gpu.collect(sysfs_root=root, proc_root=root, nvml_loader=lambda: lib, smi_finder=lambda p: None)
+    gpu = facts["gpus"][0]
+    assert (gpu["compute_capability_major"], gpu["compute_capability_minor"]) == nvml_cc
+    assert gpu["compute_capability"] == "%d.%d" % nvml_cc
+    assert gpu["architecture"] == _gpu_data.family_from_compute_capability(*nvml_cc)
+    assert "nvmlDeviceGetCudaComputeCapability" in lib.calls

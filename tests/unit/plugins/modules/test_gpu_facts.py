@@ -2,6 +2,9 @@
 """gpu_facts module: main() against fake hosts, exact facts asserted."""
 
 import importlib.util
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -146,3 +149,26 @@ def test_bad_source_is_rejected(tmp_path):
         with pytest.raises(FailJson) as info:
             gpu_facts.main()
     assert "dcgm" in info.value.args[0]["msg"]
+
+
+def test_gather_timeout_bounds_a_hanging_nvidia_smi(tmp_path):
+    """gather_timeout reaches the runner: a wrapper whose child hangs costs the timeout,
+    not the child's lifetime, and the facts still come from the next layer."""
+    root = fakehost.build(str(FIXTURES / "h100-80gb-hbm3-ubuntu2404"), str(tmp_path / "root"))
+    pids = tmp_path / "pids"
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\nsleep 30 &\necho $! >> '%s'\nwait\n" % pids)
+    smi.chmod(0o755)
+    start = time.monotonic()
+    try:
+        result = run({"sysfs_root": root, "proc_root": root, "nvidia_smi_path": str(smi), "gather_timeout": 1})
+        elapsed = time.monotonic() - start
+    finally:
+        child = int(pids.read_text()) if pids.exists() else None
+        if child is not None and os.path.exists("/proc/%d" % child) and " Z " not in open("/proc/%d/stat" % child).read():
+            os.kill(child, signal.SIGKILL)  # the test's own process, left behind by a broken runner
+    facts = result["ansible_facts"]["kubegpu_gpu"]
+    assert elapsed < 2.5, elapsed
+    assert facts["layers"][1] == {"source": "nvidia_smi", "status": "failed",
+                                  "message": "%s -q -x timed out after 1s; its process group was killed" % smi}
+    assert facts["source"] == "sysfs" and facts["count"] == 1
