@@ -59,6 +59,7 @@ step_build() {
   )
   local rc=$?
   rm -rf "$tmp"
+  bash scripts/ee-check.sh || rc=1   # the execution environment's build context (docs/awx.md)
   return $rc
 }
 
