@@ -51,7 +51,7 @@ run_site() {
   export PATH=$root/.venv/bin:$PATH
   export ANSIBLE_COLLECTIONS_PATH=$root/.collections:$root/.venv/lib/python3.11/site-packages/ansible_collections
   export ANSIBLE_CACHE_PLUGIN_CONNECTION=$root/.cache/lab-facts
-  export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
+  export ANSIBLE_CALLBACKS_ENABLED=kubegpu.cluster.kubegpu,ansible.posix.profile_tasks
   local rc=0
   ansible-playbook -i inventory/lab playbooks/site.yml \
     -e kubernetes_local_package_dir="$root/.cache/sim-debs" "$@" || rc=$?
