@@ -15,8 +15,8 @@ description:
     cluster-wide settings that differ between hosts, unknown C(kubegpu_*) names, and hosts of C(play_hosts)
     sharing C(/etc/machine-id) (a warning). The rules are in plugins/plugin_utils/_preflight_inventory.py.
   - C(preflight_node_name_problems(kubernetes_node_name=None)) takes C(inventory_hostname) and returns the
-    problem records of the host's node name (C(kubernetes_node_name) when set, else the inventory name): a
-    DNS-1123 subdomain of at most 63 characters.
+    problem records of the host's node name (C(kubernetes_node_name) when set, else the inventory name), which
+    must be a DNS-1123 subdomain of at most 63 characters.
   - C(spec_bool(name='value')) reads a boolean setting as the role argument spec does (C(yes)/C(no),
     C(on)/C(off), C(true)/C(false), C(1)/C(0), any case; null is false) and fails naming the variable
     otherwise. C(spec_bool_problem(name)) returns the problem line instead ('' for a boolean).
