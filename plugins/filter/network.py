@@ -16,6 +16,11 @@ description:
   - C(host_networks) lists the networks of a host from its facts, skipping ignored
     interfaces (CNI, docker, loopback).
   - C(host_network_problems) reports CIDRs that overlap a host network.
+  - C(kubeadm_cidr_problems) reports what kubeadm init refuses in C(kubegpu_pod_cidr) and
+    C(kubegpu_service_cidr) (pod CIDR smaller than the per-node mask, service CIDR above 20 host
+    bits); preflight and the kubernetes role call it.
+  - C(calico_pool_problems(block_size)) reports what kubegpu's IPv4 Calico pool cannot take (IPv6
+    ranges, a pod CIDR smaller than one Calico block); preflight and the calico role call it.
   - C(node_name_problem) says why a name is not a valid Kubernetes node name.
   - C(duplicate_values) maps each value shared by several keys to those keys.
   - "C(format_problems) turns problem records into
@@ -56,6 +61,16 @@ def host_network_problems(networks, cidrs):
                                           _mapping(cidrs, "host_network_problems"))
 
 
+def kubeadm_cidr_problems(cidrs):
+    """Problems kubeadm init refuses in {kubegpu_pod_cidr, kubegpu_service_cidr}."""
+    return _network.kubeadm_cidr_problems(_mapping(cidrs, "kubeadm_cidr_problems"))
+
+
+def calico_pool_problems(cidrs, block_size=26):
+    """Problems of {kubegpu_pod_cidr, kubegpu_service_cidr} for kubegpu's IPv4 Calico pool."""
+    return _network.calico_pool_problems(_mapping(cidrs, "calico_pool_problems"), block_size)
+
+
 def node_name_problem(name):
     """'' when name is a valid node name (DNS-1123 subdomain), else why not."""
     return _network.dns1123_subdomain_problem(name)
@@ -83,6 +98,8 @@ class FilterModule:
             "cidr_problems": cidr_problems,
             "host_networks": host_networks,
             "host_network_problems": host_network_problems,
+            "kubeadm_cidr_problems": kubeadm_cidr_problems,
+            "calico_pool_problems": calico_pool_problems,
             "node_name_problem": node_name_problem,
             "duplicate_values": duplicate_values,
             "format_problems": format_problems,

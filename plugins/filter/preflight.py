@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright (c) 2026 kubegpu contributors
-"""Filters for the preflight role's inventory rules and booleans (docs/preflight.md)."""
+"""Filters for the preflight role's rules and booleans, and the stages that share them (docs/preflight.md)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,31 @@ description:
   - C(preflight_node_name_problems(kubernetes_node_name=None)) takes C(inventory_hostname) and returns the
     problem records of the host's node name (C(kubernetes_node_name) when set, else the inventory name), which
     must be a DNS-1123 subdomain of at most 63 characters.
+  - >-
+    C(preflight_host_problems(hostvars, groups, probe=None, cgroup_v1_fatal=None, gpu_node_without_gpu_fatal=None))
+    takes C(inventory_hostname) and
+    returns C(problems) and C(warnings), problem records of what a later stage would refuse on this host - every
+    stage's argument spec for the variables SET for it, the Kubernetes version, the control-plane endpoint, proxy
+    URLs, kubeadm's CIDR limits, kubegpu's IPv4 Calico pool, cgroup v1 with a kubelet that refuses it, and the
+    NVIDIA driver stage's decision on the GPU facts of this run (plugins/plugin_utils/_preflight_host.py). C(probe)
+    is the registered result of C(kubegpu.cluster.host_state) with C(paths) /sys/fs/cgroup,
+    /sys/fs/cgroup/cgroup.controllers and /etc/dgx-release. The two severities are the preflight settings of those
+    names (null when unset: fatal on machines and VMs, a warning in containers).
+  - >-
+    C(kubernetes_setting_problems(control_planes)) takes C({kubernetes_version, kubernetes_control_plane_endpoint,
+    kubegpu_pod_cidr, kubegpu_service_cidr}) and the control-plane hosts and returns the problem records the
+    kubernetes role refuses before it installs anything (the same functions preflight calls).
+  - >-
+    C(container_runtime_problems(kubernetes_node=True)) takes C(kubegpu_container_runtime) and returns the problem
+    record of a runtime kubelet cannot use (a list, empty when fine).
   - C(spec_bool(name='value')) reads a boolean setting as the role argument spec does (C(yes)/C(no),
     C(on)/C(off), C(true)/C(false), C(1)/C(0), any case; null is false) and fails naming the variable
     otherwise. C(spec_bool_problem(name)) returns the problem line instead ('' for a boolean).
 author: kubegpu maintainers
 options:
   _input:
-    description: C(groups), C(inventory_hostname), or the value of a boolean setting.
+    description: C(groups), C(inventory_hostname), the kubernetes settings, the container runtime, or the value of a
+      boolean setting.
     type: raw
     required: true
 """
@@ -48,17 +66,22 @@ _value:
 from ansible.errors import AnsibleFilterError
 from jinja2 import Undefined
 
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_host as _host
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_inventory as _inventory
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_rules as _rules
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_specs as _specs
 
 
-def _host_variables(hostvars, host, wanted):
+def _host_variables(hostvars, host, wanted, variables=None):
     """{variable: value} of one host: the wanted names it has, and every kubegpu_* name it has
     (None as value: only the name is judged).
 
     Values are templated as hostvars[host][name] does; a DeepOps/kubespray variable whose
     template does not resolve without DeepOps' own variables is taken as written.
+    ``variables``: hostvars[host] when the caller has it already (each lookup copies the
+    host's facts).
     """
-    variables = hostvars[host]
+    variables = hostvars[host] if variables is None else variables
     values = {}
     for name in list(variables):
         name = str(name)
@@ -104,6 +127,53 @@ def preflight_node_name_problems(host, kubernetes_node_name=None):
     return _inventory.node_name_problems(str(host), kubernetes_node_name)
 
 
+def _probe(result):
+    """{cgroup_version, dgx} from a registered host_state result (paths)."""
+    paths = (result or {}).get("paths") if isinstance(result, dict) else None
+    if not isinstance(paths, dict):
+        return {}
+
+    def stat(path):     # the path under the root the probe was given (tests use one)
+        found = [value for key, value in paths.items() if str(key).endswith(path)]
+        return (found[0] if found else None) or {}
+
+    cgroup = 2 if stat("/sys/fs/cgroup/cgroup.controllers").get("exists") else (
+        1 if stat("/sys/fs/cgroup").get("exists") else None)
+    return {"cgroup_version": cgroup, "dgx": bool(stat("/etc/dgx-release").get("exists"))}
+
+
+def _severity(value, name):
+    """A preflight_*_fatal setting: None (unset) or a boolean read as the spec reads it."""
+    return None if value is None or isinstance(value, Undefined) else spec_bool(value, name)
+
+
+def preflight_host_problems(host, hostvars, groups, probe=None, cgroup_v1_fatal=None, gpu_node_without_gpu_fatal=None):
+    """Problem and warning records of what a later stage would refuse on this host."""
+    host = str(host)
+    wanted = frozenset(_specs.collection_specs())
+    host_vars = hostvars[host]
+    variables = _host_variables(hostvars, host, wanted, host_vars)
+    variables = dict((name, value) for name, value in variables.items() if name in wanted)
+    facts = host_vars["ansible_facts"] if "ansible_facts" in host_vars else {}
+    return _host.host_report(
+        host, variables, dict(facts or {}), dict(groups or {}), _probe(probe),
+        cgroup_v1_fatal=_severity(cgroup_v1_fatal, "preflight_cgroup_v1_fatal"),
+        gpu_node_without_gpu_fatal=_severity(gpu_node_without_gpu_fatal, "preflight_gpu_node_without_gpu_fatal"))
+
+
+def kubernetes_setting_problems(settings, control_planes=None):
+    """Problem records of the settings kubeadm is given (version, endpoint, CIDRs)."""
+    if not isinstance(settings, dict):
+        raise AnsibleFilterError("kubernetes_setting_problems expects a mapping of setting to value")
+    return _rules.kubernetes_problems(dict(settings), list(control_planes or []))
+
+
+def container_runtime_problems(runtime, kubernetes_node=True):
+    """[problem record] of a container runtime kubelet cannot use, or []."""
+    record = _rules.container_runtime_problem(runtime, spec_bool(kubernetes_node, "kubernetes_node"))
+    return [record] if record else []
+
+
 def spec_bool(value, name="value"):
     """A boolean setting read as its argument spec reads it."""
     try:
@@ -124,6 +194,9 @@ class FilterModule:
         return {
             "preflight_inventory": preflight_inventory,
             "preflight_node_name_problems": preflight_node_name_problems,
+            "preflight_host_problems": preflight_host_problems,
+            "kubernetes_setting_problems": kubernetes_setting_problems,
+            "container_runtime_problems": container_runtime_problems,
             "spec_bool": spec_bool,
             "spec_bool_problem": spec_bool_problem,
         }

@@ -98,6 +98,109 @@ def cidr_problems(cidrs):
     return problems
 
 
+# kube-controller-manager gives every node a slice of the pod CIDR of this prefix length
+# (--node-cidr-mask-size-ipv4 / -ipv6, default 24 / 64), and kubeadm refuses a pod subnet
+# smaller than one slice or more than 16 bits larger than it: ValidatePodSubnetNodeMask and
+# getClusterNodeMask in cmd/kubeadm/app/apis/kubeadm/validation/validation.go,
+# PodSubnetNodeMaskMaxDiff = 16 in cmd/kubeadm/app/constants/constants.go.
+NODE_CIDR_MASK = {4: 24, 6: 64}
+POD_SUBNET_NODE_MASK_MAX_DIFF = 16
+# kubeadm ValidateServiceSubnetSize (same file; "identical to validation performed in the
+# apiserver": validateMaxCIDRRange in cmd/kube-apiserver/app/options/validation.go) allows
+# at most MaximumBitsForServiceSubnet = 20 host bits: IPv4 /12, IPv6 /108; and
+# MinimumAddressesInServiceSubnet = 10 addresses (the DNS service is the tenth).
+SERVICE_SUBNET_MAX_BITS = 20
+SERVICE_SUBNET_MIN_ADDRESSES = 10
+POD_CIDR, SERVICE_CIDR = "kubegpu_pod_cidr", "kubegpu_service_cidr"
+
+
+def kubeadm_cidr_problems(cidrs):
+    """Problems kubeadm init would refuse in ``{kubegpu_pod_cidr, kubegpu_service_cidr}``:
+    a pod CIDR smaller than the per-node mask (or more than 16 bits larger), a service CIDR
+    larger than 20 host bits or smaller than 10 addresses. Invalid CIDRs are skipped
+    (cidr_problems() reports them). The kubernetes role checks the same before kubeadm init."""
+    problems = []
+    pod, _reason = parse_cidr(cidrs.get(POD_CIDR))
+    if pod is not None:
+        node_mask = NODE_CIDR_MASK[pod.version]
+        if pod.prefixlen > node_mask:
+            problems.append(problem(
+                POD_CIDR,
+                "%s is smaller than one node's share: kube-controller-manager gives every node a /%d of the pod"
+                " CIDR, and kubeadm refuses a pod subnet with a mask above /%d" % (pod, node_mask, node_mask),
+                "set %s to a /%d or larger range (prefix length %d to %d), e.g. %s"
+                % (POD_CIDR, node_mask, node_mask - POD_SUBNET_NODE_MASK_MAX_DIFF, node_mask,
+                   "10.244.0.0/16" if pod.version == 4 else "fd00:10:244::/56")))
+        elif node_mask - pod.prefixlen > POD_SUBNET_NODE_MASK_MAX_DIFF:
+            problems.append(problem(
+                POD_CIDR,
+                "%s is too large: kubeadm allows at most %d bits between the pod subnet mask and the node mask /%d"
+                % (pod, POD_SUBNET_NODE_MASK_MAX_DIFF, node_mask),
+                "set %s to a range with a prefix length from %d to %d"
+                % (POD_CIDR, node_mask - POD_SUBNET_NODE_MASK_MAX_DIFF, node_mask)))
+    service, _reason = parse_cidr(cidrs.get(SERVICE_CIDR))
+    if service is not None:
+        host_bits = service.max_prefixlen - service.prefixlen
+        if host_bits > SERVICE_SUBNET_MAX_BITS:
+            problems.append(problem(
+                SERVICE_CIDR,
+                "%s is larger than kubeadm and kube-apiserver allow for services: at most 2^%d addresses, a mask"
+                " of /%d or longer for IPv%d" % (service, SERVICE_SUBNET_MAX_BITS,
+                                                 service.max_prefixlen - SERVICE_SUBNET_MAX_BITS, service.version),
+                "set %s to a /%d or smaller range, e.g. %s"
+                % (SERVICE_CIDR, service.max_prefixlen - SERVICE_SUBNET_MAX_BITS,
+                   "10.96.0.0/12" if service.version == 4 else "fd00:10:96::/112")))
+        elif service.num_addresses < SERVICE_SUBNET_MIN_ADDRESSES:
+            problems.append(problem(
+                SERVICE_CIDR,
+                "%s has %d address(es), kubeadm needs at least %d (the DNS service takes the tenth)"
+                % (service, service.num_addresses, SERVICE_SUBNET_MIN_ADDRESSES),
+                "set %s to a larger range, e.g. 10.96.0.0/12" % SERVICE_CIDR))
+    return problems
+
+
+# kubegpu's Calico stage creates ONE IPv4 pool (roles/calico/templates: default-ipv4-ippool)
+# and kubeadm a single-stack cluster. Calico's own pool rules (libcalico-go
+# lib/clientv3/ippool.go, validateAndSetDefaults): an IPv4 block size from 20 to 32, IPv6
+# from 116 to 128, no IPIP on IPv6, and a pool at least one block large ("IP pool size is
+# too small for use with Calico IPAM").
+CALICO_BLOCK_SIZE = {4: (20, 32), 6: (116, 128)}
+
+
+def calico_pool_problems(cidrs, block_size=26):
+    """Problems of the pod and service CIDRs for kubegpu's IPv4 Calico pool: IPv6 ranges,
+    and a pod CIDR smaller than one Calico block (``calico_block_size``). Invalid CIDRs are
+    skipped. The calico role checks the same before it applies the pool."""
+    problems = []
+    pod, _reason = parse_cidr(cidrs.get(POD_CIDR))
+    service, _reason = parse_cidr(cidrs.get(SERVICE_CIDR))
+    if pod is not None and pod.version == 6:
+        problems.append(problem(
+            POD_CIDR,
+            "%s is IPv6, but kubegpu's Calico stage makes one IPv4 pool (default-ipv4-ippool, block size 20-32,"
+            " IPv4 address detection) and kubeadm a single-stack IPv4 cluster" % pod,
+            "set %s to an IPv4 range such as 10.244.0.0/16" % POD_CIDR))
+    if service is not None and service.version == 6 and (pod is None or pod.version == 4):
+        problems.append(problem(
+            SERVICE_CIDR,
+            "%s is IPv6 while the pod network is IPv4: kubegpu builds single-stack IPv4 clusters" % service,
+            "set %s to an IPv4 range such as 10.96.0.0/12" % SERVICE_CIDR))
+    try:
+        size = int(block_size)
+    except (TypeError, ValueError):
+        size = None
+    if pod is not None and pod.version == 4 and size is not None:
+        least, greatest = CALICO_BLOCK_SIZE[4]
+        if least <= size <= greatest and pod.prefixlen > size:
+            problems.append(problem(
+                POD_CIDR,
+                "%s is smaller than one Calico block (/%d, calico_block_size): Calico refuses a pool smaller than"
+                " its block size" % (pod, size),
+                "set %s to a /%d or larger range, or calico_block_size to %d or more"
+                % (POD_CIDR, size, pod.prefixlen)))
+    return problems
+
+
 def _interface_is_ignored(name, ignored):
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in ignored)
 

@@ -30,6 +30,7 @@ import yaml  # PyYAML: an ansible-core requirement, on every controller
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean as _convert_bool
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_rules
 
 CONTROL_PLANE, WORKERS, CLUSTER, ETCD = "kube_control_plane", "kube_node", "k8s_cluster", "etcd"
 
@@ -438,6 +439,24 @@ def _cluster_wide(cluster, hosts, specs):
     return problems
 
 
+def _ha_endpoint(groups, hosts):
+    """More than one control plane needs kubernetes_control_plane_endpoint, the rule the
+    kubernetes role checks too (_preflight_rules.ha_endpoint_problem). The value of the first
+    control plane counts: kubeadm init runs there (a value that differs between hosts is
+    refused by the cluster-wide check)."""
+    cluster = list(groups.get(CLUSTER) or [])
+    group = (hosts.get(cluster[0]) or {}).get("kubernetes_control_plane_group") if cluster else None
+    control_planes = list(groups.get(str(group or CONTROL_PLANE)) or [])
+    if len(control_planes) < 2:
+        return []
+    endpoint = (hosts.get(control_planes[0]) or {}).get(_preflight_rules.ENDPOINT)
+    record = _preflight_rules.ha_endpoint_problem(endpoint, control_planes)
+    if not record:
+        return []
+    return ["hosts %s: variable %s: %s; fix: %s" % (_hosts(control_planes), record["variable"], record["problem"],
+                                                    record["fix"])]
+
+
 def _unknown_kubegpu(cluster, hosts, specs, known):
     if not specs:
         return []
@@ -463,6 +482,9 @@ def _unknown_kubegpu(cluster, hosts, specs, known):
 def inventory_report(groups, hosts, machine_ids=None, specs=None, known=()):
     """Problems and warnings of an inventory: ``{"problems": [...], "warnings": [...]}``.
 
+    Besides the rules above: more than one control plane without
+    ``kubernetes_control_plane_endpoint`` (_preflight_rules.ha_endpoint_problem).
+
     ``groups``: group -> hosts (Ansible's ``groups``). ``hosts``: host -> {variable: value}
     for the cluster's hosts, holding at least the variables of HOST_VARIABLES,
     CLUSTER_WIDE and LEGACY_VARIABLES that are set and every ``kubegpu_*`` variable.
@@ -485,7 +507,8 @@ def inventory_report(groups, hosts, machine_ids=None, specs=None, known=()):
                 + _duplicate_node_names(cluster, hosts)
                 + _duplicate_addresses(cluster, hosts)
                 + variable_problems
-                + _cluster_wide(cluster, hosts, specs))
+                + _cluster_wide(cluster, hosts, specs)
+                + _ha_endpoint(groups, hosts))
     warnings = (legacy_warnings
                 + variable_warnings
                 + _unknown_kubegpu(everyone, hosts, specs, known)

@@ -140,7 +140,7 @@ def case_wrong_type_cidr(tmp_path, fleet):
 def case_wrong_type_bool(tmp_path, fleet):
     return inventory(tmp_path, cluster_vars={"kubegpu_offline": "maybe"}), [], [
         "fatal: [cp1]",
-        "argument 'kubegpu_offline' is of type str and we were unable to convert to bool"]
+        "host cp1: variable kubegpu_offline: 'maybe' is not a boolean"]
 
 
 def case_invalid_node_name(tmp_path, fleet):

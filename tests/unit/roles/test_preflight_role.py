@@ -230,8 +230,9 @@ def _playbook(tmp_path, inventory_text, *args, playbook=None, inventory_name="ho
 
 
 LOCAL = "ansible_connection=local ansible_python_interpreter=%s" % sys.executable
-# Whatever networks the machine running the tests has: not what these tests are about.
-NO_NETWORKS = ["-e", json.dumps({"preflight_ignored_interfaces": ["*"]})]
+# Whatever networks and cgroup hierarchy the machine running the tests has: not what these
+# tests are about (tests/unit/roles/test_preflight_cases.py covers cgroup v1).
+NO_NETWORKS = ["-e", json.dumps({"preflight_ignored_interfaces": ["*"], "preflight_cgroup_v1_fatal": False})]
 
 
 def test_playbook_bad_inventory_is_refused_with_every_rule(tmp_path):
@@ -342,3 +343,43 @@ def test_playbook_deepops_group_names_get_their_renames(tmp_path):
         assert "fix: rename group %s to %s" % (old, new) in out, out[-3000:]
     assert "group kube_control_plane: missing or empty" in out
     assert "PLAY [Stage 1 - preflight - find the reachable hosts]" not in out
+
+
+def test_playbook_decides_from_facts_gathered_in_this_run(tmp_path):
+    """The fact cache of an earlier run (gathering = smart keeps it two hours) says the host
+    runs Ubuntu 18.04 with Python 3.6: the play's own fact gathering takes the cache and runs
+    nothing, preflight gathers again and judges the host as it is now (issue #16: a user who
+    applied the fix preflight named is not refused again until the cache expires)."""
+    cache = tmp_path / "facts"
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[kube_control_plane]\ncp1 %s\n\n[k8s_cluster:children]\nkube_control_plane\n" % LOCAL,
+                         encoding="utf-8")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
+               ANSIBLE_CACHE_PLUGIN="jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=str(cache),
+               ANSIBLE_GATHERING="smart", ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1",
+               PATH=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""))
+    argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "preflight.yml"),
+            *NO_NETWORKS, "-e", json.dumps({"preflight_supported_os": {"Debian": ["12", "13"], "Ubuntu": ["24.04"]}})]
+
+    def run():
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=str(tmp_path), env=env,
+                              timeout=600)
+        return done, done.stdout + done.stderr
+
+    done, out = run()
+    assert done.returncode == 0, out[-4000:]
+    [entry] = list(cache.iterdir())          # the jsonfile cache entry of cp1
+    stored = json.loads(entry.read_text(encoding="utf-8"))
+    facts = json.loads(stored["__payload__"])
+    facts.update(ansible_distribution="Ubuntu", ansible_distribution_version="18.04",
+                 ansible_distribution_major_version="18", ansible_python_version="3.6.8")
+    stored["__payload__"] = json.dumps(facts)
+    entry.write_text(json.dumps(stored), encoding="utf-8")
+
+    done, out = run()
+    assert done.returncode == 0, out[-4000:]
+    assert "TASK [Gathering Facts]" not in out       # the play took the (stale) cache
+    assert "Ubuntu 18.04" not in out and "3.6.8" not in out
+    facts = json.loads(json.loads(entry.read_text(encoding="utf-8"))["__payload__"])
+    assert facts["ansible_distribution"] == "Debian"     # this run's facts replaced them

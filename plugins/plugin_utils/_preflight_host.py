@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 kubegpu contributors
+"""Controller side: what every later stage would refuse on one host, asked in stage 1.
+
+``host_report`` puts together, for one host, from what its inventory SETS and the facts
+gathered in this run:
+
+- every stage's argument spec (_preflight_specs.spec_problems);
+- the rules later stages enforce (_preflight_rules: the Kubernetes version, the control-plane
+  endpoint's form, proxy URLs, the GPU Operator toolkit setting, cgroup v1 with a kubelet
+  that refuses it; plugins/module_utils/_network.py: kubeadm's CIDR limits and kubegpu's
+  IPv4 Calico pool);
+- the NVIDIA driver stage's decision on this host's GPUs (_preflight_driver.driver_problems).
+
+It returns ``{"problems": [records], "warnings": [records]}``; roles/preflight formats them
+with the host's other problems into one failure (docs/preflight.md).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_driver as _driver
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_rules as _rules
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_specs as _specs
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
+
+# Settings the rules read: the value set for the host, else the role default.
+RULE_SETTINGS = (
+    "kubernetes_version", "kubernetes_control_plane_endpoint", "kubegpu_pod_cidr", "kubegpu_service_cidr",
+    "calico_block_size", "kubegpu_http_proxy", "kubegpu_https_proxy", "gpu_operator_toolkit_enabled",
+    "kubegpu_gpu_group",
+) + _driver.SETTINGS
+# Typed by their own rule in roles/preflight (cidr_problems: "must be a string in CIDR notation").
+_OWN_CHECK = (_network.POD_CIDR, _network.SERVICE_CIDR)
+
+
+def _record(variable, text, fix):
+    return _network.problem(variable, text, fix)
+
+
+def is_container(facts, root=None):
+    """The host is a container, as stage 3 tells (roles/nvidia_driver/vars/main.yml
+    _nvidia_driver_container_types, read from that file: one list): virtualization role
+    guest and a container virtualization type."""
+    facts = facts or {}
+    return (facts.get("virtualization_role") == "guest"
+            and facts.get("virtualization_type") in _specs.container_types(root))
+
+
+def _fatal(setting, facts, root):
+    """A severity setting: true/false as set, else (unset) fatal on machines and VMs, a
+    warning in containers - test hosts that share their host's kernel, cgroup hierarchy and
+    PCI devices, which kubegpu neither boots nor loads modules into."""
+    if setting is None or (isinstance(setting, str) and setting.strip().lower() in ("", "auto")):
+        return not is_container(facts, root)
+    try:
+        return boolean(setting)
+    except TypeError:
+        return True     # the argument spec check names it
+
+
+def host_report(host, variables, facts, groups, probe=None, cgroup_v1_fatal=None, root=None,
+                gpu_node_without_gpu_fatal=None):
+    """Problems and warnings of one host (see the module docstring).
+
+    ``variables``: name -> value of what is SET for the host (inventory, group_vars,
+    host_vars, -e, and this run's set_fact such as the kubegpu role's kubegpu_gpu_node);
+    ``facts``: its ansible_facts of this run (kubegpu_gpu included); ``groups``: Ansible's
+    groups; ``probe``: {"cgroup_version": 1 or 2 or None, "dgx": bool} read from the host
+    in this run. ``cgroup_v1_fatal`` and ``gpu_node_without_gpu_fatal`` (preflight_* settings):
+    true refuses, false warns, None (unset) refuses on machines and VMs and warns in
+    containers."""
+    variables = dict(variables or {})
+    facts = facts or {}
+    groups = groups or {}
+    probe = probe or {}
+    specs = _specs.collection_specs(root)
+    problems = _specs.spec_problems(dict((n, v) for n, v in variables.items() if n in specs and n not in _OWN_CHECK),
+                                    specs)
+    warnings = []
+    refused = set(p["variable"] for p in problems)
+    settings = _specs.settings(variables, RULE_SETTINGS, root)
+
+    def add(record):
+        if record and record["variable"] not in refused:
+            problems.append(record)
+
+    version_problem = None if "kubernetes_version" in refused else \
+        _rules.kubernetes_version_problem(settings["kubernetes_version"])
+    add(version_problem)
+    if _rules.ENDPOINT not in refused:
+        add(_rules.endpoint_problem(settings[_rules.ENDPOINT]))
+    for record in _rules.proxy_problems(settings):
+        add(record)
+    if "gpu_operator_toolkit_enabled" not in refused:
+        add(_rules.toolkit_enabled_problem(settings["gpu_operator_toolkit_enabled"], boolean))
+    cidrs = dict((name, settings[name]) for name in _OWN_CHECK)
+    block_size = settings["calico_block_size"] if "calico_block_size" not in refused else None
+    for record in _network.kubeadm_cidr_problems(cidrs) + _network.calico_pool_problems(cidrs, block_size):
+        add(record)
+    if version_problem is None and "kubernetes_version" not in refused:
+        cgroup = _rules.cgroup_problem(settings["kubernetes_version"], probe.get("cgroup_version"))
+        if cgroup:
+            (problems if _fatal(cgroup_v1_fatal, facts, root) else warnings).append(cgroup)
+
+    gpu_group = settings.get("kubegpu_gpu_group") or "gpu"
+    driver_settings = dict((name, settings[name]) for name in _driver.SETTINGS)
+    if not any(name in refused for name in _driver.SETTINGS):
+        found, notes = _driver.driver_problems(
+            facts.get("kubegpu_gpu") or {}, facts, driver_settings,
+            gpu_node=variables.get("kubegpu_gpu_node", False),
+            in_gpu_group=host in (groups.get(str(gpu_group)) or []),
+            gpu_group=gpu_group, dgx=bool(probe.get("dgx")))
+        for record in found:
+            if record["variable"] in _driver.PINNED_VARIABLES and not _fatal(gpu_node_without_gpu_fatal, facts, root):
+                warnings.append(record)
+            else:
+                add(record)
+        for note in notes:
+            warnings.append(_record("nvidia_driver_branch", note,
+                                    "none needed; nvidia_driver_branch: auto picks a supported branch"))
+    return {"problems": problems, "warnings": warnings}

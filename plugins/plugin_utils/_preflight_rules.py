@@ -1,0 +1,262 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 kubegpu contributors
+"""Controller side: rules a later stage enforces, decided once, here, for stage 1 and that stage.
+
+Each function is the one place its rule lives; preflight (stage 1) and the stage that
+depends on it call the same function, so a setting the stage would refuse after stages 2-4
+changed the hosts is refused before any host changes. Each returns problem records
+``{"variable", "problem", "fix"}`` (plugins/module_utils/_network.py ``problem``), or
+none:
+
+- kubernetes_version_problem: an exact release X.Y.Z, 1.31 or newer (the kubernetes role);
+- endpoint_problem / ha_endpoint_problem: kubeadm's ``controlPlaneEndpoint`` is host[:port],
+  required with more than one control plane (the kubernetes role);
+- container_runtime_problem: a Kubernetes node runs containerd (the kubernetes role);
+- proxy_problems: proxy URLs with a scheme (os_prereqs writes them into apt's and dnf's
+  configuration as they are);
+- toolkit_enabled_problem: ``gpu_operator_toolkit_enabled`` is auto or a boolean (gpu_operator);
+- cgroup_problem: kubelet 1.35 and newer refuses cgroup v1 hosts (the kubernetes stage).
+
+``kubernetes_problems`` is what the kubernetes role checks before it installs anything.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_specs import show
+
+problem = _network.problem
+
+# --- Kubernetes version ---------------------------------------------------------------------
+
+# The kubernetes role installs kubeadm=<version>-<revision> from the per-minor repository
+# pkgs.k8s.io/core:/stable:/v<major.minor> and gives kubeadm kubernetesVersion v<version> in
+# a kubeadm.k8s.io/v1beta4 configuration (templates/kubeadm-init.yaml.j2), which kubeadm
+# reads from 1.31 on (kubeadm's v1beta4 API, introduced in Kubernetes 1.31).
+KUBERNETES_MIN = (1, 31)
+_RELEASE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+VERSION_ACCEPTED = "an exact release X.Y.Z such as 1.35.4, without a leading v, 1.31 or newer"
+
+
+def parse_kubernetes_version(value):
+    """(major, minor, patch) of an exact release, or None."""
+    match = _RELEASE.match(value.strip()) if isinstance(value, str) else None
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def kubernetes_version_problem(value, variable="kubernetes_version"):
+    """The problem record of a Kubernetes version the kubernetes role cannot install, or None."""
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        return problem(variable, "%s is a number, not a version (YAML reads 1.30 as the number 1.3) (accepted: %s)"
+                       % (show(value), VERSION_ACCEPTED),
+                       "quote it: %s: \"1.35.4\"" % variable)
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text[:1] in ("v", "V") and parse_kubernetes_version(text[1:]):
+        return problem(variable, "%s has a leading v (accepted: %s)" % (show(value), VERSION_ACCEPTED),
+                       "%s: \"%s\" (the role adds the v where kubeadm wants it)" % (variable, text[1:]))
+    release = parse_kubernetes_version(text)
+    if release is None:
+        return problem(variable, "%s is not a Kubernetes release (accepted: %s)" % (show(value), VERSION_ACCEPTED),
+                       "set %s to the exact release to install, e.g. \"1.35.4\"" % variable)
+    if release[:2] < KUBERNETES_MIN:
+        return problem(variable, "%s is older than %d.%d: kubegpu gives kubeadm a kubeadm.k8s.io/v1beta4"
+                       " configuration, which kubeadm reads from %d.%d on (accepted: %s)"
+                       % (show(value), KUBERNETES_MIN[0], KUBERNETES_MIN[1], KUBERNETES_MIN[0], KUBERNETES_MIN[1],
+                          VERSION_ACCEPTED),
+                       "set %s to a %d.%d or newer release" % (variable, KUBERNETES_MIN[0], KUBERNETES_MIN[1]))
+    return None
+
+
+# --- the control-plane endpoint ---------------------------------------------------------------
+
+ENDPOINT = "kubernetes_control_plane_endpoint"
+ENDPOINT_ACCEPTED = "host[:port]: a DNS name or IPv4 address, [IPv6 address], optional port 1-65535"
+
+
+def _host_problem(host):
+    try:
+        ipaddress.ip_address(host)
+        return ""
+    except ValueError:
+        pass
+    return _network.dns1123_subdomain_problem(host)
+
+
+def endpoint_problem(endpoint):
+    """The problem record of a ``kubernetes_control_plane_endpoint`` kubeadm refuses, or None.
+
+    kubeadm's controlPlaneEndpoint is host[:port] (ValidateHostPort with
+    kubeadmutil.ParseHostPort, cmd/kubeadm/app/apis/kubeadm/validation/validation.go); the
+    kubernetes role appends ``:<kubernetes_apiserver_port>`` when no port is given and strips
+    the port for the certificate's names."""
+    if endpoint is None or endpoint == "":
+        return None
+    if not isinstance(endpoint, str):
+        return None     # the argument spec check names the type
+    text = endpoint.strip()
+    if "://" in text:
+        rest = urlsplit(text)
+        fixed = rest.netloc or text.split("://", 1)[1].split("/", 1)[0]
+        return problem(ENDPOINT, "%s is a URL (accepted: %s; kubeadm's controlPlaneEndpoint has no scheme)"
+                       % (show(endpoint), ENDPOINT_ACCEPTED),
+                       "%s: %s" % (ENDPOINT, fixed or "lb.example.com:6443"))
+    host, port = text, None
+    if text.startswith("["):
+        match = re.match(r"^\[([^\]]+)\](?::(.*))?$", text)
+        if not match:
+            host = None
+        else:
+            host, port = match.group(1), match.group(2)
+            try:
+                if ipaddress.ip_address(host).version != 6:
+                    host = None
+            except ValueError:
+                host = None
+    elif text.count(":") > 1:
+        return problem(ENDPOINT, "%s looks like a bare IPv6 address (accepted: %s)" % (show(endpoint), ENDPOINT_ACCEPTED),
+                       "write it in brackets with the port: %s: \"[%s]:6443\"" % (ENDPOINT, text))
+    elif ":" in text:
+        host, port = text.split(":", 1)
+    why = "not a host name or address" if host is None or host == "" else _host_problem(host)
+    if not why and port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        why = "port %r is not a number from 1 to 65535" % port
+    if "/" in text:
+        why = "a path is not part of it"
+    if why:
+        return problem(ENDPOINT, "%s is not host[:port]: %s (accepted: %s)" % (show(endpoint), why, ENDPOINT_ACCEPTED),
+                       "%s: lb.example.com:6443 (the load balancer or VIP every node reaches)" % ENDPOINT)
+    return None
+
+
+def ha_endpoint_problem(endpoint, control_planes):
+    """The problem record when more than one control plane has no ``kubernetes_control_plane_endpoint``.
+
+    kubeadm joins other control planes only to a cluster initialised with a
+    controlPlaneEndpoint, the stable address (load balancer or VIP) every node uses."""
+    count = len(control_planes) if isinstance(control_planes, (list, tuple)) else int(control_planes or 0)
+    if count > 1 and (endpoint is None or str(endpoint).strip() == ""):
+        return problem(ENDPOINT, "empty, but there are %d control planes: an HA control plane needs a stable"
+                       " endpoint (a load balancer or VIP) that every node reaches, given to kubeadm init"
+                       " (accepted: %s)" % (count, ENDPOINT_ACCEPTED),
+                       "set %s: lb.example.com:6443 in group_vars/all (or use one control plane)" % ENDPOINT)
+    return None
+
+
+# --- container runtime --------------------------------------------------------------------
+
+KUBERNETES_RUNTIME = "containerd"
+
+
+def container_runtime_problem(runtime, kubernetes_node=True):
+    """The problem record of a container runtime kubelet cannot use on a Kubernetes node, or None.
+
+    kubeadm is given containerd's socket (kubernetes_cri_socket); Docker Engine has no CRI
+    without cri-dockerd, which kubegpu does not install."""
+    if not kubernetes_node or runtime is None or str(runtime).strip() in ("", KUBERNETES_RUNTIME):
+        return None
+    return problem("kubegpu_container_runtime",
+                   "%s on a Kubernetes node (group k8s_cluster): kubelet needs a CRI runtime and Docker Engine has"
+                   " none without cri-dockerd, which kubegpu does not install (accepted: containerd)" % runtime,
+                   "kubegpu_container_runtime: containerd for hosts in k8s_cluster (docker is for standalone GPU"
+                   " hosts outside the cluster)")
+
+
+# --- proxies --------------------------------------------------------------------------------
+
+PROXY_VARIABLES = ("kubegpu_http_proxy", "kubegpu_https_proxy")
+PROXY_SCHEMES = ("http", "https")
+
+
+def proxy_problem(variable, value):
+    """The problem record of a proxy URL apt, dnf and containerd cannot use, or None.
+
+    os_prereqs writes the URL as it is into apt's Acquire::http(s)::Proxy and dnf's proxy=;
+    without a scheme apt takes the host name for one and every download fails."""
+    if value is None or not isinstance(value, str) or value.strip() == "":
+        return None
+    text = value.strip()
+    accepted = "http://host:port or https://host:port, user:password@ before the host if needed"
+    parts = urlsplit(text) if "://" in text else None
+    if parts is None:
+        return problem(variable, "%s has no scheme: apt would be given it as written and fail every download"
+                       " (accepted: %s)" % (show(value), accepted),
+                       "%s: http://%s" % (variable, re.sub(r"^([^:@/]*):[^@/]*@", r"\1:***@", text)))
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme.lower() not in PROXY_SCHEMES:
+        why = "scheme %s is not http or https" % parts.scheme
+    elif not parts.hostname:
+        why = "it has no host"
+    elif port == -1:
+        why = "its port is not a number from 1 to 65535"
+    elif parts.path not in ("", "/") or parts.query or parts.fragment:
+        why = "a proxy URL has no path"
+    else:
+        return None
+    return problem(variable, "%s: %s (accepted: %s)" % (show(value), why, accepted),
+                   "%s: http://proxy.example.com:3128" % variable)
+
+
+def proxy_problems(settings):
+    """Problem records of kubegpu_http_proxy and kubegpu_https_proxy in ``settings``."""
+    return [p for p in (proxy_problem(name, (settings or {}).get(name)) for name in PROXY_VARIABLES) if p]
+
+
+# --- GPU Operator toolkit -----------------------------------------------------------------
+
+def toolkit_enabled_problem(value, boolean):
+    """``gpu_operator_toolkit_enabled`` (spec type raw) is auto or a boolean as ``boolean`` reads it."""
+    if value is None or str(value).strip().lower() == "auto":
+        return None
+    try:
+        boolean(value)
+        return None
+    except TypeError:
+        return problem("gpu_operator_toolkit_enabled", "%s is neither auto nor a boolean (accepted: auto, true,"
+                       " false)" % show(value), "gpu_operator_toolkit_enabled: auto")
+
+
+# --- cgroup v1 ----------------------------------------------------------------------------
+
+# kubelet refuses to start on a cgroup v1 host from Kubernetes 1.35 unless its configuration
+# says failCgroupV1: false (KEP-5573, kubernetes/enhancements#5573: "Remove cgroup v1
+# support"), which kubegpu's KubeletConfiguration does not set. RHEL 8 boots cgroup v1.
+CGROUP_V1_REFUSED_FROM = (1, 35)
+
+
+def cgroup_problem(kubernetes_version, cgroup_version):
+    """The problem record of a cgroup v1 host for a kubelet that refuses it, or None.
+
+    ``cgroup_version``: 2 when /sys/fs/cgroup is the unified hierarchy (cgroup.controllers
+    at its root, what kubelet's IsCgroup2UnifiedMode tests), 1 otherwise, None unknown."""
+    release = parse_kubernetes_version(kubernetes_version)
+    if cgroup_version != 1 or release is None or release[:2] < CGROUP_V1_REFUSED_FROM:
+        return None
+    return problem("kubernetes_version",
+                   "this host runs cgroup v1, and kubelet %s refuses to start on cgroup v1 (from %d.%d on, unless"
+                   " failCgroupV1: false, which kubegpu does not set) (accepted: a cgroup v2 host, or Kubernetes"
+                   " 1.34 or older)" % (kubernetes_version, CGROUP_V1_REFUSED_FROM[0], CGROUP_V1_REFUSED_FROM[1]),
+                   "boot the host with cgroup v2 (kernel argument systemd.unified_cgroup_hierarchy=1, e.g. grubby"
+                   " --update-kernel=ALL --args=systemd.unified_cgroup_hierarchy=1 on RHEL 8, then reboot), or set"
+                   " kubernetes_version to a 1.34 release")
+
+
+# --- what the kubernetes role checks ------------------------------------------------------------
+
+def kubernetes_problems(settings, control_planes):
+    """Problem records of the settings kubeadm is given: the version, the control-plane
+    endpoint (and its need with several control planes) and the pod and service CIDRs
+    (validity, overlap, kubeadm's size limits). ``settings``: kubernetes_version,
+    kubernetes_control_plane_endpoint, kubegpu_pod_cidr, kubegpu_service_cidr."""
+    settings = settings or {}
+    cidrs = {_network.POD_CIDR: settings.get(_network.POD_CIDR), _network.SERVICE_CIDR: settings.get(_network.SERVICE_CIDR)}
+    records = [kubernetes_version_problem(settings.get("kubernetes_version")),
+               endpoint_problem(settings.get(ENDPOINT)),
+               ha_endpoint_problem(settings.get(ENDPOINT), control_planes)]
+    return ([r for r in records if r] + _network.cidr_problems(cidrs) + _network.kubeadm_cidr_problems(cidrs))

@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What every later stage would refuse on one host (plugins/plugin_utils/_preflight_host.py) and
+the filter roles/preflight calls it through (kubegpu.cluster.preflight_host_problems)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ansible_collections.kubegpu.cluster.plugins.filter import preflight as flt
+from ansible_collections.kubegpu.cluster.plugins.filter.network import format_problems
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_host as ph
+
+ROOT = Path(__file__).resolve().parents[4]
+DEBIAN_12 = {"os_family": "Debian", "distribution": "Debian", "distribution_version": "12.7",
+             "distribution_major_version": "12", "kernel": "6.1.0-26-amd64", "architecture": "x86_64",
+             "kubegpu_gpu": {"count": 0, "gpus": []}}
+GROUPS = {"k8s_cluster": ["cp1"], "kube_control_plane": ["cp1"], "kube_node": []}
+
+
+def report(variables=None, probe=None, facts=None, **kwargs):
+    result = ph.host_report("cp1", variables or {}, facts or DEBIAN_12, GROUPS, probe or {"cgroup_version": 2},
+                            root=str(ROOT), **kwargs)
+    return format_problems(result["problems"], "cp1"), format_problems(result["warnings"], "cp1")
+
+
+def test_a_host_with_the_defaults_passes():
+    assert report() == ([], [])
+
+
+def test_every_kind_in_one_report():
+    problems, warnings = report({"calico_encapsulation": "vxlan", "kubernetes_version": "banana",
+                                 "kubernetes_control_plane_endpoint": "https://lb:6443",
+                                 "kubegpu_http_proxy": "proxy:3128", "gpu_operator_toolkit_enabled": "maybe",
+                                 "kubegpu_pod_cidr": "10.244.0.0/25"})
+    assert [p.split(": variable ")[1].split(":")[0] for p in problems] == [
+        "calico_encapsulation", "kubernetes_version", "kubernetes_control_plane_endpoint", "kubegpu_http_proxy",
+        "gpu_operator_toolkit_enabled", "kubegpu_pod_cidr"]
+    assert warnings == []
+
+
+def test_a_variable_refused_by_its_spec_is_not_judged_again():
+    problems, _warnings = report({"kubernetes_control_plane_endpoint": ["lb"], "calico_block_size": 99,
+                                  "kubegpu_pod_cidr": "10.244.0.0/24"})
+    assert len(problems) == 2, problems
+    assert "kubernetes_control_plane_endpoint: [\"lb\"] is a list, not a string" in problems[0]
+    assert "calico_block_size: 99 is out of range" in problems[1]
+
+
+def test_the_cidrs_are_left_to_their_own_check():
+    """kubegpu_pod_cidr and kubegpu_service_cidr have cidr_problems ("must be a string in CIDR
+    notation"): no second line for the same mistake."""
+    assert report({"kubegpu_pod_cidr": 12, "kubegpu_service_cidr": None}) == ([], [])
+
+
+VM = dict(DEBIAN_12, virtualization_role="guest", virtualization_type="kvm")
+CONTAINER = dict(DEBIAN_12, virtualization_role="guest", virtualization_type="docker")
+
+
+def test_unset_severities_refuse_on_machines_and_vms_and_warn_in_containers():
+    for facts, fatal in ((DEBIAN_12, True), (VM, True), (CONTAINER, False)):
+        problems, warnings = report(probe={"cgroup_version": 1}, facts=facts)
+        assert len(problems if fatal else warnings) == 1 and not (warnings if fatal else problems), facts
+        groups = dict(GROUPS, gpu=["cp1"])
+        result = ph.host_report("cp1", {"kubegpu_gpu_node": True}, facts, groups, {"cgroup_version": 2},
+                                root=str(ROOT))
+        assert [r["variable"] for r in result["problems" if fatal else "warnings"]] == ["kubegpu_gpu_group"]
+        assert result["warnings" if fatal else "problems"] == []
+    result = ph.host_report("cp1", {"kubegpu_gpu_node": True}, CONTAINER, dict(GROUPS, gpu=["cp1"]), {},
+                            root=str(ROOT), gpu_node_without_gpu_fatal=True)
+    assert [r["variable"] for r in result["problems"]] == ["kubegpu_gpu_group"]
+
+
+def test_containers_are_what_stage_3_counts_as_containers():
+    import yaml
+    listed = yaml.safe_load((ROOT / "roles" / "nvidia_driver" / "vars" / "main.yml").read_text(encoding="utf-8"))
+    assert ph.is_container(CONTAINER, str(ROOT)) and not ph.is_container(VM, str(ROOT))
+    assert set(listed["_nvidia_driver_container_types"]) == set(ph._specs.container_types(str(ROOT)))
+
+
+def test_cgroup_v1_is_a_warning_or_a_refusal():
+    problems, warnings = report(probe={"cgroup_version": 1}, cgroup_v1_fatal=False)
+    assert problems == [] and "this host runs cgroup v1" in warnings[0]
+    problems, warnings = report(probe={"cgroup_version": 1}, cgroup_v1_fatal=True)
+    assert warnings == [] and "this host runs cgroup v1" in problems[0]
+    assert report({"kubernetes_version": "1.34.3"}, probe={"cgroup_version": 1}, cgroup_v1_fatal=True) == ([], [])
+    # A version already refused says nothing about cgroups.
+    problems, _w = report({"kubernetes_version": "v1.35.4"}, probe={"cgroup_version": 1}, cgroup_v1_fatal=True)
+    assert len(problems) == 1 and "leading v" in problems[0]
+
+
+def test_the_gpu_node_decision_comes_from_the_published_fact_and_the_group():
+    groups = dict(GROUPS, gpu=["cp1"])
+    result = ph.host_report("cp1", {"kubegpu_gpu_node": True}, DEBIAN_12, groups, {"cgroup_version": 2},
+                            root=str(ROOT))
+    [line] = format_problems(result["problems"], "cp1")
+    assert line.startswith("host cp1: variable kubegpu_gpu_group: in group gpu (a GPU node)")
+    assert ph.host_report("cp1", {"kubegpu_gpu_node": False}, DEBIAN_12, groups, {}, root=str(ROOT))["problems"] \
+        == []
+
+
+def test_a_driver_setting_refused_by_its_spec_skips_the_driver_decision():
+    groups = dict(GROUPS, gpu=["cp1"])
+    result = ph.host_report("cp1", {"kubegpu_gpu_node": True, "nvidia_driver_flavour": "closed"}, DEBIAN_12, groups,
+                            {}, root=str(ROOT))
+    assert [p["variable"] for p in result["problems"]] == ["nvidia_driver_flavour"]
+
+
+# --- the filter, on a stand-in hostvars ------------------------------------------------------
+
+class HostVars(dict):
+    """hostvars as the filter reads it: host -> its variables (facts included)."""
+
+
+def test_the_filter_reads_what_is_set_for_the_host():
+    hostvars = HostVars(cp1={"inventory_hostname": "cp1", "ansible_host": "10.0.0.1", "calico_encapsulation": "vxlan",
+                             "kubegpu_gpu_node": False, "kubegpu_pod_cdir": "x", "ansible_facts": DEBIAN_12})
+    probe = {"paths": {"/sys/fs/cgroup": {"exists": True}, "/sys/fs/cgroup/cgroup.controllers": {"exists": False},
+                       "/etc/dgx-release": {"exists": False}}}
+    result = flt.preflight_host_problems("cp1", hostvars, GROUPS, probe, "no")
+    assert [p["variable"] for p in result["problems"]] == ["calico_encapsulation"]
+    assert [p["variable"] for p in result["warnings"]] == ["kubernetes_version"]     # cgroup v1, not fatal
+    result = flt.preflight_host_problems("cp1", hostvars, GROUPS, probe, "yes")
+    assert [p["variable"] for p in result["problems"]] == ["calico_encapsulation", "kubernetes_version"]
+    result = flt.preflight_host_problems("cp1", hostvars, GROUPS, probe)          # unset, not a container
+    assert [p["variable"] for p in result["problems"]] == ["calico_encapsulation", "kubernetes_version"]
+
+
+def test_the_probe_under_a_test_root():
+    probe = {"paths": {"/tmp/x/sys/fs/cgroup": {"exists": True},
+                       "/tmp/x/sys/fs/cgroup/cgroup.controllers": {"exists": True},
+                       "/tmp/x/etc/dgx-release": {"exists": True}}}
+    assert flt._probe(probe) == {"cgroup_version": 2, "dgx": True}      # pylint: disable=protected-access
+    assert flt._probe({}) == {}                                          # pylint: disable=protected-access
+    assert flt._probe({"paths": {}}) == {"cgroup_version": None, "dgx": False}  # pylint: disable=protected-access
