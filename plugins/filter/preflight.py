@@ -34,6 +34,19 @@ description:
   - >-
     C(container_runtime_problems(kubernetes_node=True)) takes C(kubegpu_container_runtime) and returns the problem
     record of a runtime kubelet cannot use (a list, empty when fine).
+  - >-
+    C(proxy_problems) takes C({kubegpu_http_proxy, kubegpu_https_proxy}) and returns the problem records of proxy
+    URLs apt and dnf cannot use (no http:// or https:// scheme, no host, a path): preflight's rule, which
+    os_prereqs checks too before it writes them into apt's or dnf's configuration.
+  - >-
+    C(preflight_python_probe(fallback=None, discovered=None)) takes C(ansible_python_interpreter) (or the configured
+    C(interpreter_python)) and returns the /bin/sh command for C(ansible.builtin.raw) that prints the version of the
+    Python Ansible will run modules with (the set interpreter, else the discovered one, else the first of
+    C(fallback) found, as Ansible's interpreter discovery picks it).
+  - >-
+    C(preflight_python_problems(interpreter=None, minimum=None, discovered=None)) takes that command's stdout and
+    returns the problem records of a Python that cannot run kubegpu's modules (older than C(minimum),
+    C(preflight_min_python_version) or its role default, and never below 3.8; missing).
   - C(spec_bool(name='value')) reads a boolean setting as the role argument spec does (C(yes)/C(no),
     C(on)/C(off), C(true)/C(false), C(1)/C(0), any case; null is false) and fails naming the variable
     otherwise. C(spec_bool_problem(name)) returns the problem line instead ('' for a boolean).
@@ -174,6 +187,24 @@ def container_runtime_problems(runtime, kubernetes_node=True):
     return [record] if record else []
 
 
+def proxy_problems(settings):
+    """Problem records of kubegpu_http_proxy / kubegpu_https_proxy apt and dnf cannot use, or []."""
+    if not isinstance(settings, dict):
+        raise AnsibleFilterError("proxy_problems expects a mapping of setting to value")
+    return _rules.proxy_problems(dict(settings))
+
+
+def preflight_python_probe(interpreter=None, fallback=None, discovered=None):
+    """The raw command that prints the version of the Python Ansible will use on the host."""
+    return _rules.python_probe_command(interpreter, list(fallback) if fallback else None, discovered)
+
+
+def preflight_python_problems(stdout, interpreter=None, minimum=None, discovered=None):
+    """[problem record] of a host whose Python cannot run kubegpu's modules, or []."""
+    record = _rules.python_problem(stdout, interpreter, minimum, discovered)
+    return [record] if record else []
+
+
 def spec_bool(value, name="value"):
     """A boolean setting read as its argument spec reads it."""
     try:
@@ -197,6 +228,9 @@ class FilterModule:
             "preflight_host_problems": preflight_host_problems,
             "kubernetes_setting_problems": kubernetes_setting_problems,
             "container_runtime_problems": container_runtime_problems,
+            "proxy_problems": proxy_problems,
+            "preflight_python_probe": preflight_python_probe,
+            "preflight_python_problems": preflight_python_problems,
             "spec_bool": spec_bool,
             "spec_bool_problem": spec_bool_problem,
         }

@@ -340,15 +340,40 @@ OPEN_MODULES_FIRST_BRANCH = 515
 # Per family: newest branch that still drives it (None: no limit known),
 # oldest branch that drives it (None: no floor we enforce), and whether the
 # open / proprietary kernel modules can drive it.
+#
+# Floors (min_branch): the branch of the minimum Linux driver of the FIRST CUDA
+# toolkit that supports the architecture. Two NVIDIA tables, read together:
+# - "CUDA Toolkit, Driver, and Architecture Matrix" (NVIDIA Data Center Drivers,
+#   https://docs.nvidia.com/datacenter/tesla/drivers/cuda-toolkit-driver-and-architecture-matrix.html),
+#   column "First CUDA Toolkit Support": Blackwell (10.0, 12.0) CUDA 12.8; Hopper
+#   (9.0) CUDA 11.8; Ada (8.9) CUDA 11.8; Ampere (8.0, 8.6) CUDA 11.0; Turing (7.5)
+#   CUDA 10.0.
+# - CUDA toolkit release notes, table "CUDA Toolkit and Corresponding Driver
+#   Versions" (https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html):
+#   CUDA 12.8 GA >= 570.26, CUDA 11.8 GA >= 520.61.05, CUDA 11.0.1 RC >= 450.36.06
+#   (11.0.2 GA >= 450.51.05), CUDA 10.0.130 >= 410.48.
+# So: Ampere R450, Ada R520, Hopper R520, Blackwell R570. Cross-check for Hopper:
+# NVIDIA AI Enterprise 2.3's release notes add "Support for the NVIDIA H100 GPU"
+# with the bare-metal driver 520.61.05 (https://docs.nvidia.com/ai-enterprise/2.3/
+# release-notes/index.html). NOT R525: that is CUDA 12.0's floor, not Hopper's;
+# no NVIDIA page found here names R525 as Hopper's or Ada's first branch. These
+# are architecture floors: a product launched later than its architecture (L4,
+# H200, GH200) may need a later release of a newer branch - that is not checked
+# here. Turing's floor (R410) and older ones lie below every branch in BRANCHES
+# and are not enforced.
 FAMILY_DRIVER_SUPPORT = {
     "kepler": {"max_branch": 470, "min_branch": None, "open": False, "proprietary": True},
     "maxwell": {"max_branch": 580, "min_branch": None, "open": False, "proprietary": True},
     "pascal": {"max_branch": 580, "min_branch": None, "open": False, "proprietary": True},
     "volta": {"max_branch": 580, "min_branch": None, "open": False, "proprietary": True},
     "turing": {"max_branch": None, "min_branch": None, "open": True, "proprietary": True},
-    "ampere": {"max_branch": None, "min_branch": None, "open": True, "proprietary": True},
-    "ada-lovelace": {"max_branch": None, "min_branch": None, "open": True, "proprietary": True},
-    "hopper": {"max_branch": None, "min_branch": None, "open": True, "proprietary": True},
+    # CUDA 11.0 (first for Ampere) needs >= 450.36.06.
+    "ampere": {"max_branch": None, "min_branch": 450, "open": True, "proprietary": True},
+    # CUDA 11.8 (first for Ada) needs >= 520.61.05.
+    "ada-lovelace": {"max_branch": None, "min_branch": 520, "open": True, "proprietary": True},
+    # CUDA 11.8 (first for Hopper) needs >= 520.61.05; AI Enterprise 2.3 shipped H100 with 520.61.05.
+    "hopper": {"max_branch": None, "min_branch": 520, "open": True, "proprietary": True},
+    # CUDA 12.8 (first for Blackwell) needs >= 570.26 (shared/UPSTREAM.md, and the tables above).
     "blackwell": {"max_branch": None, "min_branch": 570, "open": True, "proprietary": False},
     # Rubin: open only (GSP); its branch floor is not confirmed here.
     "rubin": {"max_branch": None, "min_branch": None, "open": True, "proprietary": False},

@@ -15,7 +15,9 @@ none:
 - proxy_problems: proxy URLs with a scheme (os_prereqs writes them into apt's and dnf's
   configuration as they are);
 - toolkit_enabled_problem: ``gpu_operator_toolkit_enabled`` is auto or a boolean (gpu_operator);
-- cgroup_problem: kubelet 1.35 and newer refuses cgroup v1 hosts (the kubernetes stage).
+- cgroup_problem: kubelet 1.35 and newer refuses cgroup v1 hosts (the kubernetes stage);
+- python_probe_command / python_problem: the Python Ansible will run kubegpu's modules with,
+  asked with ``raw`` before any module runs (playbooks/preflight.yml, second play).
 
 ``kubernetes_problems`` is what the kubernetes role checks before it installs anything.
 """
@@ -24,10 +26,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from urllib.parse import urlsplit
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _network
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_specs import show
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_specs import collection_defaults, show
 
 problem = _network.problem
 
@@ -245,6 +248,110 @@ def cgroup_problem(kubernetes_version, cgroup_version):
                    "boot the host with cgroup v2 (kernel argument systemd.unified_cgroup_hierarchy=1, e.g. grubby"
                    " --update-kernel=ALL --args=systemd.unified_cgroup_hierarchy=1 on RHEL 8, then reboot), or set"
                    " kubernetes_version to a 1.34 release")
+
+
+# --- the hosts' Python ------------------------------------------------------------------------
+
+# ansible-core 2.19 runs modules on target Python 3.8 or newer, and kubegpu's module_utils are
+# written for 3.8: preflight_min_python_version (roles/preflight/defaults/main.yml) can raise
+# this floor, not lower it. A module on Python 3.6 (RHEL 8's python3) or 2.7 ends in a
+# SyntaxError deep in its code, so the version is asked with ``raw`` first.
+PYTHON_FLOOR = (3, 8)
+PYTHON_PROBE_MARK = "kubegpu-python:"
+PYTHON_SETTING = "preflight_min_python_version"
+# ansible_python_interpreter / interpreter_python values that mean "discover it".
+_DISCOVERY = ("", "auto", "auto_silent", "auto_legacy", "auto_legacy_silent")
+# What ansible-core 2.19 tries, in order, when it discovers the interpreter
+# (config/base.yml INTERPRETER_PYTHON_FALLBACK; executor/interpreter_discovery.py takes the
+# first that `command -v` finds, else /usr/bin/python3). The play passes the configured list.
+PYTHON_FALLBACK = ("python3.13", "python3.12", "python3.11", "python3.10", "python3.9", "python3.8",
+                   "/usr/bin/python3", "python3")
+_VERSION_CODE = 'import sys; print("%d.%d" % sys.version_info[:2])'     # Python 2.7 reads it too
+
+
+def _python_in_use(interpreter, discovered):
+    """(interpreter or None, how): the one Ansible will run modules with. A set
+    ansible_python_interpreter wins; else an interpreter discovered earlier (Ansible keeps it
+    as the fact discovered_interpreter_python, also in the fact cache, and does not discover
+    again); else discovery."""
+    text = "" if interpreter is None else str(interpreter).strip()
+    if text.lower() not in _DISCOVERY:
+        return text, "set"
+    if discovered:
+        return str(discovered).strip(), "discovered"
+    return None, "discovery"
+
+
+def python_probe_command(interpreter=None, fallback=None, discovered=None):
+    """The /bin/sh command (for ``ansible.builtin.raw``, no Python needed) that prints one line,
+    ``kubegpu-python: <X.Y|none|unknown> <interpreter>``, for the interpreter Ansible will use."""
+    path, how = _python_in_use(interpreter, discovered)
+    if path:
+        # "/usr/bin/env python3" is a valid ansible_python_interpreter: keep its words.
+        select = "set -- %s" % " ".join(shlex.quote(word) for word in path.split())
+    else:
+        candidates = " ".join(shlex.quote(str(c)) for c in (fallback or PYTHON_FALLBACK))
+        select = ('set --; for c in %s; do p=$(command -v "$c" 2>/dev/null) && case "$p" in /*)'
+                  ' set -- "$p"; break;; esac; done' % candidates)
+    return ('%s; if [ $# -gt 0 ] && command -v "$1" >/dev/null 2>&1;'
+            ' then v=$("$@" -c %s 2>/dev/null) || v=unknown; echo "%s ${v:-unknown} $*";'
+            ' else echo "%s none $*"; fi'
+            % (select, shlex.quote(_VERSION_CODE), PYTHON_PROBE_MARK, PYTHON_PROBE_MARK))
+
+
+def _version(text):
+    match = re.match(r"^\s*(\d+)\.(\d+)", str(text or ""))
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def python_minimum(minimum=None, root=None):
+    """(major, minor) a host needs: preflight_min_python_version as set for the host, else its
+    default in roles/preflight/defaults/main.yml, never below PYTHON_FLOOR."""
+    wanted = _version(minimum) if minimum is not None else None
+    if wanted is None:
+        wanted = _version(collection_defaults(root).get(PYTHON_SETTING))
+    return max(wanted or PYTHON_FLOOR, PYTHON_FLOOR)
+
+
+def python_problem(stdout, interpreter=None, minimum=None, discovered=None, root=None):
+    """The problem record of a host whose Python cannot run kubegpu's modules, or None.
+
+    ``stdout``: what python_probe_command printed; no probe line (a shell that did not run it)
+    is no verdict: the third play reports what then fails."""
+    line = next((text.strip() for text in str(stdout or "").splitlines()
+                 if text.strip().startswith(PYTHON_PROBE_MARK)), None)
+    if line is None:
+        return None
+    found = line[len(PYTHON_PROBE_MARK):].strip().split(None, 1)
+    answer, path = (found + ["", ""])[:2]
+    wanted = python_minimum(minimum, root)
+    need = "%d.%d" % wanted
+    _path, how = _python_in_use(interpreter, discovered)
+    if how == "set":
+        where = "ansible_python_interpreter %s" % path
+    elif how == "discovered":
+        where = "%s, which Ansible discovered earlier (fact discovered_interpreter_python); ansible_python_interpreter" \
+                " is not set" % path
+    else:
+        where = "%s, found by Ansible's interpreter discovery; ansible_python_interpreter is not set" % path
+    fix = ("install Python %s or newer (e.g. dnf install python39 on RHEL 8) and set ansible_python_interpreter to it"
+           " (e.g. /usr/bin/python3.9)" % need)
+    if answer == "none":
+        if how == "set":
+            what = "ansible_python_interpreter %s is not a command on this host" % path
+        else:
+            what = "no Python found by Ansible's interpreter discovery (ansible_python_interpreter is not set)"
+        return problem("ansible_python_interpreter", "%s; kubegpu's modules need Python %s or newer" % (what, need),
+                       fix)
+    version = _version(answer)
+    if version is None:
+        return problem("ansible_python_interpreter",
+                       "%s did not tell its version (python -c failed); kubegpu's modules need Python %s or newer"
+                       % (where, need), fix)
+    if version >= wanted:
+        return None
+    return problem("ansible_python_interpreter", "Python %d.%d found (%s), kubegpu's modules need %s or newer"
+                   % (version[0], version[1], where, need), fix)
 
 
 # --- what the kubernetes role checks ------------------------------------------------------------

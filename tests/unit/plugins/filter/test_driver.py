@@ -65,3 +65,15 @@ def test_pinned_plan_and_changes_and_merge():
         driver.nvidia_driver_default_source("Suse", "SLES")
     with pytest.raises(AnsibleFilterError):
         driver.nvidia_driver_merge_apt_components("", "toml", [], "x")
+
+
+def test_gpu_driver_plan_refuses_a_branch_below_hoppers_floor():
+    """Stage 3's gpu_driver_plan filter (plugins/filter/gpu.py) on a Hopper host: R520 is the floor."""
+    from ansible_collections.kubegpu.cluster.plugins.filter.gpu import gpu_driver_plan
+
+    with pytest.raises(AnsibleFilterError) as info:
+        gpu_driver_plan(H100, "470", "auto")
+    assert str(info.value) == (
+        "gpu_driver_plan: nvidia_driver_branch=470 cannot drive GPU 0 NVIDIA H100 80GB HBM3 (hopper, 0000:01:00.0):"
+        " hopper GPUs need branch R520 or newer. Set nvidia_driver_branch to 520 or newer (580 recommended) or 'auto'.")
+    assert gpu_driver_plan(H100, "535", "auto")["branch"] == "535"

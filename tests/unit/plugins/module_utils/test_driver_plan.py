@@ -119,6 +119,32 @@ def test_refusals(models, branch, flavour, message):
     assert str(info.value) == message
 
 
+# Branch floors per architecture: the first CUDA toolkit that supports the architecture
+# (NVIDIA "CUDA Toolkit, Driver, and Architecture Matrix") and that toolkit's minimum
+# Linux driver (CUDA toolkit release notes, "CUDA Toolkit and Corresponding Driver
+# Versions"): Ampere CUDA 11.0 (>= 450.36.06), Ada and Hopper CUDA 11.8 (>= 520.61.05),
+# Blackwell CUDA 12.8 (>= 570.26). See _gpu_data.FAMILY_DRIVER_SUPPORT.
+@pytest.mark.parametrize(
+    "model, branch, floor",
+    [("H100", "470", 520), ("GH200", "515", 520), ("L40S", "470", 520), ("A100", "440", 450), ("B200", "565", 570)],
+)
+def test_branch_floors(model, branch, floor):
+    name, arch, _dev = MODELS[model]
+    with pytest.raises(DriverPlanError) as info:
+        plan(host(model), branch=branch)
+    assert str(info.value) == (
+        "nvidia_driver_branch=%s cannot drive GPU 0 %s (%s, 0000:10:00.0): %s GPUs need branch R%d or newer. "
+        "Set nvidia_driver_branch to %d or newer (580 recommended) or 'auto'." % (branch, name, arch, arch, floor, floor))
+    # The floor itself is accepted.
+    assert plan(host(model), branch=str(floor))["branch"] == str(floor)
+
+
+def test_a_floor_and_a_ceiling_that_meet_nowhere():
+    with pytest.raises(DriverPlanError, match="GPU 0 Tesla K80 .* needs branch 470 or older, GPU 1 NVIDIA H100 80GB HBM3"
+                                              r" \(hopper, 0000:11:00.0\) needs 520 or newer"):
+        plan(host("K80", "H100"))
+
+
 @pytest.mark.parametrize(
     "models, branch, flavour, expected",
     [

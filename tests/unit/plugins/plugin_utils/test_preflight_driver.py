@@ -76,13 +76,28 @@ def test_debian_gives_a_hopper_host_its_535(facts):
         == ([], [])
 
 
-def test_an_old_branch_debian_does_not_ship(facts):
+def test_a_branch_debian_does_not_ship(facts):
     found = pd.driver_problems(facts("preflight/gpu/h100-no-secure-boot"), DEBIAN_12,
-                               settings(nvidia_driver_branch=470), gpu_node=True)
+                               settings(nvidia_driver_branch=550), gpu_node=True)
     [line] = lines(found)
     assert line.startswith("host gpu1: variable nvidia_driver_branch: Debian 12 (bookworm) non-free ships driver"
-                           " branch R535 only, the plan wants R470; fix: set nvidia_driver_branch: 535 on this host")
-    assert found[1] == ["branch R470 is end of life; R580 is the long-term support branch"]
+                           " branch R535 only, the plan wants R550; fix: set nvidia_driver_branch: 535 on this host")
+    assert found[1] == ["branch R550 is end of life; R580 is the long-term support branch"]
+
+
+@pytest.mark.parametrize("os_facts, source", [(UBUNTU_24, None), (UBUNTU_24, "cuda"), (DEBIAN_12, "cuda"),
+                                              (DEBIAN_12, None)])
+def test_a_branch_too_old_for_hopper(facts, os_facts, source):
+    """Hopper's floor (R520, the driver of CUDA 11.8, the first toolkit for Hopper) is refused on every
+    source, before the source's own packages are looked at (Debian's 535 included)."""
+    overrides = {"nvidia_driver_branch": 470}
+    if source:
+        overrides["nvidia_driver_source"] = source
+    [line] = lines(pd.driver_problems(facts("preflight/gpu/h100-no-secure-boot"), os_facts, settings(**overrides),
+                                      gpu_node=True))
+    assert line == ("host gpu1: variable nvidia_driver_branch: nvidia_driver_branch=470 cannot drive GPU 0 NVIDIA H100"
+                    " PCIe (hopper, 0000:17:00.0): hopper GPUs need branch R520 or newer; fix: set"
+                    " nvidia_driver_branch to 520 or newer (580 recommended) or 'auto'")
 
 
 def test_a_branch_too_old_for_blackwell(facts):
@@ -197,3 +212,14 @@ def test_the_plan_is_stage_3s(facts, fixture, os_facts, overrides):
     gpu_facts = facts(fixture)
     _source, _constraints, plan = pd.plan_for_host(gpu_facts, os_facts, settings(**overrides))
     assert plan == _stage3_plan(gpu_facts, os_facts, overrides)
+
+
+def test_stage_3_refuses_a_branch_below_hoppers_floor_the_same_way(facts):
+    gpu_facts = facts("preflight/gpu/h100-no-secure-boot")
+    overrides = {"nvidia_driver_branch": "470"}
+    with pytest.raises(Exception) as preflight:
+        pd.plan_for_host(gpu_facts, UBUNTU_24, settings(**overrides))
+    with pytest.raises(Exception) as stage3:
+        _stage3_plan(gpu_facts, UBUNTU_24, overrides)
+    assert "hopper GPUs need branch R520 or newer" in str(preflight.value)
+    assert str(preflight.value) in str(stage3.value)

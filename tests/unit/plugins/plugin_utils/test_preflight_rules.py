@@ -203,3 +203,95 @@ def test_the_kubernetes_role_calls_the_same_rules():
 def test_the_calico_role_calls_the_same_rule():
     tasks = yaml.safe_load((ROOT / "roles" / "calico" / "tasks" / "main.yml").read_text(encoding="utf-8"))
     assert "kubegpu.cluster.calico_pool_problems(calico_block_size)" in str(tasks[0].get("vars"))
+
+
+def test_proxy_problems_filter():
+    assert "proxy_problems" in flt.FilterModule().filters()
+    assert flt.proxy_problems({"kubegpu_http_proxy": "http://proxy:3128", "kubegpu_https_proxy": ""}) == []
+    [record] = flt.proxy_problems({"kubegpu_http_proxy": "http://proxy:3128", "kubegpu_https_proxy": "proxy:3128"})
+    assert record == pr.proxy_problem("kubegpu_https_proxy", "proxy:3128")
+    with pytest.raises(Exception, match="proxy_problems expects a mapping"):
+        flt.proxy_problems("proxy:3128")
+
+
+def test_the_os_prereqs_role_calls_the_same_rule_before_it_writes_anything():
+    """roles/os_prereqs, run alone (playbooks/os_prereqs.yml), refuses a proxy URL preflight refuses, with the
+    same function, in its first task: before facts.yml and before proxy.yml writes apt's or dnf's proxy."""
+    tasks = yaml.safe_load((ROOT / "roles" / "os_prereqs" / "tasks" / "main.yml").read_text(encoding="utf-8"))
+    first = tasks[0]
+    assert "kubegpu.cluster.proxy_problems" in str(first.get("vars"))
+    assert "_os_prereqs_proxy_problems | length == 0" in first["ansible.builtin.assert"]["that"]
+    assert "kubegpu.cluster.format_problems(inventory_hostname)" in first["ansible.builtin.assert"]["fail_msg"]
+
+
+# --- the hosts' Python (asked with raw in playbooks/preflight.yml's second play) -------------
+
+def _fake_python(directory, name, version):
+    """An interpreter that answers `-c` with a version line, as the probe asks it."""
+    path = directory / name
+    path.write_text("#!/bin/sh\n[ \"$1\" = -c ] && { echo %s; exit 0; }\nexit 3\n" % version, encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def _probe(command):
+    import subprocess
+    return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=True).stdout
+
+
+def test_the_python_probe_asks_the_set_interpreter(tmp_path):
+    old = _fake_python(tmp_path, "python3.6", "3.6")
+    out = _probe(flt.preflight_python_probe(str(old)))
+    assert out == "kubegpu-python: 3.6 %s\n" % old
+    [record] = flt.preflight_python_problems(out, str(old))
+    assert line(record) == (
+        "host cp1: variable ansible_python_interpreter: Python 3.6 found (ansible_python_interpreter %s), kubegpu's"
+        " modules need 3.8 or newer; fix: install Python 3.8 or newer (e.g. dnf install python39 on RHEL 8) and set"
+        " ansible_python_interpreter to it (e.g. /usr/bin/python3.9)" % old)
+    # "/usr/bin/env python3" keeps its words; the real Python passes.
+    out = _probe(flt.preflight_python_probe("/usr/bin/env python3"))
+    assert out.startswith("kubegpu-python: 3.") and out.rstrip().endswith("/usr/bin/env python3")
+    assert flt.preflight_python_problems(out, "/usr/bin/env python3") == []
+
+
+def test_the_python_probe_follows_discovery(tmp_path):
+    """No interpreter set (auto, auto_silent): the first of the fallback list found, as ansible-core's
+    interpreter discovery picks it; an interpreter discovered earlier wins over discovery."""
+    old = _fake_python(tmp_path, "python2.7", "2.7")
+    fallback = [str(tmp_path / "python3.13"), str(old), "/usr/bin/python3"]
+    out = _probe(flt.preflight_python_probe("auto_silent", fallback))
+    assert out == "kubegpu-python: 2.7 %s\n" % old
+    [record] = flt.preflight_python_problems(out, "auto_silent")
+    assert record["problem"] == ("Python 2.7 found (%s, found by Ansible's interpreter discovery;"
+                                 " ansible_python_interpreter is not set), kubegpu's modules need 3.8 or newer" % old)
+    out = _probe(flt.preflight_python_probe(None, [str(tmp_path / "nothing")]))
+    assert out == "kubegpu-python: none \n"
+    [record] = flt.preflight_python_problems(out, None)
+    assert record["problem"].startswith("no Python found by Ansible's interpreter discovery")
+    new = _fake_python(tmp_path, "python3.9", "3.9")
+    out = _probe(flt.preflight_python_probe("auto", fallback, str(new)))
+    assert out == "kubegpu-python: 3.9 %s\n" % new
+    assert flt.preflight_python_problems(out, "auto", None, str(new)) == []
+
+
+@pytest.mark.parametrize("stdout, minimum, refused", [
+    ("kubegpu-python: 3.8 /usr/bin/python3.8", None, False),
+    ("kubegpu-python: 3.12 /usr/bin/python3", None, False),
+    ("kubegpu-python: 3.10 /usr/bin/python3", "3.11", True),       # raised by preflight_min_python_version
+    ("kubegpu-python: 3.7 /usr/bin/python3", "3.6", True),         # never below ansible-core's 3.8
+    ("kubegpu-python: unknown /usr/bin/python3", None, True),
+    ("kubegpu-python: none /opt/python/bin/python3", None, True),
+    ("", None, False),                                             # no answer: no verdict here
+    ("Welcome to host\nkubegpu-python: 3.6 /usr/bin/python3\n", None, True),
+])
+def test_python_problems(stdout, minimum, refused):
+    found = flt.preflight_python_problems(stdout, "/usr/bin/python3", minimum)
+    assert bool(found) is refused, found
+    if refused:
+        assert found[0]["variable"] == "ansible_python_interpreter"
+
+
+def test_the_python_minimum_defaults_to_the_preflight_role_default():
+    defaults = yaml.safe_load((ROOT / "roles" / "preflight" / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    assert pr.python_minimum() == tuple(int(p) for p in defaults["preflight_min_python_version"].split("."))
+    assert pr.python_minimum("3.11") == (3, 11)

@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: Apache-2.0
+"""roles/os_prereqs refuses a proxy URL apt or dnf cannot use before it writes anything, with the
+function and the message of preflight (plugins/plugin_utils/_preflight_rules.py proxy_problems):
+playbooks/os_prereqs.yml run alone, with the real ansible-playbook against a localhost alias
+(connection local), in check mode, only the check (`--tags os_prereqs_proxy`)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+VENV_BIN = Path(sys.executable).parent
+LOCAL = "ansible_connection=local ansible_python_interpreter=%s ansible_become=false" % sys.executable
+
+
+def _run(tmp_path, *extra):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[kube_control_plane]\ncp1 %s\n\n[k8s_cluster:children]\nkube_control_plane\n" % LOCAL,
+                         encoding="utf-8")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
+               ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_GATHERING="explicit",
+               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1",
+               PATH=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""))
+    argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "os_prereqs.yml"),
+            "--check", "--tags", "os_prereqs_proxy", *extra]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=str(tmp_path), env=env, timeout=600)
+    return done, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("variable, value, expected", [
+    ("kubegpu_http_proxy", "proxy.example.com:3128",
+     "host cp1: variable kubegpu_http_proxy: 'proxy.example.com:3128' has no scheme: apt would be given it as written"
+     " and fail every download (accepted: http://host:port or https://host:port, user:password@ before the host if"
+     " needed); fix: kubegpu_http_proxy: http://proxy.example.com:3128"),
+    ("kubegpu_https_proxy", "socks5://user:s3cret@proxy:1080",
+     "host cp1: variable kubegpu_https_proxy: 'socks5://user:***@proxy:1080': scheme socks5 is not http or https"),
+])
+def test_a_proxy_url_apt_cannot_use_is_refused_before_anything_is_written(tmp_path, variable, value, expected):
+    done, out = _run(tmp_path, "-e", "%s=%s" % (variable, value))
+    assert done.returncode == 2, out[-4000:]
+    assert expected in out, out[-4000:]
+    assert "s3cret" not in out
+    assert "TASK [kubegpu.cluster.os_prereqs : Refuse a proxy URL apt or dnf cannot use]" in out
+    # Nothing else of the role ran: the proxy files are written later, by tasks/proxy.yml.
+    assert "Configure the apt proxy" not in out and "Configure the dnf proxy" not in out
+
+
+def test_good_proxy_urls_pass(tmp_path):
+    done, out = _run(tmp_path, "-e", "kubegpu_http_proxy=http://proxy.example.com:3128",
+                     "-e", "kubegpu_https_proxy=https://user:pw@proxy.example.com:3129")
+    assert done.returncode == 0, out[-4000:]
+    task = out.index("TASK [kubegpu.cluster.os_prereqs : Refuse a proxy URL apt or dnf cannot use]")
+    assert out[task:].split("\n")[1] == "ok: [cp1]", out[task:]
+    assert "failed=0" in out
+
+
+def test_both_proxies_wrong_are_named_in_one_failure(tmp_path):
+    done, out = _run(tmp_path, "-e", "kubegpu_http_proxy=proxy:3128", "-e", "kubegpu_https_proxy=proxy:3129")
+    assert done.returncode == 2, out[-4000:]
+    assert ("host cp1: variable kubegpu_http_proxy: 'proxy:3128' has no scheme" in out
+            and "host cp1: variable kubegpu_https_proxy: 'proxy:3129' has no scheme" in out), out[-4000:]
