@@ -18,10 +18,34 @@ import shutil
 import sys
 
 
+def _existing(dest):
+    """The tree at dest as {bus_id: {attribute: value}}, or None when there is none."""
+    if not os.path.isdir(dest):
+        return None
+    tree = {}
+    for bus_id in os.listdir(dest):
+        path = os.path.join(dest, bus_id)
+        if not os.path.isdir(path):
+            return None
+        tree[bus_id] = {}
+        for name in os.listdir(path):
+            with open(os.path.join(path, name)) as stream:
+                tree[bus_id][name] = stream.read()
+    return tree
+
+
 def materialise(description, dest):
-    """Write the tree of `description` (a JSON file) into dest (replaced); return dest."""
+    """Write the tree of `description` (a JSON file) into dest (replaced); return dest.
+
+    A tree already there with the same content is left alone: running test hosts have it
+    bind-mounted, and replacing the directory would leave them the deleted one (empty).
+    """
     with open(description) as stream:
         functions = json.load(stream)
+    wanted = dict((bus_id, dict((name, "%s\n" % value) for name, value in attributes.items()))
+                  for bus_id, attributes in functions.items())
+    if _existing(dest) == wanted:
+        return dest
     tmp = dest + ".new"
     shutil.rmtree(tmp, ignore_errors=True)
     for bus_id, attributes in sorted(functions.items()):
