@@ -53,6 +53,7 @@ def day2_inventory(*args, **kwargs):
 def audit_writes(*args, **kwargs):
     return _HELPERS["sim"].audit_writes(*args, **kwargs)
 
+
 ADMIN = "kubernetes-admin"
 FINGERPRINT = "find /etc/kubernetes /var/lib/kubelet -type f -print0 | sort -z | xargs -0 md5sum"
 

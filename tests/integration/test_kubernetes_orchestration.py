@@ -182,8 +182,8 @@ def test_init_join_rerun_and_secrets(fleet, ansible_playbook):
              _index(events, lambda e: _is(e, "secrets", "create", "kubeadm-certs")
                     or _is(e, "secrets", "update", "kubeadm-certs"), "upload-certs"),
              _index(events, lambda e: _is(e, "nodes", "create", "cp2"), "cp2 registered"),
-             _index(events, lambda e: _is(e, "certificatesigningrequests", "update", user_prefix=ADMIN,
-                                           sub="approval"), "w1's request denied"),
+             _index(events, lambda e: _is(e, "certificatesigningrequests", "update", user_prefix=ADMIN, sub="approval"),
+                    "w1's request denied"),
              _index(events, lambda e: _is(e, "nodes", "create", "w1"), "w1 registered")]
     assert order == sorted(order), order
     csrs = [e for e in events if _is(e, "certificatesigningrequests", "create", user_prefix="system:bootstrap:")]
