@@ -142,7 +142,7 @@ def fleet(day2_cluster, tmp_path_factory, ansible_playbook):
     docker("cp", str(HELM_BIN), "%s:%s" % (HOSTS["cp1"], OPERATOR["gpu_operator_helm_bin"]))
     sh("cp1", "systemd-run --unit kubegpu-chart-repo python3 -m http.server %d --bind 127.0.0.1 "
               "--directory /srv/kubegpu-charts" % CHART_PORT)
-    for _ in range(30):
+    for _attempt in range(30):
         if sh("cp1", "python3 -c \"import urllib.request; urllib.request.urlopen('%s/index.yaml')\"" % REPO_URL,
               check=False).returncode == 0:
             break
@@ -341,7 +341,7 @@ def test_gpu_operator_refuses_a_release_stuck_in_pending(no_release, tmp_path, a
                   " >/root/stuck-upgrade.log 2>&1 &) ; sleep 1"
            % (OPERATOR["gpu_operator_helm_bin"], RELEASE, OPERATOR["gpu_operator_chart"],
               OPERATOR["gpu_operator_chart_version"], NS))
-        for _ in range(60):
+        for _attempt in range(60):
             if (_release() or {}).get("status") == "pending-upgrade":
                 break
             time.sleep(1)

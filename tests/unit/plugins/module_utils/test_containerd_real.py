@@ -157,7 +157,7 @@ def test_blank_file_in_the_installed_layout_takes_effect(tmp_path, binary, versi
     config = tmp_path / 'config.toml'
     if 'disabled_plugins' in BLANK[kind]:
         config.write_text(BLANK[kind])
-        before, _ = _dump(binary, config)
+        before, _stderr = _dump(binary, config)
         assert CRI_TABLE not in before['plugins']    # Docker's file: no CRI for kubelet
     result = c.merge(BLANK[kind], blank_version=c.layout_for(version), **GPU)
     assert result.filled
@@ -220,12 +220,12 @@ def test_cri_enabled_again_other_plugins_stay_disabled(tmp_path, binary, version
                                  capture_output=True, text=True, check=False)
         assert refused.returncode != 0 and 'invalid disabled plugin URI "cri"' in refused.stderr
     else:
-        before, _ = _dump(binary, config)
+        before, _stderr = _dump(binary, config)
         assert CRI_TABLE not in before['plugins']
     result = c.merge(text, **GPU)
     assert result.reenabled_plugins and all(p in c.CRI_PLUGIN_IDS for p in result.reenabled_plugins)
     config.write_text(result.after)
-    data, _ = _dump(binary, config)
+    data, _stderr = _dump(binary, config)
     assert data['disabled_plugins'] == kept
     assert CRI_TABLE in data['plugins']
     runtimes = _dig(data, c.cri_paths(data['version'])['runtimes'])

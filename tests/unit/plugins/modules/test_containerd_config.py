@@ -590,7 +590,7 @@ def test_real_blank_file_takes_effect_in_the_installed_containerd(tmp_path, bina
 def test_real_docker_stock_config_behind_a_symlink(tmp_path, binary):
     link, target = symlinked(tmp_path, 'docker-containerd-io-stock.toml', relative=True)
     original = target.read_text()
-    before, _ = real_dump(binary, link)
+    before, _stderr = real_dump(binary, link)
     assert 'io.containerd.grpc.v1.cri' not in before['plugins']     # CRI off: no kubelet
     result = run_real(real_args(link, binary))
     assert not result['_failed'], result
