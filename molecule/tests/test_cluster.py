@@ -145,7 +145,8 @@ def test_check_mode_on_converged_fleet_changes_nothing(hostvars):
     converge = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "shared", "converge.yml")
     result = subprocess.run(["ansible-playbook", "-i", _inventory(), converge, "--check", "--diff"],
                             capture_output=True, text=True, env=env, timeout=900, check=False)
-    output = result.stdout + result.stderr
+    # Without colour codes (ANSIBLE_FORCE_COLOR may come from Molecule's environment).
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
     assert result.returncode == 0, output[-4000:]
     recap = re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output, re.M)
     assert recap, output[-2000:]
