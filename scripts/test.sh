@@ -25,9 +25,17 @@ bootstrap_s=$(( $(date +%s) - suite_start ))
 
 # pytest exits 5 when it collected no test: that is a failure of the suite here
 # (every directory we run has tests), reported as such rather than passed.
+# The ids of failed tests are kept (-rfE lines) and repeated in the summary at the end,
+# where a reader of a long log's tail sees them.
+failures_file=$(mktemp)
+trap 'rm -f "$failures_file"' EXIT
 run_pytest() {
-  pytest "$@"
-  local rc=$?
+  local out rc
+  out=$(mktemp)
+  pytest -rfE "$@" 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  grep -E '^(FAILED|ERROR) ' "$out" >>"$failures_file"
+  rm -f "$out"
   if [ $rc -eq 5 ]; then echo "test: pytest collected no tests in $*" >&2; fi
   return $rc
 }
@@ -97,5 +105,9 @@ done
 printf '\n======== summary ========\n'
 printf '%-12s %-7s %5d s\n' bootstrap ok "$bootstrap_s"
 printf '%s\n' "${summary[@]}"
+if [ -s "$failures_file" ]; then
+  printf '\nfailed tests:\n'
+  cut -c1-300 "$failures_file"
+fi
 printf '%-12s %-7s %5d s\n' total "$([ $failed = 0 ] && echo ok || echo FAILED)" $(( $(date +%s) - suite_start ))
 exit $failed
