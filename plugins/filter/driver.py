@@ -14,6 +14,12 @@ description:
   - C(nvidia_driver_default_source) gives the per-OS default source (ubuntu, debian, rhel).
   - C(nvidia_driver_source_constraints) says what a source fixes on an OS (Debian's one branch per release).
   - C(nvidia_driver_pinned_plan) plans a host pinned as a GPU node on which no GPU was detected.
+  - C(nvidia_driver_host_plan) is stage 3's whole decision for a host (source, its constraints, the plan), the
+    function preflight calls too.
+  - C(nvidia_driver_host_selection) is stage 3's package selection for that plan on the host, the function
+    preflight calls too.
+  - C(nvidia_driver_secure_boot_problems) refuses DKMS-built unsigned modules on a Secure Boot host (the rule
+    preflight applies), as problem records.
   - C(nvidia_driver_packages) maps (OS, branch, flavour, source, kernel) to packages, repository and holds.
   - C(nvidia_driver_package_changes) compares that selection with ansible_facts.packages.
   - C(nvidia_driver_merge_apt_components) adds components to the distribution's apt entries.
@@ -23,6 +29,8 @@ author: kubegpu maintainers
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _driver_packages as _dp
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _driver_plan as _plan
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_driver as _pd
 
 
 def _call(name, func, *args, **kwargs):
@@ -45,6 +53,33 @@ def nvidia_driver_source_constraints(source, os_family, distribution, version):
 def nvidia_driver_pinned_plan(facts, branch="auto", flavour="auto", constraints=None):
     """Plan for a host pinned as a GPU node without a detected GPU."""
     return _call("nvidia_driver_pinned_plan", _dp.pinned_plan, facts, branch, flavour, constraints)
+
+
+def nvidia_driver_host_plan(gpu_facts, os_facts, settings):
+    """{'source', 'constraints', 'plan'}: the driver stage's decision for one host.
+
+    gpu_facts: ansible_facts.kubegpu_gpu; os_facts: ansible_facts; settings: the
+    nvidia_driver_source/_branch/_flavour variables. The same function preflight calls
+    (plugin_utils/_preflight_driver.plan_for_host), so what preflight let through is what
+    the stage plans."""
+    try:
+        source, constraints, plan = _pd.plan_for_host(gpu_facts or {}, os_facts or {}, settings or {})
+    except (_plan.DriverPlanError, _dp.DriverPackagesError) as exc:
+        raise AnsibleFilterError("nvidia_driver_host_plan: %s" % exc) from exc
+    return {"source": source, "constraints": constraints, "plan": plan}
+
+
+def nvidia_driver_host_selection(plan, source, os_facts, settings):
+    """Packages, repository and holds for the host's plan (_preflight_driver.selection_for_host)."""
+    if not isinstance(plan, dict) or not plan.get("branch"):
+        raise AnsibleFilterError("nvidia_driver_host_selection: expected a driver plan with a branch, got %r" % (plan,))
+    return _call("nvidia_driver_host_selection", _pd.selection_for_host, plan, source, os_facts or {}, settings or {})
+
+
+def nvidia_driver_secure_boot_problems(selection, gpu_facts, mok_signing=False):
+    """[] or the one problem record of unsigned DKMS modules on a Secure Boot host."""
+    found = _pd.secure_boot_problem(selection, gpu_facts, mok_signing)
+    return [found] if found else []
 
 
 def nvidia_driver_packages(plan, os_family, distribution, version, source, **kwargs):
@@ -88,6 +123,9 @@ class FilterModule:
             "nvidia_driver_default_source": nvidia_driver_default_source,
             "nvidia_driver_source_constraints": nvidia_driver_source_constraints,
             "nvidia_driver_pinned_plan": nvidia_driver_pinned_plan,
+            "nvidia_driver_host_plan": nvidia_driver_host_plan,
+            "nvidia_driver_host_selection": nvidia_driver_host_selection,
+            "nvidia_driver_secure_boot_problems": nvidia_driver_secure_boot_problems,
             "nvidia_driver_packages": nvidia_driver_packages,
             "nvidia_driver_package_changes": nvidia_driver_package_changes,
             "nvidia_driver_merge_apt_components": nvidia_driver_merge_apt_components,

@@ -134,6 +134,28 @@ def plan_for_host(facts, os_facts, settings):
     return source, constraints, _dp.pinned_plan(facts, branch, flavour, constraints)
 
 
+def selection_for_host(plan, source, os_facts, settings):
+    """The packages, repository and holds stage 3 installs for a plan on this host
+    (roles/nvidia_driver/tasks/install.yml); booleans typed as the argument spec types them.
+
+    Raises _driver_packages.DriverPackagesError as stage 3 would."""
+    settings = settings or {}
+    return _dp.select(
+        os_facts.get("os_family"), os_facts.get("distribution"), os_facts.get("distribution_version"),
+        plan["branch"], plan.get("flavour"), source,
+        kernel_release=os_facts.get("kernel") or "",
+        kernel_flavour_name=settings.get("nvidia_driver_ubuntu_kernel_flavour") or "",
+        architecture=os_facts.get("architecture") or "x86_64",
+        precompiled=_as_bool(settings.get("nvidia_driver_ubuntu_precompiled"), True),
+        headless=_as_bool(settings.get("nvidia_driver_headless"), True),
+        fabric_manager=bool(plan.get("fabric_manager")),
+        cuda_toolkit=_as_bool(settings.get("nvidia_driver_cuda_toolkit")),
+        cuda_toolkit_version=settings.get("nvidia_driver_cuda_toolkit_version") or "",
+        version_pin=plan.get("version"),
+        cuda_repo_base_url=settings.get("nvidia_driver_cuda_repo_base_url") or _dp.CUDA_REPO_BASE_URL,
+    )
+
+
 def driver_problems(facts, os_facts, settings, gpu_node=False, in_gpu_group=False, gpu_group="gpu", dgx=False):
     """(problems, warnings) of a host for stage 3: records and warning lines.
 
@@ -167,20 +189,7 @@ def driver_problems(facts, os_facts, settings, gpu_node=False, in_gpu_group=Fals
     if plan.get("satisfied"):
         return [], warnings
     try:
-        selection = _dp.select(
-            os_facts.get("os_family"), os_facts.get("distribution"), os_facts.get("distribution_version"),
-            plan["branch"], plan.get("flavour"), source,
-            kernel_release=os_facts.get("kernel") or "",
-            kernel_flavour_name=settings.get("nvidia_driver_ubuntu_kernel_flavour") or "",
-            architecture=os_facts.get("architecture") or "x86_64",
-            precompiled=_as_bool(settings.get("nvidia_driver_ubuntu_precompiled"), True),
-            headless=_as_bool(settings.get("nvidia_driver_headless"), True),
-            fabric_manager=bool(plan.get("fabric_manager")),
-            cuda_toolkit=_as_bool(settings.get("nvidia_driver_cuda_toolkit")),
-            cuda_toolkit_version=settings.get("nvidia_driver_cuda_toolkit_version") or "",
-            version_pin=plan.get("version"),
-            cuda_repo_base_url=settings.get("nvidia_driver_cuda_repo_base_url") or _dp.CUDA_REPO_BASE_URL,
-        )
+        selection = selection_for_host(plan, source, os_facts, settings)
     except _dp.DriverPackagesError as exc:
         return [_record(exc)], warnings
     secure = secure_boot_problem(selection, facts, settings.get("nvidia_driver_dkms_mok_signing"))

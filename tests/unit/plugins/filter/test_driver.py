@@ -77,3 +77,37 @@ def test_gpu_driver_plan_refuses_a_branch_below_hoppers_floor():
         "gpu_driver_plan: nvidia_driver_branch=470 cannot drive GPU 0 NVIDIA H100 80GB HBM3 (hopper, 0000:01:00.0):"
         " hopper GPUs need branch R520 or newer. Set nvidia_driver_branch to 520 or newer (580 recommended) or 'auto'.")
     assert gpu_driver_plan(H100, "535", "auto")["branch"] == "535"
+
+
+UBUNTU_2404 = {"os_family": "Debian", "distribution": "Ubuntu", "distribution_version": "24.04",
+               "kernel": "6.8.0-51-generic", "architecture": "x86_64"}
+
+
+def test_host_plan_is_preflights_decision():
+    decided = driver.nvidia_driver_host_plan(H100, UBUNTU_2404, {"nvidia_driver_branch": "auto"})
+    assert decided["source"] == "ubuntu"
+    assert decided["plan"]["branch"] == plan(H100, "auto", "auto")["branch"]
+    with pytest.raises(AnsibleFilterError, match="nvidia_driver_host_plan: .*R520"):
+        driver.nvidia_driver_host_plan(H100, UBUNTU_2404, {"nvidia_driver_branch": "470"})
+
+
+@pytest.mark.parametrize("precompiled, builds", [(True, False), ("true", False), ("false", True), ("no", True)])
+def test_host_selection_types_booleans_from_the_command_line(precompiled, builds):
+    """-e nvidia_driver_ubuntu_precompiled=false is the string 'false': DKMS, not precompiled."""
+    decided = driver.nvidia_driver_host_plan(H100, UBUNTU_2404, {})
+    selection = driver.nvidia_driver_host_selection(decided["plan"], decided["source"], UBUNTU_2404,
+                                                    {"nvidia_driver_ubuntu_precompiled": precompiled})
+    assert selection["builds_modules"] is builds
+
+
+@pytest.mark.parametrize("mok, refused", [(False, True), ("false", True), ("true", False), (True, False)])
+def test_secure_boot_refusal_types_the_mok_setting(mok, refused):
+    decided = driver.nvidia_driver_host_plan(H100, UBUNTU_2404, {})
+    selection = driver.nvidia_driver_host_selection(decided["plan"], decided["source"], UBUNTU_2404,
+                                                    {"nvidia_driver_ubuntu_precompiled": False})
+    found = driver.nvidia_driver_secure_boot_problems(selection, dict(H100, secure_boot="enabled"), mok)
+    assert bool(found) is refused
+    if refused:
+        assert found[0]["variable"] == "nvidia_driver_source"
+        assert "Secure Boot is enabled" in found[0]["problem"]
+    assert driver.nvidia_driver_secure_boot_problems(selection, dict(H100, secure_boot="disabled"), False) == []
