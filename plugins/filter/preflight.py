@@ -39,6 +39,17 @@ description:
     URLs apt and dnf cannot use (no http:// or https:// scheme, no host, a path): preflight's rule, which
     os_prereqs checks too before it writes them into apt's or dnf's configuration.
   - >-
+    C(gpu_mode_problems) takes the GPU software mode settings (C(kubegpu_gpu_operator),
+    C(gpu_operator_device_plugin_enabled), C(kubegpu_container_runtime), C(gpu_operator_values),
+    C(gpu_operator_toolkit_enabled), C(container_runtime_nvidia_toolkit_install), C(nvidia_device_plugin_mig_strategy),
+    C(nvidia_device_plugin_time_slicing_replicas)) and returns the problem records of a mode the gpu_operator or
+    nvidia_device_plugin stage cannot run (preflight's rule; booleans read as the argument specs read them).
+  - >-
+    C(nfs_mount_problems) takes C(nfs_client_mounts) and returns a problem record per entry the nfs_client stage
+    cannot mount; C(nfs_provisioner_problems) takes C(nfs_client_storage_class_enabled),
+    C(nfs_client_provisioner_server), C(nfs_client_provisioner_path), C(nfs_client_storage_class_reclaim_policy)
+    and returns the problem records of the provisioner's settings (preflight's rules).
+  - >-
     C(preflight_python_probe(fallback=None, discovered=None)) takes C(ansible_python_interpreter) (or the configured
     C(interpreter_python)) and returns the /bin/sh command for C(ansible.builtin.raw) that prints the version of the
     Python Ansible will run modules with (the set interpreter, else the discovered one, else the first of
@@ -194,6 +205,27 @@ def proxy_problems(settings):
     return _rules.proxy_problems(dict(settings))
 
 
+def _settings(settings, name):
+    if not isinstance(settings, dict):
+        raise AnsibleFilterError("%s expects a mapping of setting to value" % name)
+    return dict(settings)
+
+
+def gpu_mode_problems(settings):
+    """Problem records of the GPU software mode settings, or []."""
+    return _rules.gpu_mode_problems(_settings(settings, "gpu_mode_problems"), _inventory.boolean)
+
+
+def nfs_mount_problems(mounts):
+    """Problem records of nfs_client_mounts, one per bad entry, or []."""
+    return _rules.nfs_mount_problems(mounts)
+
+
+def nfs_provisioner_problems(settings):
+    """Problem records of the NFS provisioner's settings, or []."""
+    return _rules.nfs_provisioner_problems(_settings(settings, "nfs_provisioner_problems"), _inventory.boolean)
+
+
 def preflight_python_probe(interpreter=None, fallback=None, discovered=None):
     """The raw command that prints the version of the Python Ansible will use on the host."""
     return _rules.python_probe_command(interpreter, list(fallback) if fallback else None, discovered)
@@ -229,6 +261,9 @@ class FilterModule:
             "kubernetes_setting_problems": kubernetes_setting_problems,
             "container_runtime_problems": container_runtime_problems,
             "proxy_problems": proxy_problems,
+            "gpu_mode_problems": gpu_mode_problems,
+            "nfs_mount_problems": nfs_mount_problems,
+            "nfs_provisioner_problems": nfs_provisioner_problems,
             "preflight_python_probe": preflight_python_probe,
             "preflight_python_problems": preflight_python_problems,
             "spec_bool": spec_bool,

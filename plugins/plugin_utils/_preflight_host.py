@@ -6,9 +6,11 @@
 gathered in this run:
 
 - every stage's argument spec (_preflight_specs.spec_problems);
+- the OS, architecture, Python and control-plane resources of this run's facts against
+  preflight's settings (_preflight_rules.host_fact_problems);
 - the rules later stages enforce (_preflight_rules: the Kubernetes version, the control-plane
-  endpoint's form, proxy URLs, the GPU Operator toolkit setting, cgroup v1 with a kubelet
-  that refuses it; plugins/module_utils/_network.py: kubeadm's CIDR limits and kubegpu's
+  endpoint's form, proxy URLs, the GPU Operator toolkit setting, the GPU software mode,
+  the NFS mounts and provisioner, cgroup v1 with a kubelet that refuses it; plugins/module_utils/_network.py: kubeadm's CIDR limits and kubegpu's
   IPv4 Calico pool);
 - the NVIDIA driver stage's decision on this host's GPUs (_preflight_driver.driver_problems).
 
@@ -28,8 +30,8 @@ from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_invento
 RULE_SETTINGS = (
     "kubernetes_version", "kubernetes_control_plane_endpoint", "kubegpu_pod_cidr", "kubegpu_service_cidr",
     "calico_block_size", "kubegpu_http_proxy", "kubegpu_https_proxy", "gpu_operator_toolkit_enabled",
-    "kubegpu_gpu_group",
-) + _driver.SETTINGS
+    "kubegpu_gpu_group", "nfs_client_mounts",
+) + _rules.HOST_FACT_SETTINGS + _driver.SETTINGS + _rules.GPU_MODE_SETTINGS + _rules.NFS_PROVISIONER_SETTINGS
 # Typed by their own rule in roles/preflight (cidr_problems: "must be a string in CIDR notation").
 _OWN_CHECK = (_network.POD_CIDR, _network.SERVICE_CIDR)
 
@@ -85,6 +87,11 @@ def host_report(host, variables, facts, groups, probe=None, cgroup_v1_fatal=None
         if record and record["variable"] not in refused:
             problems.append(record)
 
+    if not any(name in refused for name in _rules.HOST_FACT_SETTINGS):
+        found, notes = _rules.host_fact_problems(facts, settings, host in (groups.get("kube_control_plane") or []),
+                                                 boolean)
+        problems.extend(found)
+        warnings.extend(notes)
     version_problem = None if "kubernetes_version" in refused else \
         _rules.kubernetes_version_problem(settings["kubernetes_version"])
     add(version_problem)
@@ -94,6 +101,15 @@ def host_report(host, variables, facts, groups, probe=None, cgroup_v1_fatal=None
         add(record)
     if "gpu_operator_toolkit_enabled" not in refused:
         add(_rules.toolkit_enabled_problem(settings["gpu_operator_toolkit_enabled"], boolean))
+    if not any(name in refused for name in _rules.GPU_MODE_SETTINGS):
+        for record in _rules.gpu_mode_problems(settings, boolean):
+            add(record)
+    if "nfs_client_mounts" not in refused:
+        for record in _rules.nfs_mount_problems(settings["nfs_client_mounts"]):
+            add(record)
+    if not any(name in refused for name in _rules.NFS_PROVISIONER_SETTINGS):
+        for record in _rules.nfs_provisioner_problems(settings, boolean):
+            add(record)
     cidrs = dict((name, settings[name]) for name in _OWN_CHECK)
     block_size = settings["calico_block_size"] if "calico_block_size" not in refused else None
     for record in _network.kubeadm_cidr_problems(cidrs) + _network.calico_pool_problems(cidrs, block_size):

@@ -16,6 +16,12 @@ none:
   configuration as they are);
 - toolkit_enabled_problem: ``gpu_operator_toolkit_enabled`` is auto or a boolean (gpu_operator);
 - cgroup_problem: kubelet 1.35 and newer refuses cgroup v1 hosts (the kubernetes stage);
+- host_fact_problems: the OS, architecture, Python and control-plane resources this run's
+  facts show, against preflight's own settings;
+- gpu_mode_problems: kubegpu's device plugin or NVIDIA's GPU Operator, consistently set
+  (the gpu_operator and nvidia_device_plugin stages);
+- nfs_mount_problems / nfs_provisioner_problems: the NFS entries the nfs_client stage mounts
+  and its provisioner's settings;
 - python_probe_command / python_problem: the Python Ansible will run kubegpu's modules with,
   asked with ``raw`` before any module runs (playbooks/preflight.yml, second play).
 
@@ -223,6 +229,237 @@ def toolkit_enabled_problem(value, boolean):
     except TypeError:
         return problem("gpu_operator_toolkit_enabled", "%s is neither auto nor a boolean (accepted: auto, true,"
                        " false)" % show(value), "gpu_operator_toolkit_enabled: auto")
+
+
+# --- the host's facts: OS, architecture, Python, resources -----------------------------------
+
+HOST_FACT_SETTINGS = (
+    "preflight_supported_os", "preflight_supported_architectures", "preflight_allow_unsupported_os",
+    "preflight_min_python_version", "preflight_min_memory_mb_control_plane", "preflight_min_cpus_control_plane",
+    "preflight_resources_fatal",
+)
+
+
+def _int(value, default=0):
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return default      # the argument spec check names it
+
+
+def host_fact_problems(facts, settings, control_plane, boolean):
+    """(problems, warnings) of this run's facts against preflight's settings: an unsupported
+    OS or architecture (a warning with preflight_allow_unsupported_os), a Python older than
+    preflight_min_python_version, a control plane with less memory or fewer CPUs than the
+    minimums (a warning without preflight_resources_fatal)."""
+    facts = facts or {}
+    settings = settings or {}
+    problems, warnings = [], []
+    supported = settings.get("preflight_supported_os") or {}
+    supported = supported if isinstance(supported, dict) else {}
+    distribution = str(facts.get("distribution", ""))
+    versions = [str(v) for v in (supported.get(distribution) or [])]
+    os_found = []
+    if "distribution" in facts and str(facts.get("distribution_version", "")) not in versions \
+            and str(facts.get("distribution_major_version", "")) not in versions:
+        os_found.append(problem(
+            "preflight_supported_os",
+            "%s %s (%s) is not a supported OS (supported: %s)" % (
+                distribution, facts.get("distribution_version", ""), facts.get("architecture", ""),
+                ", ".join("%s %s" % (name, "/".join(str(v) for v in (vs or []))) for name, vs in supported.items())),
+            "install a supported OS, or set preflight_allow_unsupported_os: true to go on at your own risk"))
+    architectures = [str(a) for a in (settings.get("preflight_supported_architectures") or [])]
+    if "architecture" in facts and str(facts.get("architecture", "")) not in architectures:
+        os_found.append(problem(
+            "preflight_supported_architectures",
+            "architecture %s is not supported (supported: %s)" % (facts.get("architecture", ""), ", ".join(architectures)),
+            "use an x86_64 or aarch64 host, or set preflight_allow_unsupported_os: true to go on at your own risk"))
+    (warnings if _flag(settings, "preflight_allow_unsupported_os", boolean, False) else problems).extend(os_found)
+
+    minimum = str(settings.get("preflight_min_python_version") or "3.8")
+    found = _version(str(facts.get("python_version") or ""))
+    if found and _version(minimum) and found < _version(minimum):
+        problems.append(problem(
+            "ansible_python_interpreter", "Python %s found, %s or newer is needed" % (facts.get("python_version"), minimum),
+            "install python3 >= %s on the host and point ansible_python_interpreter at it" % minimum))
+
+    resources = []
+    if control_plane:     # a fact this run did not gather is not judged
+        memory, cpus = _int(facts.get("memtotal_mb"), None), _int(facts.get("processor_vcpus"), None)
+        min_memory = _int(settings.get("preflight_min_memory_mb_control_plane"))
+        min_cpus = _int(settings.get("preflight_min_cpus_control_plane"))
+        if memory is not None and memory < min_memory:
+            resources.append(problem(
+                "preflight_min_memory_mb_control_plane",
+                "control plane has %s MB of memory, less than %s MB" % (facts.get("memtotal_mb"), min_memory),
+                "give the host more memory, or set preflight_resources_fatal: false to only warn"))
+        if cpus is not None and cpus < min_cpus:
+            resources.append(problem(
+                "preflight_min_cpus_control_plane",
+                "control plane has %s CPUs, fewer than %s" % (facts.get("processor_vcpus"), min_cpus),
+                "give the host more CPUs, or set preflight_resources_fatal: false to only warn"))
+    (problems if _flag(settings, "preflight_resources_fatal", boolean, True) else warnings).extend(resources)
+    return problems, warnings
+
+
+# --- GPU software mode ---------------------------------------------------------------------
+
+# Settings gpu_mode_problems reads (the value set for the host, else the role default).
+GPU_MODE_SETTINGS = (
+    "kubegpu_gpu_operator", "gpu_operator_device_plugin_enabled", "kubegpu_container_runtime",
+    "gpu_operator_values", "gpu_operator_toolkit_enabled", "container_runtime_nvidia_toolkit_install",
+    "nvidia_device_plugin_mig_strategy", "nvidia_device_plugin_time_slicing_replicas",
+)
+
+
+def _flag(settings, name, boolean, default):
+    value = settings.get(name)
+    if value is None:
+        return default
+    try:
+        return boolean(value)
+    except TypeError:
+        return default      # the argument spec check names it
+
+
+def _time_slicing(replicas):
+    try:
+        return int(str(replicas).strip()) > 1
+    except (TypeError, ValueError):
+        return False        # the argument spec check names it
+
+
+def gpu_mode_problems(settings, boolean):
+    """Problem records of the GPU software mode: kubegpu's device plugin stage
+    (kubegpu_gpu_operator false) or NVIDIA's GPU Operator (true), and what each mode needs.
+
+    ``settings``: GPU_MODE_SETTINGS (missing ones take their defaults); ``boolean``: how
+    the argument specs read a boolean (yes/no, on/off, true/false, 1/0)."""
+    settings = settings or {}
+    records = []
+    operator = _flag(settings, "kubegpu_gpu_operator", boolean, False)
+    values = settings.get("gpu_operator_values")
+    values = values if isinstance(values, dict) else {}
+
+    def section(name):
+        found = values.get(name)
+        return found if isinstance(found, dict) else {}
+
+    if not operator:
+        # nvidia_device_plugin stage: time-slicing shares nvidia.com/gpu, which MIG strategy
+        # mixed does not advertise (it advertises nvidia.com/mig-<profile> only).
+        strategy = str(settings.get("nvidia_device_plugin_mig_strategy") or "none")
+        if strategy == "mixed" and _time_slicing(settings.get("nvidia_device_plugin_time_slicing_replicas")):
+            records.append(problem(
+                "nvidia_device_plugin_time_slicing_replicas",
+                "%s turns time-slicing on, which shares nvidia.com/gpu, which MIG strategy mixed does not advertise"
+                % show(settings.get("nvidia_device_plugin_time_slicing_replicas")),
+                "nvidia_device_plugin_mig_strategy: single (or none) with time-slicing, or"
+                " nvidia_device_plugin_time_slicing_replicas: 0"))
+        return records
+    if not _flag(settings, "gpu_operator_device_plugin_enabled", boolean, True):
+        records.append(problem(
+            "gpu_operator_device_plugin_enabled",
+            "false while kubegpu_gpu_operator is true: no device plugin would"
+            " run (the nvidia_device_plugin stage does nothing in operator mode) and nvidia.com/gpu is never advertised",
+            "gpu_operator_device_plugin_enabled: true, or kubegpu_gpu_operator: false"))
+    if str(settings.get("kubegpu_container_runtime") or "containerd") == "docker":
+        records.append(problem(
+            "kubegpu_container_runtime", "docker, while kubegpu_gpu_operator is true: the GPU Operator supports containerd"
+            " and CRI-O only", "kubegpu_container_runtime: containerd, or kubegpu_gpu_operator: false"))
+    if _flag(section("driver"), "enabled", boolean, False):
+        records.append(problem(
+            "gpu_operator_values", "driver.enabled is true: kubegpu keeps the host driver"
+            " (nvidia_driver stage) in operator mode", "remove driver.enabled from gpu_operator_values"))
+    toolkit = settings.get("gpu_operator_toolkit_enabled")
+    toolkit = "auto" if toolkit is None or str(toolkit).strip().lower() == "auto" else _flag(
+        settings, "gpu_operator_toolkit_enabled", boolean, "auto")
+    runtime_toolkit = _flag(settings, "container_runtime_nvidia_toolkit_install", boolean, True)
+    if toolkit is True and runtime_toolkit:
+        records.append(problem(
+            "gpu_operator_toolkit_enabled", "true while"
+            " container_runtime_nvidia_toolkit_install is true: two NVIDIA Container Toolkits would configure"
+            " containerd", "gpu_operator_toolkit_enabled: auto (or false), or container_runtime_nvidia_toolkit_install:"
+            " false"))
+    if toolkit is False and not runtime_toolkit:
+        records.append(problem(
+            "gpu_operator_toolkit_enabled", "false while"
+            " container_runtime_nvidia_toolkit_install is false: no NVIDIA Container Toolkit would configure"
+            " containerd", "gpu_operator_toolkit_enabled: auto"))
+    if "enabled" in section("toolkit"):
+        records.append(problem(
+            "gpu_operator_values", "toolkit.enabled is set: the toolkit is chosen by"
+            " gpu_operator_toolkit_enabled", "remove toolkit.enabled from gpu_operator_values"))
+    if "enabled" in section("cdi"):
+        records.append(problem(
+            "gpu_operator_values", "cdi.enabled is set: CDI is one setting for both modes,"
+            " container_runtime_cdi (or container_runtime_nvidia_cdi), which the Operator values follow",
+            "remove cdi.enabled from gpu_operator_values and set container_runtime_cdi"))
+    return records
+
+
+# --- NFS ----------------------------------------------------------------------------------------
+
+NFS_STATES = ("mounted", "present", "unmounted", "absent", "remounted")
+NFS_FSTYPES = ("nfs", "nfs4")
+_NFS_SOURCE = re.compile(r"^[^:/\s]+:/")
+
+
+def nfs_mount_problems(mounts):
+    """Problem records of ``nfs_client_mounts``: a list of {src: server:/export, path:
+    absolute, state: one of NFS_STATES, fstype: nfs or nfs4}, one record per bad entry."""
+    variable = "nfs_client_mounts"
+    if mounts is None:
+        return []
+    if not isinstance(mounts, (list, tuple)):
+        return [problem(variable, "must be a list of mounts, got %s" % show(mounts),
+                        "set nfs_client_mounts to a list of {src: server:/export, path: /mount/point}")]
+    records = []
+    for index, entry in enumerate(mounts):
+        if not isinstance(entry, dict):
+            records.append(problem(variable, "entry %d is %s, not a mapping" % (index, show(entry)),
+                                   "write each entry as {src: server:/export, path: /mount/point}"))
+            continue
+        wrong = []
+        src, path = entry.get("src"), entry.get("path")
+        if not isinstance(src, str) or not _NFS_SOURCE.match(src):
+            wrong.append("src %s is not server:/export" % show(src))
+        if not isinstance(path, str) or not path.startswith("/"):
+            wrong.append("path %s is not an absolute path" % show(path))
+        if "state" in entry and entry["state"] not in NFS_STATES:
+            wrong.append("state %s is not one of %s" % (show(entry["state"]), ", ".join(NFS_STATES)))
+        if "fstype" in entry and entry["fstype"] not in NFS_FSTYPES:
+            wrong.append("fstype %s is not nfs or nfs4" % show(entry["fstype"]))
+        if wrong:
+            records.append(problem(variable, "entry %d (%s): %s" % (index, show(path if path else src), "; ".join(wrong)),
+                                   "give every entry src: server:/export and an absolute path; state %s;"
+                                   " fstype nfs or nfs4" % "/".join(NFS_STATES)))
+    return records
+
+
+NFS_PROVISIONER_SETTINGS = ("nfs_client_storage_class_enabled", "nfs_client_provisioner_server",
+                            "nfs_client_provisioner_path", "nfs_client_storage_class_reclaim_policy")
+
+
+def nfs_provisioner_problems(settings, boolean):
+    """Problem records of the NFS provisioner's settings when the storage class is on."""
+    settings = settings or {}
+    if not _flag(settings, "nfs_client_storage_class_enabled", boolean, False):
+        return []
+    records = []
+    server = settings.get("nfs_client_provisioner_server")
+    if not isinstance(server, str) or not server.strip():
+        records.append(problem("nfs_client_provisioner_server", "is empty while nfs_client_storage_class_enabled is"
+                               " true", "set it to the NFS server's name or address"))
+    export = settings.get("nfs_client_provisioner_path")
+    if not isinstance(export, str) or not export.startswith("/"):
+        records.append(problem("nfs_client_provisioner_path", "%s is not an absolute export path" % show(export),
+                               "set it to the export on nfs_client_provisioner_server, e.g. /srv/nfs/kubernetes"))
+    policy = settings.get("nfs_client_storage_class_reclaim_policy")
+    if policy is not None and policy not in ("Delete", "Retain"):
+        records.append(problem("nfs_client_storage_class_reclaim_policy", "%s is not Delete or Retain" % show(policy),
+                               "nfs_client_storage_class_reclaim_policy: Delete (or Retain)"))
+    return records
 
 
 # --- cgroup v1 ----------------------------------------------------------------------------

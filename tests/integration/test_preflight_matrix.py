@@ -2,25 +2,37 @@
 """Preflight refuses bad inventories before any host is changed.
 
 Each bad case runs the real playbooks/site.yml (preflight, then os_prereqs, ...)
-against two shared systemd test hosts and asserts: the run fails, the message names
+against three shared systemd test hosts and asserts: the run fails, the message names
 the host, the variable and the fix, the os_prereqs stage never started, and nothing
-under /etc, /var/lib/apt or /var/lib/dpkg changed on either host. One good inventory
-passes playbooks/preflight.yml with changed=0, and an unreachable host drops out
-without stopping the others.
+under /etc, /var/lib/apt or /var/lib/dpkg changed on any host. The cases are the
+acceptance table tests/fixtures/preflight/cases.yml (those that need no GPU or cgroup
+fixture and set no addresses of their own), grouped into runs as the unit runner
+groups them (tests/fixtures/preflight/table.py), and a few written here that are about
+the real hosts (their network, OS, memory). Good inventories pass
+playbooks/preflight.yml with changed=0, and an unreachable host drops out without
+stopping the others.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+import itertools
 import json
 import re
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "preflight"))
+import table  # noqa: E402  (tests/fixtures/preflight/table.py)
+
 pytestmark = pytest.mark.integration
 
-HOSTS = {"m1": "kubegpu-pf-m1", "m2": "kubegpu-pf-m2"}
+REPO = Path(__file__).resolve().parents[2]
+HOSTS = {"m1": "kubegpu-pf-m1", "m2": "kubegpu-pf-m2", "m3": "kubegpu-pf-m3"}
 MARKER = "/var/tmp/kubegpu-pf-marker"
 SNAPSHOT = (
     "find /etc /var/lib/apt /var/lib/dpkg -xdev -type f -print0 | sort -z"
@@ -37,7 +49,7 @@ def snapshot(docker_cli, container):
 
 @pytest.fixture(scope="module")
 def fleet(systemd_hosts, docker_cli):
-    """Two Debian 12 systemd hosts, a marker file, and their /etc snapshot."""
+    """Three Debian 12 systemd hosts, a marker file, and their /etc snapshot."""
     for short, name in HOSTS.items():
         systemd_hosts(name, hostname=short)
         docker_cli.exec(name, "touch", "-d", "-1 second", MARKER)
@@ -137,20 +149,6 @@ def case_wrong_type_cidr(tmp_path, fleet):
         "fix: set kubegpu_pod_cidr to a network in CIDR notation"]
 
 
-def case_wrong_type_bool(tmp_path, fleet):
-    return inventory(tmp_path, cluster_vars={"kubegpu_offline": "maybe"}), [], [
-        "fatal: [cp1]",
-        "host cp1: variable kubegpu_offline: 'maybe' is not a boolean"]
-
-
-def case_invalid_node_name(tmp_path, fleet):
-    inv = inventory(tmp_path, control_planes=("Bad_Name",), workers=("w1",),
-                    hosts={"Bad_Name": HOSTS["m1"], "w1": HOSTS["m2"]})
-    return inv, [], [
-        "host Bad_Name: variable inventory_hostname: node name 'Bad_Name' has upper-case letters",
-        "fix: name the host in the inventory with a lower-case DNS name"]
-
-
 def case_duplicate_host(tmp_path, fleet):
     inv = inventory(tmp_path, control_planes=("cp1",), workers=("w1", "w1-again"),
                     hosts={"cp1": HOSTS["m1"], "w1": HOSTS["m2"], "w1-again": HOSTS["m2"]})
@@ -184,8 +182,6 @@ CASES = [
     case_pod_overlaps_host_network,
     case_invalid_cidr,
     case_wrong_type_cidr,
-    case_wrong_type_bool,
-    case_invalid_node_name,
     case_duplicate_host,
     case_unsupported_os,
     case_low_memory_and_bad_cidr,
@@ -197,6 +193,71 @@ def test_site_refuses_bad_inventory(case, tmp_path, fleet, docker_cli, ansible_p
     inv, extra, fragments = case(tmp_path, fleet)
     result = ansible_playbook("playbooks/site.yml", inv, *extra)
     assert_refused(result, fleet, docker_cli, fragments)
+
+
+# --- the acceptance table on the test hosts -------------------------------------------------
+
+TABLE_CASES = [case for case in table.CASES if not case.get("needs")]
+OS_PREREQS_TASK = re.compile(r"(^|\.)os_prereqs : ")
+
+
+@pytest.fixture(scope="module")
+def table_runs(fleet, tmp_path_factory, ansible_environment):
+    """Every table case run once against the test hosts: {case id: (run, host prefix)}.
+
+    The inventory hosts take the machines in turn (a case's hosts are on different
+    machines when it has three at most); refused cases run site.yml, valid ones
+    playbooks/preflight.yml (site.yml would go on to build the cluster)."""
+    tmp = tmp_path_factory.mktemp("preflight-table")
+    machines = itertools.cycle(sorted(HOSTS.values()))
+
+    def host_vars(_case, _host, _name):
+        return {"ansible_host": next(machines)}
+
+    jobs = table.jobs(TABLE_CASES, host_vars, parts=2, ansible_connection="community.docker.docker")
+    env = ansible_environment(ANSIBLE_FORKS="16")
+
+    def run(label, inventory, args, members):
+        path = tmp / ("%s.yml" % label)
+        path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
+        playbook = "playbooks/site.yml" if table.refused(table.BY_ID[members[0][0]]) else "playbooks/preflight.yml"
+        argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(path), playbook, *args]
+        return table.run(argv, env, REPO)
+
+    found = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = dict((pool.submit(run, *job), job[3]) for job in jobs)
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            for case_id, prefix in futures[future]:
+                found[case_id] = (result, prefix)
+    return found
+
+
+def test_table_covers_sixty_cases_here():
+    assert len([case for case in TABLE_CASES if table.refused(case)]) >= 60
+
+
+@pytest.mark.parametrize("case_id", [c["id"] for c in TABLE_CASES if table.refused(c)])
+def test_table_case_refused_in_stage_one(table_runs, case_id):
+    result, prefix = table_runs[case_id]
+    table.assert_refused(result, table.BY_ID[case_id], prefix)
+    started = [task for task in result["tasks"] if OS_PREREQS_TASK.search(task)]
+    assert started == [], "site.yml went past stage 1: %s" % started[:3]
+
+
+@pytest.mark.parametrize("case_id", [c["id"] for c in TABLE_CASES if not table.refused(c)])
+def test_table_valid_setup_passes(table_runs, case_id):
+    result, _prefix = table_runs[case_id]
+    table.assert_passed(result, table.BY_ID[case_id])
+
+
+def test_table_left_the_hosts_unchanged(table_runs, fleet, docker_cli):
+    assert table_runs
+    for name, (digest, newer_at_start) in fleet["baseline"].items():
+        now_digest, newer = snapshot(docker_cli, name)
+        assert sorted(set(newer) - set(newer_at_start)) == [], name
+        assert now_digest == digest, "%s: /etc, /var/lib/apt or /var/lib/dpkg changed" % name
 
 
 def test_good_inventory_passes_unchanged(tmp_path, fleet, docker_cli, ansible_playbook):

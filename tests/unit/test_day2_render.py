@@ -17,7 +17,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from ansible.template import trust_as_template
 
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("kubegpu_test_k8s_render", HERE / "test_k8s_render.py")
@@ -102,43 +101,6 @@ def test_operator_extra_values_are_merged():
     assert values["driver"] == {"enabled": False}
     # the change guard compares helm's values with exactly these
     assert renderer.expr("cp1", "_gpu_operator_values") == values
-
-
-MODES = ROOT / "roles" / "preflight" / "tasks" / "modes.yml"
-
-
-def _mode_problems(**variables):
-    """Evaluate modes.yml's problem list with the given inventory variables."""
-    renderer = k8s.Renderer(EXAMPLE, "kubegpu", overrides=variables)
-    task = renderer.loader.load_from_file(str(MODES), trusted_as_template=True)[0]
-    templar = renderer.templar("gpu1")
-    templar = templar.copy_with_new_env(available_variables={**templar.available_variables, **task["vars"]})
-    return templar.template(trust_as_template("{{ _preflight_mode_problems }}"))
-
-
-def test_modes_default_is_fine():
-    assert _mode_problems() == []
-    assert _mode_problems(kubegpu_gpu_operator=True) == []
-
-
-@pytest.mark.parametrize("variables, fragment", [
-    ({"kubegpu_gpu_operator": "maybe"}, "is not a boolean"),
-    ({"kubegpu_gpu_operator": True, "gpu_operator_device_plugin_enabled": False}, "no device plugin"),
-    ({"kubegpu_gpu_operator": True, "gpu_operator_values": {"cdi": {"enabled": True}}}, "cdi.enabled"),
-    ({"kubegpu_gpu_operator": True, "kubegpu_container_runtime": "docker"}, "containerd and CRI-O"),
-    ({"kubegpu_gpu_operator": True, "gpu_operator_values": {"driver": {"enabled": True}}}, "host driver"),
-    ({"kubegpu_gpu_operator": True, "gpu_operator_toolkit_enabled": True}, "two NVIDIA Container"),
-    ({"kubegpu_gpu_operator": True, "gpu_operator_toolkit_enabled": False,
-      "container_runtime_nvidia_toolkit_install": False}, "no NVIDIA Container"),
-    ({"kubegpu_gpu_operator": True, "gpu_operator_values": {"toolkit": {"enabled": True}}}, "toolkit.enabled"),
-])
-def test_modes_refuses_contradictions(variables, fragment):
-    problems = _mode_problems(**variables)
-    assert len(problems) == 1 and fragment in problems[0], problems
-
-
-def test_modes_ignores_operator_settings_when_off():
-    assert _mode_problems(gpu_operator_device_plugin_enabled=False, gpu_operator_toolkit_enabled=True) == []
 
 
 def test_validate_job_tolerates_cordoned_nodes():

@@ -115,13 +115,15 @@ class Renderer:
         return published
 
     def other_host_vars(self, host):
-        """What hostvars[host] holds for another host: inventory variables, facts and what
-        was published with set_fact - never role defaults or role vars (Ansible keeps those
-        to the play that runs the role)."""
+        """What hostvars[host] holds for another host: inventory variables, facts, what
+        was published with set_fact and the overrides (extra vars) - never role defaults or
+        role vars (Ansible keeps those to the play that runs the role)."""
         variables = dict(self.vm.get_vars(host=self.inventory.get_host(host)))
         variables["ansible_facts"] = {"kubegpu_gpu": self.facts.get(host, {"count": 0, "gpus": []}),
                                       "os_family": "Debian", **self.host_facts.get(host, {})}
         variables.update(self._published(host))
+        # Extra vars (-e) are in every host's hostvars too.
+        variables.update(self.overrides)
         return variables
 
     def templar(self, host):

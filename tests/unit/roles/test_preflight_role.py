@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.template import trust_as_template
 
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("kubegpu_test_k8s_render", HERE.parent / "test_k8s_render.py")
@@ -30,7 +29,9 @@ _spec.loader.exec_module(k8s)
 
 ROOT = HERE.parents[2]
 VENV_BIN = Path(sys.executable).parent
-MODES = ROOT / "roles" / "preflight" / "tasks" / "modes.yml"
+MODE_SETTINGS = ("kubegpu_gpu_operator", "gpu_operator_device_plugin_enabled", "kubegpu_container_runtime",
+                 "gpu_operator_values", "gpu_operator_toolkit_enabled", "container_runtime_nvidia_toolkit_install",
+                 "nvidia_device_plugin_mig_strategy", "nvidia_device_plugin_time_slicing_replicas")
 
 DEBIAN_12 = {"python_version": "3.11.2", "distribution": "Debian", "distribution_version": "12.7",
              "distribution_major_version": "12", "architecture": "x86_64", "memtotal_mb": 1024,
@@ -101,12 +102,12 @@ def test_resources_fatal_true_refuses(tmp_path, value):
 
 
 def _mode_problems(**variables):
-    """modes.yml's problem list, as tests/unit/test_day2_render.py evaluates it."""
-    renderer = k8s.Renderer(k8s.EXAMPLE, "kubegpu", overrides=variables)
-    task = renderer.loader.load_from_file(str(MODES), trusted_as_template=True)[0]
-    templar = renderer.templar("gpu1")
-    templar = templar.copy_with_new_env(available_variables={**templar.available_variables, **task["vars"]})
-    return templar.template(trust_as_template("{{ _preflight_mode_problems }}"))
+    """The GPU software mode lines of preflight's stage report for gpu1 (plugin_utils/
+    _preflight_rules.gpu_mode_problems and the argument specs), the variables given as -e."""
+    renderer = k8s.Renderer(k8s.EXAMPLE, "preflight", overrides=variables)
+    report = renderer.expr("gpu1", "_preflight_stage_report")
+    return ["%s: %s; fix: %s" % (p["variable"], p["problem"], p["fix"]) for p in report["problems"]
+            if p["variable"] in MODE_SETTINGS]
 
 
 @pytest.mark.parametrize("value", ["on", "yes", "True", "1", True])
@@ -129,7 +130,7 @@ def test_gpu_operator_toolkit_spelled_on_is_true():
 
 def test_gpu_operator_not_a_boolean_is_named():
     [problem] = _mode_problems(kubegpu_gpu_operator="maybe")
-    assert problem.startswith("kubegpu_gpu_operator: 'maybe' is not a boolean") and problem.endswith("fix: true or false")
+    assert problem.startswith("kubegpu_gpu_operator: 'maybe' is not a boolean") and problem.endswith("true or false")
 
 
 # --- a. node names from kubernetes_node_name -----------------------------------------------

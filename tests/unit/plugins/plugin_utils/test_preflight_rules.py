@@ -295,3 +295,132 @@ def test_the_python_minimum_defaults_to_the_preflight_role_default():
     defaults = yaml.safe_load((ROOT / "roles" / "preflight" / "defaults" / "main.yml").read_text(encoding="utf-8"))
     assert pr.python_minimum() == tuple(int(p) for p in defaults["preflight_min_python_version"].split("."))
     assert pr.python_minimum("3.11") == (3, 11)
+
+
+# --- GPU software mode and NFS (the gpu_operator, nvidia_device_plugin and nfs_client stages) ----
+
+def _mode(**settings):
+    return [(p["variable"], p["problem"]) for p in pr.gpu_mode_problems(settings, pi.boolean)]
+
+
+def test_gpu_mode_defaults_and_good_settings_pass():
+    assert _mode() == []
+    assert _mode(kubegpu_gpu_operator="on") == []
+    assert _mode(kubegpu_gpu_operator=True, gpu_operator_toolkit_enabled="auto",
+                 gpu_operator_values={"mig": {"strategy": "single"}}) == []
+    assert _mode(nvidia_device_plugin_mig_strategy="single", nvidia_device_plugin_time_slicing_replicas=4) == []
+    assert _mode(nvidia_device_plugin_mig_strategy="mixed", nvidia_device_plugin_time_slicing_replicas=1) == []
+
+
+@pytest.mark.parametrize("settings, variable, fragment", [
+    ({"kubegpu_gpu_operator": "yes", "gpu_operator_device_plugin_enabled": "false"},
+     "gpu_operator_device_plugin_enabled", "no device plugin would run"),
+    ({"kubegpu_gpu_operator": True, "kubegpu_container_runtime": "docker"},
+     "kubegpu_container_runtime", "containerd and CRI-O only"),
+    ({"kubegpu_gpu_operator": True, "gpu_operator_values": {"driver": {"enabled": "true"}}},
+     "gpu_operator_values", "driver.enabled is true"),
+    ({"kubegpu_gpu_operator": True, "gpu_operator_toolkit_enabled": "on"},
+     "gpu_operator_toolkit_enabled", "two NVIDIA Container Toolkits"),
+    ({"kubegpu_gpu_operator": True, "gpu_operator_toolkit_enabled": "no",
+      "container_runtime_nvidia_toolkit_install": "false"},
+     "gpu_operator_toolkit_enabled", "no NVIDIA Container Toolkit would configure containerd"),
+    ({"kubegpu_gpu_operator": True, "gpu_operator_values": {"toolkit": {"enabled": False}}},
+     "gpu_operator_values", "toolkit.enabled is set"),
+    ({"kubegpu_gpu_operator": True, "gpu_operator_values": {"cdi": {"enabled": True}}},
+     "gpu_operator_values", "cdi.enabled is set"),
+    ({"nvidia_device_plugin_mig_strategy": "mixed", "nvidia_device_plugin_time_slicing_replicas": "2"},
+     "nvidia_device_plugin_time_slicing_replicas", "MIG strategy mixed does not advertise"),
+])
+def test_gpu_mode_refusals(settings, variable, fragment):
+    found = _mode(**settings)
+    assert len(found) == 1, found
+    assert found[0][0] == variable and fragment in found[0][1]
+
+
+def test_gpu_mode_operator_rules_only_in_operator_mode():
+    # Plugin mode: the Operator's values do not matter; "false" from -e is false.
+    assert _mode(kubegpu_gpu_operator="false", gpu_operator_values={"driver": {"enabled": True}},
+                 kubegpu_container_runtime="docker") == []
+
+
+def test_gpu_mode_filter_is_the_same_rule():
+    assert flt.gpu_mode_problems({"kubegpu_gpu_operator": "yes", "kubegpu_container_runtime": "docker"}) == \
+        pr.gpu_mode_problems({"kubegpu_gpu_operator": "yes", "kubegpu_container_runtime": "docker"}, pi.boolean)
+
+
+def test_nfs_mounts():
+    assert pr.nfs_mount_problems([]) == []
+    assert pr.nfs_mount_problems(None) == []
+    good = [{"src": "nfs1:/export", "path": "/data"},
+            {"src": "10.0.0.5:/a/b", "path": "/b", "state": "absent", "fstype": "nfs4"}]
+    assert pr.nfs_mount_problems(good) == []
+    found = pr.nfs_mount_problems(good + [{"src": "nfs1", "path": "data", "state": "up", "fstype": "cifs"}, "x"])
+    assert [p["variable"] for p in found] == ["nfs_client_mounts", "nfs_client_mounts"]
+    assert found[0]["problem"] == ("entry 2 ('data'): src 'nfs1' is not server:/export; path 'data' is not an"
+                                   " absolute path; state 'up' is not one of mounted, present, unmounted, absent,"
+                                   " remounted; fstype 'cifs' is not nfs or nfs4")
+    assert found[1]["problem"] == "entry 3 is 'x', not a mapping"
+    assert "must be a list" in pr.nfs_mount_problems("nfs1:/export /data")[0]["problem"]
+    line = format_problems(found[:1], "w1")[0]
+    assert line.startswith("host w1: variable nfs_client_mounts: entry 2") and "; fix: give every entry" in line
+
+
+def test_nfs_provisioner():
+    assert pr.nfs_provisioner_problems({"nfs_client_storage_class_enabled": False}, pi.boolean) == []
+    good = {"nfs_client_storage_class_enabled": "yes", "nfs_client_provisioner_server": "nfs1",
+            "nfs_client_provisioner_path": "/srv/nfs", "nfs_client_storage_class_reclaim_policy": "Retain"}
+    assert pr.nfs_provisioner_problems(good, pi.boolean) == []
+    bad = dict(good, nfs_client_provisioner_server=" ", nfs_client_provisioner_path="srv",
+               nfs_client_storage_class_reclaim_policy="delete")
+    assert [p["variable"] for p in pr.nfs_provisioner_problems(bad, pi.boolean)] == [
+        "nfs_client_provisioner_server", "nfs_client_provisioner_path", "nfs_client_storage_class_reclaim_policy"]
+
+
+# --- the host's facts against preflight's settings ---------------------------------------------
+
+_DEBIAN = {"distribution": "Debian", "distribution_version": "12.12", "distribution_major_version": "12",
+           "architecture": "x86_64", "python_version": "3.11.2", "memtotal_mb": 4000, "processor_vcpus": 2}
+_SETTINGS = {"preflight_supported_os": {"Ubuntu": ["22.04", "24.04"], "Debian": ["12", "13"]},
+             "preflight_supported_architectures": ["x86_64", "aarch64"], "preflight_allow_unsupported_os": False,
+             "preflight_min_python_version": "3.8", "preflight_min_memory_mb_control_plane": 1700,
+             "preflight_min_cpus_control_plane": 2, "preflight_resources_fatal": True}
+
+
+def _facts_check(facts=None, control_plane=True, **settings):
+    found, notes = pr.host_fact_problems(dict(_DEBIAN, **(facts or {})), dict(_SETTINGS, **settings), control_plane,
+                                         pi.boolean)
+    return [(p["variable"], p["problem"]) for p in found], [(p["variable"], p["problem"]) for p in notes]
+
+
+def test_host_facts_that_pass():
+    assert _facts_check() == ([], [])
+    assert _facts_check({"distribution": "Ubuntu", "distribution_version": "24.04", "distribution_major_version": "24"}) \
+        == ([], [])
+
+
+def test_unsupported_os_and_architecture_refused_or_warned():
+    found, notes = _facts_check({"distribution": "Fedora", "distribution_version": "41",
+                                 "distribution_major_version": "41", "architecture": "ppc64le"})
+    assert notes == []
+    assert found == [("preflight_supported_os", "Fedora 41 (ppc64le) is not a supported OS (supported: Ubuntu"
+                      " 22.04/24.04, Debian 12/13)"),
+                     ("preflight_supported_architectures", "architecture ppc64le is not supported (supported: x86_64,"
+                      " aarch64)")]
+    found, notes = _facts_check({"distribution": "Fedora"}, preflight_allow_unsupported_os="true")
+    assert found == [] and [n[0] for n in notes] == ["preflight_supported_os"]
+
+
+def test_resources_only_on_control_planes_and_typed_minimums():
+    small = {"memtotal_mb": 900, "processor_vcpus": 1}
+    found, _notes = _facts_check(small, preflight_min_memory_mb_control_plane="1700")
+    assert found == [("preflight_min_memory_mb_control_plane", "control plane has 900 MB of memory, less than 1700 MB"),
+                     ("preflight_min_cpus_control_plane", "control plane has 1 CPUs, fewer than 2")]
+    assert _facts_check(small, control_plane=False) == ([], [])
+    found, notes = _facts_check(small, preflight_resources_fatal="false")     # -e gives a string
+    assert found == [] and len(notes) == 2
+
+
+def test_old_python_refused():
+    found, _notes = _facts_check({"python_version": "3.7.3"})
+    assert found == [("ansible_python_interpreter", "Python 3.7.3 found, 3.8 or newer is needed")]
+    assert _facts_check({"python_version": "3.10.1"}, preflight_min_python_version="3.9") == ([], [])
