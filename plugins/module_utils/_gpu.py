@@ -56,6 +56,7 @@ GPU_KEYS = (
     "kernel_driver",
     "minor_number",
     "persistence_mode",
+    "health",
 )
 
 
@@ -228,6 +229,13 @@ def collect(
             warnings.append("no layer answered; %d NVIDIA GPU(s) on the PCI bus are not reported" % len(nvidia_pci_gpus))
 
     version = host.get("driver_version") or kmod["version"]
+    # The loaded kernel module and the user-space library disagree (an upgrade installed
+    # without a reboot): NVML refuses to start (NVML_ERROR_LIB_RM_VERSION_MISMATCH,
+    # nvidia-smi "Failed to initialize NVML: Driver/library version mismatch"), or a layer
+    # reports another version than /proc/driver/nvidia/version.
+    mismatch = bool(kmod["loaded"] and kmod["version"] and host.get("driver_version")
+                    and kmod["version"] != host["driver_version"]) \
+        or any("mismatch" in str(error).lower() for error in errors)
     if kmod["loaded"] and kmod["version"] and host.get("driver_version") and kmod["version"] != host["driver_version"]:
         warnings.append(
             "loaded kernel module %s differs from user-space driver %s (reboot or reload pending)"
@@ -241,6 +249,7 @@ def collect(
         "flavour": kmod["flavour"],
         "installed": bool(kmod["loaded"] or hints),
         "install_hints": hints,
+        "library_mismatch": mismatch,
     }
     if nvidia_pci_gpus and not kmod["loaded"] and hints:
         warnings.append("an NVIDIA driver looks installed (%s) but is not loaded" % "; ".join(hints))

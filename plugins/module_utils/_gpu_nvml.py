@@ -15,6 +15,7 @@ __metaclass__ = type
 import ctypes
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_data import NVML_ARCHITECTURES
+from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_health import nvml_gpu_health
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_sysfs import normalise_bus_id
 
 LIBRARY = "libnvidia-ml.so.1"
@@ -189,6 +190,7 @@ def _read_device(nvml, index):
     numa = ctypes.c_uint()
     if _optional(nvml, "nvmlDeviceGetNumaNodeId", handle, ctypes.byref(numa)):
         gpu["nvml_numa_node"] = numa.value
+    gpu["health"] = nvml_gpu_health(lambda name, *args: _optional(nvml, name, *args), handle, gpu["persistence_mode"])
     return gpu
 
 

@@ -23,6 +23,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_data import family_from_smi, lookup_model
+from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_health import smi_gpu_health
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_sysfs import normalise_bus_id
 
 DEFAULT_SMI_PATHS = ("/usr/bin/nvidia-smi",)
@@ -231,6 +232,7 @@ def parse_smi_xml(text):
                 "mig_mode_pending": pending,
                 "minor_number": _int(_text(gpu, "minor_number")),
                 "persistence_mode": None if persistence is None else persistence == "enabled",
+                "health": smi_gpu_health(gpu),
             }
         )
     return host, gpus

@@ -225,6 +225,42 @@ ansible_facts:
               description: Whether persistence mode is on; null when unknown.
               type: bool
               sample: true
+            health:
+              description:
+                - The GPU's error counters and state, from the layer that answered (NVML or nvidia-smi); null on
+                  the sysfs layer. Every counter is null where the GPU or driver does not report it (Hopper and
+                  newer remap rows instead of retiring pages). Read by C(playbooks/doctor.yml).
+              type: dict
+              contains:
+                ecc_mode:
+                  description: C(enabled) or C(disabled); null when unknown.
+                  type: str
+                ecc:
+                  description: C(volatile) (since the driver loaded) and C(aggregate) (lifetime) counts of
+                    C(correctable) and C(uncorrectable) ECC errors.
+                  type: dict
+                retired_pages:
+                  description: Pages retired for C(single_bit) and C(double_bit) errors, and C(pending) (a
+                    retirement that a reset or reboot activates).
+                  type: dict
+                remapped_rows:
+                  description: Rows remapped for C(correctable) and C(uncorrectable) errors, C(pending) (a reset
+                    activates them), C(failure) (the remapper ran out).
+                  type: dict
+                throttle_reasons:
+                  description: Active reasons that hold the clocks down for power or heat (sw_power_cap,
+                    hw_slowdown, hw_thermal_slowdown, hw_power_brake_slowdown, sw_thermal_slowdown).
+                  type: list
+                  elements: str
+                persistence_mode:
+                  description: As above.
+                  type: bool
+                fabric:
+                  description: NVLink fabric C(state) and C(status) (nvidia-smi only; HGX/DGX); null elsewhere.
+                  type: dict
+                source:
+                  description: C(nvml) or C(nvidia_smi).
+                  type: str
         models:
           description: Distinct GPU names, in index order.
           type: list
@@ -284,6 +320,11 @@ ansible_facts:
                 under C(/lib/modules/<release>)). Empty when loaded.
               type: list
               elements: str
+            library_mismatch:
+              description: The loaded kernel module and the user-space driver library differ (an upgrade without
+                a reboot) - NVML refused to start with a version mismatch, or reported another version than
+                C(/proc/driver/nvidia/version).
+              type: bool
         cuda_driver_version:
           description: Newest CUDA version the loaded driver supports; null without a driver.
           type: str

@@ -220,6 +220,18 @@ def test_parse_real_h100_xml():
             "mig_mode_pending": "disabled",
             "minor_number": 0,
             "persistence_mode": True,
+            "health": {
+                "ecc_mode": "enabled",
+                "ecc": {"volatile": {"correctable": 0, "uncorrectable": 0},
+                        "aggregate": {"correctable": 0, "uncorrectable": 0}},
+                # R580 on an H100: page retirement is replaced by row remapping (N/A).
+                "retired_pages": {"single_bit": None, "double_bit": None, "pending": None},
+                "remapped_rows": {"correctable": 0, "uncorrectable": 0, "pending": False, "failure": False},
+                "throttle_reasons": [],
+                "persistence_mode": True,
+                "fabric": {"state": None, "status": None},
+                "source": "nvidia_smi",
+            },
         }
     ]
 
@@ -253,7 +265,10 @@ def test_h100_capture_via_nvidia_smi_matches_real_nvml(tmp_path):
     ours, theirs = dict(facts["gpus"][0]), dict(nvml["gpus"][0])
     assert ours.pop("uuid") == "GPU-e11c404d-6750-e350-11fd-766aebec6e70"
     theirs.pop("uuid")
+    # The device capture predates the health fields (tested on the XML above).
+    assert ours.pop("health")["source"] == "nvidia_smi" and "health" not in theirs
     assert ours == theirs
+    assert facts["driver"].pop("library_mismatch") is False
     for key in ("count", "models", "architectures", "mig_capable", "driver", "cuda_driver_version",
                 "nvswitch_count", "fabric_manager_needed", "secure_boot", "vendors", "unsupported_gpus"):
         assert facts[key] == nvml[key], key
@@ -298,6 +313,7 @@ def test_hgx_h100_nvswitch(tmp_path):
         "flavour": "open",
         "installed": True,
         "install_hints": [],
+        "library_mismatch": False,
     }
     assert facts["heterogeneous"] is False and facts["models"] == ["NVIDIA H100 80GB HBM3"]
 
@@ -338,6 +354,7 @@ def test_no_driver(tmp_path):
         "flavour": None,
         "installed": False,
         "install_hints": [],
+        "library_mismatch": False,
     }
     assert [layer["status"] for layer in facts["layers"]] == ["skipped", "skipped", "ok"]
     assert facts["errors"] == [] and facts["warnings"] == []

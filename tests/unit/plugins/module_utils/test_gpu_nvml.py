@@ -136,6 +136,47 @@ class FakeNvml:
     def nvmlDeviceGetNumaNodeId(self, handle, ref):
         return self._rc("nvmlDeviceGetNumaNodeId") or 3
 
+    # health (nvml.h); a device's "health" dict overrides the healthy H100 defaults below
+    def _health(self, handle, key, default):
+        return self._dev(handle).get("health", {}).get(key, default)
+
+    def nvmlDeviceGetTotalEccErrors(self, handle, kind, counter, ref):
+        _target(ref).value = self._health(handle, "ecc", {}).get((kind.value, counter.value), 0)
+        return self._rc("nvmlDeviceGetTotalEccErrors")
+
+    def nvmlDeviceGetRetiredPages(self, handle, cause, count, addresses):
+        assert _target(count).value == 0 and addresses is None     # the count-only form
+        pages = self._health(handle, "retired", None)
+        if pages is None:
+            return 3    # NOT_SUPPORTED: Hopper remaps rows instead of retiring pages
+        _target(count).value = pages.get(cause.value, 0)
+        return self._rc("nvmlDeviceGetRetiredPages")
+
+    def nvmlDeviceGetRetiredPagesPendingStatus(self, handle, ref):
+        pending = self._health(handle, "retired_pending", None)
+        if pending is None:
+            return 3
+        _target(ref).value = pending
+        return self._rc("nvmlDeviceGetRetiredPagesPendingStatus")
+
+    def nvmlDeviceGetRemappedRows(self, handle, corr, unc, pending, failure):
+        values = self._health(handle, "remapped", (0, 0, 0, 0))
+        for ref, value in zip((corr, unc, pending, failure), values):
+            _target(ref).value = value
+        return self._rc("nvmlDeviceGetRemappedRows")
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle, ref):
+        _target(ref).value = self._health(handle, "reasons", 0x1)     # GPU idle
+        return self._rc("nvmlDeviceGetCurrentClocksEventReasons")
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle, ref):
+        _target(ref).value = self._health(handle, "reasons", 0x1)
+        return self._rc("nvmlDeviceGetCurrentClocksThrottleReasons")
+
+    def nvmlDeviceGetEccMode(self, handle, current, pending):
+        _target(current).value = _target(pending).value = self._health(handle, "ecc_mode", 1)
+        return self._rc("nvmlDeviceGetEccMode")
+
 
 def test_pci_info_struct_layout():
     """nvmlPciInfo_t: busIdLegacy[16], domain, bus, device, pciDeviceId, pciSubSystemId, busId[32]."""
@@ -169,9 +210,48 @@ def test_read_h100():
             "mig_mode_pending": "disabled",
             "minor_number": 0,
             "persistence_mode": True,
+            "health": HEALTHY,
         }
     ]
     assert lib.calls[0] == "nvmlInit_v2" and lib.calls[-1] == "nvmlShutdown"
+
+
+HEALTHY = {
+    "ecc_mode": "enabled",
+    "ecc": {"volatile": {"correctable": 0, "uncorrectable": 0}, "aggregate": {"correctable": 0, "uncorrectable": 0}},
+    "retired_pages": {"single_bit": None, "double_bit": None, "pending": None},
+    "remapped_rows": {"correctable": 0, "uncorrectable": 0, "pending": False, "failure": False},
+    "throttle_reasons": [],
+    "persistence_mode": True,
+    "fabric": {"state": None, "status": None},
+    "source": "nvml",
+}
+
+
+def test_health_counters_read_through_nvml():
+    """Uncorrectable volatile ECC errors (type 1, counter 0), retired pages on an A100, rows
+    pending remap, and a GPU held back by heat (0x40) while idle (0x1: not a throttle)."""
+    sick = dict(H100, health={"ecc": {(1, 0): 2, (1, 1): 5, (0, 1): 40}, "retired": {0: 1, 1: 2},
+                              "retired_pending": 1, "remapped": (3, 1, 1, 0), "reasons": 0x41})
+    _unused, gpus = _gpu_nvml.read_nvml(FakeNvml([sick]))
+    health = gpus[0]["health"]
+    assert health["ecc"] == {"volatile": {"correctable": 0, "uncorrectable": 2},
+                             "aggregate": {"correctable": 40, "uncorrectable": 5}}
+    assert health["retired_pages"] == {"single_bit": 1, "double_bit": 2, "pending": True}
+    assert health["remapped_rows"] == {"correctable": 3, "uncorrectable": 1, "pending": True, "failure": False}
+    assert health["throttle_reasons"] == ["hw_thermal_slowdown"]
+
+
+def test_health_of_an_old_library_falls_back_or_stays_unknown():
+    lib = FakeNvml([dict(H100, health={"reasons": 0x4})],
+                   missing={"nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetRemappedRows",
+                            "nvmlDeviceGetTotalEccErrors", "nvmlDeviceGetEccMode"})
+    _unused, gpus = _gpu_nvml.read_nvml(lib)
+    health = gpus[0]["health"]
+    assert health["throttle_reasons"] == ["sw_power_cap"]     # the older ...ThrottleReasons symbol
+    assert health["remapped_rows"] == {"correctable": None, "uncorrectable": None, "pending": None, "failure": None}
+    assert health["ecc"]["volatile"] == {"correctable": None, "uncorrectable": None}
+    assert health["ecc_mode"] is None
 
 
 @pytest.mark.parametrize(
@@ -264,6 +344,7 @@ def test_collect_nvml_error_falls_through_to_smi(tmp_path):
     assert facts["errors"] == [
         "nvml: nvmlInit_v2 failed: NVML_ERROR_LIB_RM_VERSION_MISMATCH: RM has detected an NVML/RM version mismatch."
     ]
+    assert facts["driver"]["library_mismatch"] is True     # doctor's driver/library mismatch
 
 
 def test_collect_nvml_crash_never_raises(tmp_path):
@@ -286,6 +367,7 @@ def test_collect_version_mismatch_warning(tmp_path):
     assert facts["warnings"] == [
         "loaded kernel module 580.159.04 differs from user-space driver 580.160.01 (reboot or reload pending)"
     ]
+    assert facts["driver"]["library_mismatch"] is True
 
 
 def test_collect_nvml_gives_compute_capability_the_table_lacks(tmp_path, monkeypatch):

@@ -89,6 +89,7 @@ def test_no_driver_host(tmp_path):
                 "kernel_driver": None,
                 "minor_number": None,
                 "persistence_mode": None,
+                "health": None,     # the PCI bus tells nothing of a GPU's health
             }
             for i, (name, bus, dev, sub, mem, arch, cc, mig, numa) in enumerate([
                 ("NVIDIA H100 PCIe", "0000:17:00.0", "2331", "10de:1626", 81920, "hopper", "9.0", True, 0),
@@ -104,7 +105,7 @@ def test_no_driver_host(tmp_path):
         "vendors": ["NVIDIA"],
         "unsupported_gpus": [],
         "driver": {"loaded": False, "version": None, "branch": None, "flavour": None, "installed": False,
-                   "install_hints": []},
+                   "install_hints": [], "library_mismatch": False},
         "cuda_driver_version": None,
         "nouveau_loaded": False,
         "nvswitch_count": 0,
