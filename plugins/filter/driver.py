@@ -24,6 +24,19 @@ description:
   - C(nvidia_driver_package_changes) compares that selection with ansible_facts.packages.
   - C(nvidia_driver_merge_apt_components) adds components to the distribution's apt entries.
 author: kubegpu maintainers
+options:
+  _input:
+    description: The GPU facts, an OS family, a source, a plan or a selection, as each filter's line says.
+    type: raw
+    required: true
+"""
+
+RETURN = r"""
+_value:
+  description: A source name, the source's constraints, a driver plan, the host's decision
+    (C(source), C(constraints), C(plan)), a package selection, package changes, problem records, or merged apt
+    entries, as each filter's line above says.
+  type: raw
 """
 
 from ansible.errors import AnsibleFilterError

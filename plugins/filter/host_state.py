@@ -20,6 +20,18 @@ description:
     host_state read (or create it, or stop on it). It merges with the module's own code,
     which needs tomlkit on the controller; without tomlkit the answer is always true.
 author: kubegpu maintainers
+options:
+  _input:
+    description: What kubegpu.cluster.host_state read (a file's or unit's state), as each filter's line says.
+    type: raw
+    required: true
+"""
+
+RETURN = r"""
+_value:
+  description: Whether a file or unit differs from what the task would make, or what differs, as each filter's
+    line above says.
+  type: raw
 """
 
 import hashlib

@@ -27,6 +27,18 @@ description:
     C(host H: variable V: problem; fix: F) lines."
 author:
   - kubegpu maintainers (@kubegpu)
+options:
+  _input:
+    description: A mapping of variable to CIDR, a host's facts, a node name, a mapping or problem records, as each filter's line says.
+    type: raw
+    required: true
+"""
+
+RETURN = r"""
+_value:
+  description: Problem records (C(variable), C(problem), C(fix)), a host's networks, a node-name problem, values
+    shared by several keys, or problem lines, as each filter's line above says.
+  type: raw
 """
 
 from ansible.errors import AnsibleFilterError
