@@ -41,7 +41,7 @@ run_pytest() {
 }
 
 step_lint() {
-  yamllint -s . && ansible-lint --offline
+  yamllint -s . && ansible-lint --offline && antsibull-changelog lint
 }
 
 step_sanity() {
