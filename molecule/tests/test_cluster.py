@@ -143,6 +143,8 @@ def test_check_mode_on_converged_fleet_changes_nothing(hostvars):
     if ephemeral and os.path.exists(os.path.join(ephemeral, "ansible.cfg")):
         env["ANSIBLE_CONFIG"] = os.path.join(ephemeral, "ansible.cfg")
     converge = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", "shared", "converge.yml")
+    run_json = os.path.join(ephemeral or "/tmp", "kubegpu-check-run.json")
+    env["KUBEGPU_CALLBACK_JSON_FILE"] = run_json
     result = subprocess.run(["ansible-playbook", "-i", _inventory(), converge, "--check", "--diff"],
                             capture_output=True, text=True, env=env, timeout=900, check=False)
     # Without colour codes (ANSIBLE_FORCE_COLOR may come from Molecule's environment).
@@ -152,3 +154,38 @@ def test_check_mode_on_converged_fleet_changes_nothing(hostvars):
     assert recap, output[-2000:]
     changed = {h: int(n) for h, n in recap if int(n)}
     assert not changed, "check mode would change: %s\n%s" % (changed, output[-4000:])
+
+    # The collection's callback (enabled in this scenario's ansible.cfg, docs/callback.md):
+    # its hosts x stages table after the recap, and its JSON file, agree with the recap.
+    hosts = sorted(h for h, _n in recap)
+    assert re.search(r"^kubegpu: %d hosts x \d+ stages \(converge.yml\) \[check mode" % len(hosts), output, re.M), \
+        output[-3000:]
+    assert re.search(r"^kubegpu: ok - %d hosts(: [^\n]*)? - total \S+ \[check mode\]$" % len(hosts), output, re.M), \
+        output[-1500:]
+    with open(run_json, encoding="utf-8") as stream:
+        run = json.load(stream)
+    assert run["schema"] == "kubegpu.cluster.callback/v1" and run["check_mode"] is True and run["result"] == "ok"
+    assert sorted(run["totals"]) == hosts
+    assert all(t["changed"] == 0 and t["failed"] == 0 for t in run["totals"].values()), run["totals"]
+    stages = [s["id"] for s in run["stages"]]
+    assert stages[:4] == ["preflight", "os_prereqs", "nvidia_driver", "container_runtime"], stages
+
+
+def test_validate_wrote_its_reports(hostvars):
+    """Stage 9's JSON report (docs/validate.schema.json) and Markdown table, on the
+    controller in the directory ansible-playbook ran from."""
+    if hostvars["inventory_hostname"] != hostvars["groups"]["kube_control_plane"][0]:
+        pytest.skip("one report for the fleet")
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    path = os.path.join(os.environ.get("PWD") or project, "kubegpu-validate.json")
+    with open(path, encoding="utf-8") as stream:
+        report = json.load(stream)
+    with open(os.path.join(project, "docs", "validate.schema.json"), encoding="utf-8") as stream:
+        schema = json.load(stream)
+    import jsonschema  # noqa: E402 - the project's venv has it (requirements-dev.txt)
+    jsonschema.validate(report, schema)
+    assert report["passed"] is True
+    assert sorted(n["node"] for n in report["nodes"]) == sorted(hostvars["groups"]["k8s_cluster"])
+    with open(path[:-len(".json")] + ".md", encoding="utf-8") as stream:
+        markdown = stream.read()
+    assert markdown.splitlines()[0] == "## kubegpu validate (%d node(s), all passed)" % len(report["nodes"])

@@ -13,7 +13,9 @@ description:
   - C(kubeadm_join_commands) parses the C(kubeadm join ...) commands printed by C(kubeadm init).
   - C(kubeadm_ca_cert_hash) turns the CA certificate (PEM text) into C(sha256:<hex of the SPKI>).
   - C(k8s_node_names), C(k8s_node_info), C(k8s_job_state) parse C(kubectl get ... -o json).
-  - C(kubegpu_report_table) renders the validate report.
+  - C(kubegpu_report_table) renders the validate report (a list of node rows) as a text table;
+    C(kubegpu_validate_report) as the JSON document of docs/validate.schema.json and C(kubegpu_report_markdown)
+    (input that document) as a Markdown table.
 author: kubegpu maintainers
 options:
   _input:
@@ -37,6 +39,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _k8s_parse, _kubeadm
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _reports
 
 
 def _wrap(name, func):
@@ -47,6 +50,16 @@ def _wrap(name, func):
             raise AnsibleFilterError("%s: %s" % (name, exc)) from None
     inner.__name__ = name
     return inner
+
+
+def kubegpu_validate_report(rows):
+    """validate's report as the JSON document of docs/validate.schema.json."""
+    return _reports.validate_report(list(rows or []))
+
+
+def kubegpu_report_markdown(report):
+    """validate's JSON report as a Markdown table."""
+    return _reports.validate_markdown(report)
 
 
 class FilterModule:
@@ -61,6 +74,8 @@ class FilterModule:
             "k8s_node_names": _k8s_parse.node_names,
             "k8s_node_info": _k8s_parse.node_info,
             "k8s_job_state": _k8s_parse.job_state,
+            "kubegpu_validate_report": kubegpu_validate_report,
+            "kubegpu_report_markdown": kubegpu_report_markdown,
             "kubegpu_report_table": _k8s_parse.report_table,
         }
         return {name: _wrap(name, func) for name, func in table.items()}

@@ -75,7 +75,8 @@ def _ready(item):
 
 
 def node_info(data, resource="nvidia.com/gpu"):
-    """Per node: ready, control_plane, labels, taints, capacity/allocatable of resource."""
+    """Per node: ready, control_plane, labels, annotations, taints, unschedulable (cordoned),
+    capacity/allocatable of resource."""
     result = {}
     for item in _items(data, "Node"):
         metadata = item.get("metadata") or {}
@@ -88,6 +89,7 @@ def node_info(data, resource="nvidia.com/gpu"):
             "labels": labels,
             "annotations": metadata.get("annotations") or {},
             "taints": taints,
+            "unschedulable": bool((item.get("spec") or {}).get("unschedulable")),
             "resource_version": metadata.get("resourceVersion"),
             "capacity": quantity_to_int((status.get("capacity") or {}).get(resource)),
             "allocatable": quantity_to_int((status.get("allocatable") or {}).get(resource)),

@@ -28,7 +28,9 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 # The same names as conftest.DAY2_HOSTS (checked by the fleet fixture).
@@ -54,6 +56,7 @@ def audit_writes(*args, **kwargs):
     return _HELPERS["sim"].audit_writes(*args, **kwargs)
 
 
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "kubernetes-admin"
 FINGERPRINT = "find /etc/kubernetes /var/lib/kubelet -type f -print0 | sort -z | xargs -0 md5sum"
 
@@ -119,6 +122,47 @@ def _run(ansible_playbook, playbook, inventory, *args, timeout=900, **env):
 @pytest.fixture(scope="module")
 def fleet(day2_cluster):
     return day2_cluster
+
+
+def test_doctor_judges_the_fleet_read_only(fleet, tmp_path, ansible_playbook):
+    """playbooks/doctor.yml for real on cp1 and w1 (before add_node changes the fleet): the JSON
+    report validates against its schema, cp1 (no GPU) skips every GPU check, w1's GPU and
+    node checks come from its simulated H100 and the API server, the exit status follows
+    `healthy`, nothing on the hosts changes, and a second run reports changed=0."""
+    schema = json.loads((ROOT / "docs" / "doctor.schema.json").read_text(encoding="utf-8"))
+    inventory = day2_inventory(tmp_path / "hosts.yml")
+    report_file = tmp_path / "doctor.json"
+    before = dict((host, sh(host, FINGERPRINT).stdout) for host in ("cp1", "w1"))
+    result, out = _run(ansible_playbook, "playbooks/doctor.yml", inventory, "--limit", "cp1,w1",
+                       "-e", "doctor_report_file=%s" % report_file)
+    report = json.loads(report_file.read_text(encoding="utf-8"))
+    jsonschema.validate(report, schema)
+    assert (result.returncode == 0) == report["healthy"], out[-4000:]
+    nodes = dict((n["node"], n) for n in report["nodes"])
+    assert sorted(nodes) == ["cp1", "w1"]
+    cp1 = dict((c["check"], c["status"]) for c in nodes["cp1"]["checks"])
+    for name in ("gpus_detected", "driver_loaded", "ecc_errors", "xid_errors", "fabric", "allocatable", "labels"):
+        assert cp1[name] == "skip", (name, nodes["cp1"]["checks"])
+    assert cp1["kubelet"] == "ok" and cp1["node_ready"] == "ok" and nodes["cp1"]["healthy"] is True
+    w1 = dict((c["check"], c) for c in nodes["w1"]["checks"] if c["gpu"] is None)
+    assert nodes["w1"]["gpu_count"] == 1
+    assert w1["gpus_detected"]["status"] == "ok", w1["gpus_detected"]
+    assert w1["node_ready"]["status"] == "ok" and w1["kubelet"]["status"] == "ok"
+    assert w1["allocatable"]["status"] == "ok", w1["allocatable"]       # the device plugin advertised 1
+    assert w1["labels"]["status"] == "ok", w1["labels"]                 # stage 8's labels, from the same facts
+    # The table, printed by the Report task.
+    assert re.search(r'"NODE\s+GPUS\s+DRIVER\s+RESULT"', out), out[-3000:]
+    assert "fleet: %s (2 node(s)" % ("healthy" if report["healthy"] else "UNHEALTHY") in out
+    assert after_fingerprints_equal(before)
+    again, out = _run(ansible_playbook, "playbooks/doctor.yml", inventory, "--limit", "cp1,w1",
+                      "-e", "doctor_report_file=%s" % report_file, "-e", "doctor_fail_on_unhealthy=false")
+    assert again.returncode == 0, out[-3000:]
+    for host in ("cp1", "w1"):
+        assert re.search(r"^%s\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0" % host, out, re.M), out[-2000:]
+
+
+def after_fingerprints_equal(before):
+    return all(sh(host, FINGERPRINT).stdout == fingerprint for host, fingerprint in before.items())
 
 
 def test_add_node_cordons_first_and_leaves_existing_nodes(fleet, tmp_path, ansible_playbook):

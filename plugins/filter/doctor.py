@@ -1,0 +1,81 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 kubegpu contributors
+"""Filters of playbooks/doctor.yml: Xid events, a node's checks, the fleet report and its table."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: doctor
+short_description: GPU node health checks of playbooks/doctor.yml
+description:
+  - C(gpu_xid_events) takes kernel-log text (C(journalctl -k), C(dmesg)) and returns the NVIDIA Xid events in it,
+    each with its code, GPU (PCI bus id), pid, message, meaning, NVIDIA's immediate action and a severity
+    (C(fail) where the GPU needs a reset or the node a reboot, else C(warn)).
+  - >-
+    C(doctor_node_report(host, node_name, gpu_node=False, kubernetes_node=True, kernel_log='', reboot_marker='',
+    units=None, cluster=None, mig_strategy='none', replicas=1, rename_by_default=False, label_sets=['gfd']))
+    takes this run's C(ansible_facts.kubegpu_gpu) and what the doctor role read (the kernel-log command's output,
+    the reboot marker, the host_state units, the first control plane's two kubectl answers) and returns the
+    node's report - every check of docs/doctor.md with status C(ok), C(warn), C(fail) or C(skip) - and whether
+    the node is healthy (no check failed).
+  - C(doctor_fleet_report) takes the node reports and returns the JSON document of
+    docs/doctor.schema.json; C(doctor_table) renders it as text.
+  - The rules are in plugins/plugin_utils/_doctor.py and plugins/module_utils/_gpu_health.py.
+author: kubegpu maintainers
+options:
+  _input:
+    description: Kernel-log text, the GPU facts, the node reports or the fleet report.
+    type: raw
+    required: true
+"""
+
+RETURN = r"""
+_value:
+  description: Xid events, a node report, the fleet report, or a text table.
+  type: raw
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_health
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _doctor
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
+
+
+def gpu_xid_events(text):
+    """Xid events of kernel-log text, oldest first."""
+    return _gpu_health.parse_xid_lines(str(text or ""))
+
+
+def doctor_node_report(facts, host, node_name, **kwargs):
+    """One node's doctor report."""
+    if not isinstance(facts, dict):
+        raise AnsibleFilterError("doctor_node_report expects the kubegpu_gpu facts (a mapping)")
+    try:
+        return _doctor.node_report_from_run(host, node_name, facts, boolean=boolean, **kwargs)
+    except TypeError as exc:
+        raise AnsibleFilterError("doctor_node_report: %s" % exc) from exc
+
+
+def doctor_fleet_report(nodes):
+    """The fleet report (docs/doctor.schema.json), with this collection's version."""
+    if not isinstance(nodes, (list, tuple)):
+        raise AnsibleFilterError("doctor_fleet_report expects a list of node reports")
+    return _doctor.fleet_report(list(nodes), _doctor.collection_version())
+
+
+def doctor_table(report):
+    """The fleet report as a text table."""
+    return _doctor.table(report)
+
+
+class FilterModule:
+    """kubegpu doctor filters."""
+
+    def filters(self):
+        return {
+            "gpu_xid_events": gpu_xid_events,
+            "doctor_node_report": doctor_node_report,
+            "doctor_fleet_report": doctor_fleet_report,
+            "doctor_table": doctor_table,
+        }
