@@ -199,15 +199,6 @@ def no_release(fleet):
 # GPU Operator mode
 # ----------------------------------------------------------------------------------
 
-# helm 4's --wait (its kstatus status watcher, helm's pkg/kube/statuswait.go) reports the
-# stand-in chart's Deployment as NotFound on the simulated API server although kubectl
-# shows it created and ready (seen on 2026-12-02; one run in three got through). That is a
-# gap in tests/sim's list/watch, not in the role; until the simulation answers the watcher
-# as kube-apiserver does, the tests that need a helm install to finish are skipped, and
-# say so (docs/day2.md, "What is verified where").
-HELM_WAIT_GAP = pytest.mark.skip(reason="tests/sim gap: helm 4's --wait status watcher does not see the stand-in "
-                                        "chart's Deployment on the simulated API server")
-
 
 def test_gpu_operator_refuses_next_to_kubegpu_device_plugin(no_release, tmp_path, ansible_playbook):
     cluster = no_release
@@ -236,7 +227,6 @@ def test_gpu_operator_default_mode_changes_nothing(no_release, tmp_path, ansible
     assert _recap(output, "cp1")["changed"] == 0
 
 
-@HELM_WAIT_GAP
 def test_gpu_operator_installs_pinned_chart_once(no_release, tmp_path, ansible_playbook):
     cluster = no_release
     inventory = day2_inventory(tmp_path / "hosts.yml")
@@ -259,7 +249,10 @@ def test_gpu_operator_installs_pinned_chart_once(no_release, tmp_path, ansible_p
     # what the chart made of them, created through the simulated API server
     policy = cluster.json("get", "clusterpolicies.nvidia.com", "cluster-policy")
     assert policy["spec"]["driver"] == {"enabled": False} and policy["spec"]["toolkit"] == {"enabled": True}
-    assert audit_writes(events, "customresourcedefinitions", "create", name="clusterpolicies.nvidia.com")
+    # helm 4 creates with server-side apply (its "using server-side apply for resource
+    # creation"): an apply PATCH creates the CRD
+    assert audit_writes(events, "customresourcedefinitions", "patch", name="clusterpolicies.nvidia.com")
+    assert cluster.json("get", "crd", "clusterpolicies.nvidia.com")["metadata"]["name"] == "clusterpolicies.nvidia.com"
     deployment = cluster.json("get", "deployment", "-n", NS, "gpu-operator")
     assert deployment["status"].get("readyReplicas") == 1  # helm --wait saw it ready
 
@@ -284,11 +277,11 @@ def test_gpu_operator_installs_pinned_chart_once(no_release, tmp_path, ansible_p
     assert _recap(output, "cp1")["changed"] == 0, output[-3000:]
 
 
-@HELM_WAIT_GAP
 @pytest.mark.parametrize("extra, toolkit", [
     ([], True),                                                                   # auto: the Operator installs it
     (["-e", "container_runtime_nvidia_toolkit_install=true"], False),             # auto: stage 4 installed it
-    (["-e", "gpu_operator_toolkit_enabled=false"], False),                        # forced
+    (["-e", "gpu_operator_toolkit_enabled=false", "-e", "container_runtime_nvidia_toolkit_install=true"],
+     False),                                                                      # forced
 ])
 def test_gpu_operator_toolkit_choice(no_release, tmp_path, ansible_playbook, extra, toolkit):
     result, output = _operator(ansible_playbook, day2_inventory(tmp_path / "hosts.yml"), *OPERATOR_MODE, *extra)
@@ -300,7 +293,17 @@ def test_gpu_operator_toolkit_choice(no_release, tmp_path, ansible_playbook, ext
         {"enabled": toolkit}
 
 
-@HELM_WAIT_GAP
+def test_gpu_operator_refuses_no_toolkit_at_all(no_release, tmp_path, ansible_playbook):
+    """The stage run alone refuses what preflight refuses, with preflight's line
+    (_preflight_rules.gpu_mode_problems): neither toolkit (this fleet's stage 4 installs none)."""
+    result, output = _operator(ansible_playbook, day2_inventory(tmp_path / "hosts.yml"), *OPERATOR_MODE,
+                               "-e", "gpu_operator_toolkit_enabled=false")
+    assert result.returncode != 0
+    assert "host cp1: variable gpu_operator_toolkit_enabled: false while container_runtime_nvidia_toolkit_install" \
+        " is false" in output, output[-3000:]
+    assert _release() is None and not _exists("cp1", VALUES_FILE)
+
+
 def test_gpu_operator_upgrades_a_failed_release_again(no_release, tmp_path, ansible_playbook):
     """helm --wait runs out of time: every worker is cordoned, so the operator pod cannot
     be scheduled (cp1 keeps its control-plane taint) and the release is marked failed."""
@@ -324,7 +327,6 @@ def test_gpu_operator_upgrades_a_failed_release_again(no_release, tmp_path, ansi
     assert _release()["status"] == "deployed"
 
 
-@HELM_WAIT_GAP
 def test_gpu_operator_refuses_a_release_stuck_in_pending(no_release, tmp_path, ansible_playbook):
     """A helm upgrade killed half-way leaves the release pending-upgrade (helm writes that
     status before it waits); helm 3 lists it only when asked for its state, and the role must stop."""
@@ -380,10 +382,11 @@ def test_preflight_refuses_both_gpu_modes(fleet, tmp_path, ansible_playbook):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     for host in HOSTS:
-        assert "Preflight: GPU software mode on %s:" % host in output, output[-4000:]
-    assert "gpu_operator_device_plugin_enabled is false while kubegpu_gpu_operator is true" in output
+        assert "host %s: variable gpu_operator_device_plugin_enabled: false while kubegpu_gpu_operator is true" \
+            % host in output, output[-4000:]
+        assert "host %s: variable gpu_operator_toolkit_enabled: true while container_runtime_nvidia_toolkit_install" \
+            " is true" % host in output, output[-4000:]
     assert "fix: gpu_operator_device_plugin_enabled: true" in output
-    assert "gpu_operator_toolkit_enabled is true and container_runtime_nvidia_toolkit_install is true" in output
     assert "fix: gpu_operator_toolkit_enabled: auto (or false)" in output
     assert not re.search(r"changed=[1-9]", output), output[-3000:]
     assert [e for e in fleet.audit(mark) if e["user"]["username"] == ADMIN] == []

@@ -109,7 +109,9 @@ class Cluster:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kubegpu_sim.apiserver", "--cert-dir", self.certs, "--bind-address", "127.0.0.1",
              "--secure-port", str(self.port), "--advertise-address", "127.0.0.1", "--data-dir", self.data,
-             "--schemas", _schemas_dir() or "", "--service-cluster-ip-range", "10.96.0.0/12"],
+             "--schemas", _schemas_dir() or "", "--service-cluster-ip-range", "10.96.0.0/12"]
+            # KUBEGPU_SIM_VERBOSE=1: the server's request log in apiserver.log
+            + (["-v"] if os.environ.get("KUBEGPU_SIM_VERBOSE") else []),
             env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while time.time() < deadline:

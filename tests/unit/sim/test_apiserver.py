@@ -331,3 +331,23 @@ def test_restart_keeps_state(cluster):
     cluster.stop()
     cluster.start()
     assert cluster.kubectl("get", "cm", "persist", "-o", "jsonpath={.data.k}").stdout == "v"
+
+
+def test_a_status_write_gets_a_new_resource_version_and_reaches_watchers(cluster):
+    """A write through /status changes the object, so it takes a new resourceVersion and
+    watchers from the old one see it (etcd3/store.go GuaranteedUpdate). helm 4's --wait
+    (a watch-list informer) depends on it to see a Deployment become ready."""
+    cluster.kubectl("create", "namespace", "rvs")
+    cluster.kubectl("create", "deployment", "d", "--image=busybox", "-n", "rvs")
+    before = json.loads(cluster.kubectl("get", "deploy", "d", "-n", "rvs", "-o", "json").stdout)
+    old_rv = before["metadata"]["resourceVersion"]
+    cluster.kubectl("patch", "deploy", "d", "-n", "rvs", "--subresource=status", "--type=merge",
+                    "-p", json.dumps({"status": {"readyReplicas": 1, "observedGeneration": 1}}))
+    after = json.loads(cluster.kubectl("get", "deploy", "d", "-n", "rvs", "-o", "json").stdout)
+    assert int(after["metadata"]["resourceVersion"]) > int(old_rv)
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]    # status only
+    watched = cluster.kubectl("get", "--raw", "/apis/apps/v1/namespaces/rvs/deployments?watch=true"
+                              "&resourceVersion=%s&timeoutSeconds=1" % old_rv).stdout
+    events = [json.loads(line) for line in watched.splitlines()]
+    assert [(e["type"], e["object"]["status"].get("readyReplicas")) for e in events] == [("MODIFIED", 1)]
+    assert events[0]["object"]["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]

@@ -350,6 +350,13 @@ class Api:
                 new["status"] = copy.deepcopy(old["status"])
             else:
                 new.pop("status", None)
+        # The status and approval branches replaced `new`: what follows (generation, managed
+        # fields, the new resourceVersion) is about the object that is stored. Every write
+        # that changes an object gets a new resourceVersion, whatever its subresource
+        # (staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go: GuaranteedUpdate stores
+        # the update and the object takes the revision of that write), so watchers from the
+        # previous version see it.
+        meta = new.setdefault("metadata", {})
         if old["metadata"].get("deletionTimestamp") and len(meta.get("finalizers") or []) > \
                 len(old["metadata"].get("finalizers") or []):
             # staging/src/k8s.io/apiserver/pkg/registry/rest/update.go: no new finalizers once deleting

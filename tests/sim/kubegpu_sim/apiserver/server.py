@@ -240,10 +240,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None  # protobuf or YAML body: Metadata only
-        if isinstance(body, dict) and not name:
+        named = body
+        if named is None and raw and protobuf.is_protobuf(self.headers.get("Content-Type", ""), raw):
+            try:
+                named = protobuf.decode_body(raw)   # the object the handler decoded (helm 4's Secrets)
+            except (ValueError, KeyError, TypeError):   # the request itself answered with the error
+                named = None
+        if isinstance(named, dict) and not name:
             # audit/request.go LogRequestObject: a create's objectRef takes the name
-            # (and namespace) from the object in the request, at every level
-            meta = body.get("metadata") or {}
+            # (and namespace) from the decoded object of the request, whatever its
+            # encoding, at every level
+            meta = named.get("metadata") or {}
             if meta.get("name"):
                 ref["name"] = meta["name"]
         if body is not None and resource.plural not in ("secrets", "leases") and sub != "status":
