@@ -198,8 +198,7 @@ def _cluster_checks(kubernetes_node, node, expected, gpu_node, plugin_pod, units
     checks.append(_check("allocatable", "fail" if problems else "ok", "; ".join(problems) if problems else
                          _gpu_resources.summary(node.get("extended") or {}, expected or {})))
     if plugin_pod is None:
-        checks.append(_check("device_plugin", "skip", "the device plugin is not kubegpu's (GPU Operator mode) or was"
-                             " not asked"))
+        checks.append(_check("device_plugin", "skip", "GPU Operator mode: the Operator runs the device plugin"))
     elif not plugin_pod:
         checks.append(_check("device_plugin", "fail", "no device plugin pod on this node"))
     else:
@@ -237,23 +236,28 @@ def kernel_log_source(stdout):
 
 
 def cluster_view(answers, node_name):
-    """(node, plugin pod, error) of one node from the role's two kubectl runs on the first
-    control plane (registered results: rc, stdout, stderr; nodes, then kubegpu's device
-    plugin pods). (None, None, None) when the API server was not asked; (None, None,
-    message) when kubectl failed."""
-    if not answers:
+    """(node, plugin pod, error) of one node from the doctor role's kubectl runs on the first
+    control plane: [nodes, kubegpu's device plugin pods], registered results (rc, stdout,
+    stderr; {"skipped": true} when not run). (None, None, None) when the API server was not
+    asked; (None, None, message) when kubectl failed. The pod is None when the pods were not
+    asked (GPU Operator mode), {} when the node has none."""
+    answers = [a if isinstance(a, dict) else {"rc": 0, "stdout": a} for a in (answers or [])]
+    if not answers or answers[0].get("skipped"):
         return None, None, None
-    answers = [a if isinstance(a, dict) else {"rc": 0, "stdout": a} for a in answers]
-    failed = [a for a in answers if a.get("rc", 0) != 0]
-    if failed or len(answers) < 2:
-        message = (failed[0].get("stderr") or failed[0].get("msg") or "").strip() if failed else "no answer"
+    failed = [a for a in answers if not a.get("skipped") and a.get("rc", 0) != 0]
+    if failed:
+        message = (failed[0].get("stderr") or failed[0].get("msg") or "").strip()
         return None, None, "kubectl on the first control plane failed: %s" % (message[:300] or "rc %s" % failed[0].get("rc"))
     try:
         nodes = _k8s_parse.node_info(answers[0].get("stdout") or "")
-        pods = _k8s_parse._items(answers[1].get("stdout") or "", "Pod")
+        pods = None
+        if len(answers) > 1 and not answers[1].get("skipped"):
+            pods = _k8s_parse._items(answers[1].get("stdout") or "", "Pod")
     except (_k8s_parse.K8sParseError, KeyError, TypeError) as exc:
         return None, None, "kubectl's answer could not be read: %s" % exc
     node = nodes.get(node_name, {})
+    if pods is None:
+        return node, None, None
     pod = {}
     for item in pods:
         spec, status = item.get("spec") or {}, item.get("status") or {}
@@ -262,8 +266,6 @@ def cluster_view(answers, node_name):
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         pod = {"name": (item.get("metadata") or {}).get("name"), "phase": status.get("phase"), "ready": ready}
         break
-    if not pods:
-        pod = None      # kubegpu's device plugin is not deployed here (GPU Operator mode, or another plugin)
     return node, pod, None
 
 

@@ -150,8 +150,12 @@ def test_doctor_judges_the_fleet_read_only(fleet, tmp_path, ansible_playbook):
     assert w1["node_ready"]["status"] == "ok" and w1["kubelet"]["status"] == "ok"
     assert w1["allocatable"]["status"] == "ok", w1["allocatable"]       # the device plugin advertised 1
     assert w1["labels"]["status"] == "ok", w1["labels"]                 # stage 8's labels, from the same facts
+    assert w1["device_plugin"]["status"] == "ok", w1["device_plugin"]   # kubegpu's plugin pod, Ready
+    # No NVIDIA kernel module loads in a container: the simulated H100 has no driver loaded,
+    # which doctor calls a failure, and the exit status says so.
+    assert w1["driver_loaded"]["status"] == "fail" and result.returncode == 2
     # The table, printed by the Report task.
-    assert re.search(r'"NODE\s+GPUS\s+DRIVER\s+RESULT"', out), out[-3000:]
+    assert re.search(r"NODE\s+GPUS\s+DRIVER\s+RESULT", out), out[-3000:]
     assert "fleet: %s (2 node(s)" % ("healthy" if report["healthy"] else "UNHEALTHY") in out
     assert after_fingerprints_equal(before)
     again, out = _run(ansible_playbook, "playbooks/doctor.yml", inventory, "--limit", "cp1,w1",

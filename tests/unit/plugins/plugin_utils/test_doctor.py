@@ -168,6 +168,13 @@ def test_run_level_report_reads_kubectl_answers_and_the_reboot_marker():
     assert checks["xid_errors"]["status"] == "skip"
     assert checks["labels"]["status"] == "warn" and "nvidia.com/gpu.memory" in checks["labels"]["detail"]
     assert report["cordon"] == {"possible": True, "unschedulable": True, "annotation": "old"}
+    operator_mode = doctor_filter.doctor_node_report(_facts(), "gpu1", "gpu1", gpu_node=True, units=UNITS,
+                                                     cluster=[answers[0], {"skipped": True}])
+    assert [c["status"] for c in operator_mode["checks"] if c["check"] == "device_plugin"] == ["skip"]
+    no_pod = doctor_filter.doctor_node_report(_facts(), "gpu1", "gpu1", gpu_node=True, units=UNITS,
+                                              cluster=[answers[0], {"rc": 0, "stdout": '{"kind": "PodList", "items": []}'}])
+    assert [c["detail"] for c in no_pod["checks"] if c["check"] == "device_plugin"] == [
+        "no device plugin pod on this node"]
     failed = doctor_filter.doctor_node_report(_facts(), "gpu1", "gpu1", gpu_node=True, units=UNITS,
                                               cluster=[{"rc": 1, "stderr": "connection refused"}, {"rc": 0}])
     ready = [c for c in failed["checks"] if c["check"] == "node_ready"][0]
