@@ -123,7 +123,8 @@ THROTTLE_REASONS = ("sw_power_cap", "hw_slowdown", "hw_thermal_slowdown", "hw_po
                     "sw_thermal_slowdown")
 
 
-def _text(node, path):
+def xml_text(node, path):
+    """The text of node/path in nvidia-smi's XML; None when missing, empty, N/A or Not Supported."""
     if node is None:
         return None
     child = node.find(path)
@@ -162,25 +163,25 @@ def smi_gpu_health(gpu):
             ecc[scope] = {"correctable": None, "uncorrectable": None}
             continue
         # R535+: sram_*/dram_* counters; older: single_bit/double_bit/total.
-        corrected = _sum([_count(_text(node, "sram_correctable")), _count(_text(node, "dram_correctable"))])
-        uncorrected = _sum([_count(_text(node, "sram_uncorrectable_parity")),
-                            _count(_text(node, "sram_uncorrectable_secded")),
-                            _count(_text(node, "dram_uncorrectable"))])
+        corrected = _sum([_count(xml_text(node, "sram_correctable")), _count(xml_text(node, "dram_correctable"))])
+        uncorrected = _sum([_count(xml_text(node, "sram_uncorrectable_parity")),
+                            _count(xml_text(node, "sram_uncorrectable_secded")),
+                            _count(xml_text(node, "dram_uncorrectable"))])
         if corrected is None:
-            corrected = _count(_text(node, "single_bit/total"))
+            corrected = _count(xml_text(node, "single_bit/total"))
         if uncorrected is None:
-            uncorrected = _count(_text(node, "double_bit/total"))
+            uncorrected = _count(xml_text(node, "double_bit/total"))
         ecc[scope] = {"correctable": corrected, "uncorrectable": uncorrected}
     retired = {
-        "single_bit": _count(_text(gpu, "retired_pages/multiple_single_bit_retirement/retired_count")),
-        "double_bit": _count(_text(gpu, "retired_pages/double_bit_retirement/retired_count")),
-        "pending": _yes(_text(gpu, "retired_pages/pending_retirement")),
+        "single_bit": _count(xml_text(gpu, "retired_pages/multiple_single_bit_retirement/retired_count")),
+        "double_bit": _count(xml_text(gpu, "retired_pages/double_bit_retirement/retired_count")),
+        "pending": _yes(xml_text(gpu, "retired_pages/pending_retirement")),
     }
     remapped = {
-        "correctable": _count(_text(gpu, "remapped_rows/remapped_row_corr")),
-        "uncorrectable": _count(_text(gpu, "remapped_rows/remapped_row_unc")),
-        "pending": _yes(_text(gpu, "remapped_rows/remapped_row_pending")),
-        "failure": _yes(_text(gpu, "remapped_rows/remapped_row_failure")),
+        "correctable": _count(xml_text(gpu, "remapped_rows/remapped_row_corr")),
+        "uncorrectable": _count(xml_text(gpu, "remapped_rows/remapped_row_unc")),
+        "pending": _yes(xml_text(gpu, "remapped_rows/remapped_row_pending")),
+        "failure": _yes(xml_text(gpu, "remapped_rows/remapped_row_failure")),
     }
     throttle = []
     for parent, prefix in (("clocks_event_reasons", "clocks_event_reason_"),
@@ -189,18 +190,18 @@ def smi_gpu_health(gpu):
         if node is None:
             continue
         for reason in THROTTLE_REASONS:
-            if (_text(node, prefix + reason) or "").lower() == "active":
+            if (xml_text(node, prefix + reason) or "").lower() == "active":
                 throttle.append(reason)
         break
-    persistence = _text(gpu, "persistence_mode")
+    persistence = xml_text(gpu, "persistence_mode")
     return {
-        "ecc_mode": (_text(gpu, "ecc_mode/current_ecc") or "").lower() or None,
+        "ecc_mode": (xml_text(gpu, "ecc_mode/current_ecc") or "").lower() or None,
         "ecc": ecc,
         "retired_pages": retired,
         "remapped_rows": remapped,
         "throttle_reasons": throttle,
         "persistence_mode": None if persistence is None else persistence.lower() == "enabled",
-        "fabric": {"state": _text(gpu, "fabric/state"), "status": _text(gpu, "fabric/status")},
+        "fabric": {"state": xml_text(gpu, "fabric/state"), "status": xml_text(gpu, "fabric/status")},
         "source": "nvidia_smi",
     }
 

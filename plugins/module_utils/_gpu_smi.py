@@ -23,7 +23,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_data import family_from_smi, lookup_model
-from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_health import smi_gpu_health
+from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_health import smi_gpu_health, xml_text as _text
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_sysfs import normalise_bus_id
 
 DEFAULT_SMI_PATHS = ("/usr/bin/nvidia-smi",)
@@ -130,18 +130,6 @@ def run_command(argv, timeout):
         raise SmiError("%s: it exited, but a process it started kept its output open; its process group was killed"
                        % message)
     raise SmiError("%s; its process group was killed" % message)
-
-
-def _text(node, path):
-    if node is None:
-        return None
-    child = node.find(path)
-    if child is None or child.text is None:
-        return None
-    value = child.text.strip()
-    if not value or value in ("N/A", "[N/A]", "Not Supported", "[Not Supported]"):
-        return None
-    return value
 
 
 def _mib(text):
