@@ -27,12 +27,13 @@ import yaml
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
-from ansible.template import Templar, trust_as_template
+from ansible.template import Templar
 from ansible.vars.manager import VariableManager
 
 ROOT = Path(__file__).resolve().parents[2]
 # Resolve kubegpu.cluster.* filters from this checkout, as ansible-playbook does.
 init_plugin_loader([str(ROOT / ".collections")])
+from ansible_collections.kubegpu.cluster.tests.unit.compat import load_trusted, trust_as_template  # noqa: E402
 ROLES = ROOT / "roles"
 FIXTURES = ROOT / "tests" / "fixtures" / "k8s"
 EXAMPLE = ROOT / "inventory" / "example" / "hosts.yml"
@@ -87,7 +88,7 @@ class Renderer:
     def _file(self, path):
         if not path.is_file():
             return {}
-        return self.loader.load_from_file(str(path), trusted_as_template=True) or {}
+        return load_trusted(self.loader, str(path)) or {}
 
     def host_vars(self, host):
         variables = {}

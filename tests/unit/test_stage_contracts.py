@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.kubegpu.cluster.tests.unit.compat import edit_cached_facts, trust_as_template
+
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("kubegpu_test_k8s_render", HERE / "test_k8s_render.py")
 k8s = importlib.util.module_from_spec(_spec)
@@ -48,7 +50,6 @@ def _stage4_publishes(config_text, **overrides):
     expression = publish["ansible.builtin.set_fact"]["container_runtime_cri_handlers"]
     state = {"files": {"/etc/containerd/config.toml": config_text}}
     renderer.overrides.update({"_container_runtime_config": result, "_container_runtime_state": state})
-    from ansible.template import trust_as_template
     return {**published, "container_runtime_cri_handlers": renderer.templar("gpu1").template(trust_as_template(expression))}
 
 
@@ -136,11 +137,8 @@ def _stale_cache(tmp_path):
                             "tasks": [{"name": "Gather", "kubegpu.cluster.gpu_facts": None}]}], cache=cache)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (entry,) = [p for p in cache.iterdir() if p.name.endswith("localhost")]
-    wrapper = json.loads(entry.read_text(encoding="utf-8"))
-    facts = json.loads(wrapper["__payload__"])
-    facts["kubegpu_gpu"] = dict(facts["kubegpu_gpu"], count=8, present=True, gpus=H100_FACTS["gpus"])
-    wrapper["__payload__"] = json.dumps(facts)
-    entry.write_text(json.dumps(wrapper), encoding="utf-8")
+    edit_cached_facts(entry, lambda facts: facts.update(
+        kubegpu_gpu=dict(facts["kubegpu_gpu"], count=8, present=True, gpus=H100_FACTS["gpus"])))
     return cache
 
 

@@ -42,6 +42,9 @@ def _run(tmp_path, inventory_text, *extra):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
                ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_GATHERING="implicit",
+               # Results as JSON: one line per message on every ansible-core (2.17's YAML
+               # results fold long messages and double the quotes inside them).
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json",
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1", ANSIBLE_FORKS="4",
                PATH=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""))
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "preflight.yml"),

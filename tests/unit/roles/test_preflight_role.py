@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.kubegpu.cluster.tests.unit.compat import cached_facts, edit_cached_facts
+
 HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("kubegpu_test_k8s_render", HERE.parent / "test_k8s_render.py")
 k8s = importlib.util.module_from_spec(_spec)
@@ -371,16 +373,13 @@ def test_playbook_decides_from_facts_gathered_in_this_run(tmp_path):
     done, out = run()
     assert done.returncode == 0, out[-4000:]
     [entry] = list(cache.iterdir())          # the jsonfile cache entry of cp1
-    stored = json.loads(entry.read_text(encoding="utf-8"))
-    facts = json.loads(stored["__payload__"])
-    facts.update(ansible_distribution="Ubuntu", ansible_distribution_version="18.04",
-                 ansible_distribution_major_version="18", ansible_python_version="3.6.8")
-    stored["__payload__"] = json.dumps(facts)
-    entry.write_text(json.dumps(stored), encoding="utf-8")
+    edit_cached_facts(entry, lambda facts: facts.update(
+        ansible_distribution="Ubuntu", ansible_distribution_version="18.04",
+        ansible_distribution_major_version="18", ansible_python_version="3.6.8"))
 
     done, out = run()
     assert done.returncode == 0, out[-4000:]
     assert "TASK [Gathering Facts]" not in out       # the play took the (stale) cache
     assert "Ubuntu 18.04" not in out and "3.6.8" not in out
-    facts = json.loads(json.loads(entry.read_text(encoding="utf-8"))["__payload__"])
+    facts = cached_facts(entry)
     assert facts["ansible_distribution"] == "Debian"     # this run's facts replaced them

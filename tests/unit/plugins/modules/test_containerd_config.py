@@ -14,7 +14,7 @@ import pytest
 import tomlkit
 
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.kubegpu.cluster.tests.unit.compat import patch_module_args
 
 from ansible_collections.kubegpu.cluster.plugins.modules import containerd_config
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.kubegpu.cluster.tests.unit.compat import patch_module_args
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_nvml
 from ansible_collections.kubegpu.cluster.plugins.modules import gpu_facts

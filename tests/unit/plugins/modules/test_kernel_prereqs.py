@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.kubegpu.cluster.tests.unit.compat import patch_module_args
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _kernel
 from ansible_collections.kubegpu.cluster.plugins.modules import kernel_prereqs

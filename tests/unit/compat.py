@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the unit tests need from ansible-core, on every version of meta/runtime.yml's
+range (2.17 to 2.20; scripts/test.sh matrix runs the unit tests on the lowest and the
+highest).
+
+- patch_module_args: ansible.module_utils.testing exists from ansible-core 2.19. Before
+  it, AnsibleModule read its arguments from ansible.module_utils.basic._ANSIBLE_ARGS, a
+  JSON document {"ANSIBLE_MODULE_ARGS": {...}} as bytes; that is what is set here.
+- cached_facts / edit_cached_facts: a jsonfile fact-cache entry. ansible-core 2.19
+  wraps the facts ({"__payload__": "<the facts as JSON>", ...}); before, the entry was
+  the facts themselves.
+- trust_as_template / load_trusted: ansible-core 2.19 templates only strings marked
+  trusted (data tagging); before it, every string was a template. Both are the
+  identity there.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+from unittest import mock
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+    from ansible.module_utils import basic as _basic
+
+    @contextlib.contextmanager
+    def patch_module_args(args=None):
+        """Expose args to the AnsibleModule instances created within this context."""
+        if not isinstance(args, (dict, type(None))):
+            raise TypeError("The `args` arg must be a dict or None.")
+        payload = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
+        with mock.patch.object(_basic, "_ANSIBLE_ARGS", payload):
+            yield
+
+try:
+    from ansible.template import trust_as_template
+except ImportError:  # ansible-core < 2.19: every string is a template
+    def trust_as_template(value):
+        """The value itself: before 2.19 nothing needs marking."""
+        return value
+
+
+def load_trusted(loader, path):
+    """DataLoader.load_from_file(path) with the strings in it trusted as templates."""
+    if "trusted_as_template" in inspect.signature(loader.load_from_file).parameters:
+        return loader.load_from_file(path, trusted_as_template=True)
+    return loader.load_from_file(path)
+
+
+def cached_facts(entry):
+    """The facts in a jsonfile fact-cache entry (a pathlib.Path)."""
+    stored = json.loads(entry.read_text(encoding="utf-8"))
+    return json.loads(stored["__payload__"]) if "__payload__" in stored else stored
+
+
+def edit_cached_facts(entry, edit):
+    """Call edit(facts) on the facts of a jsonfile fact-cache entry, write them back in
+    the entry's own format."""
+    stored = json.loads(entry.read_text(encoding="utf-8"))
+    facts = json.loads(stored["__payload__"]) if "__payload__" in stored else stored
+    edit(facts)
+    if "__payload__" in stored:
+        stored["__payload__"] = json.dumps(facts)
+    entry.write_text(json.dumps(stored), encoding="utf-8")
+
+
+__all__ = ["cached_facts", "edit_cached_facts", "load_trusted", "patch_module_args", "trust_as_template"]
