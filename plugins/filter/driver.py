@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Filters for the nvidia_driver role: package, source and repository selection.
 
-The logic lives in plugins/module_utils/_driver_packages.py (pure, unit-tested);
+The logic lives in plugins/plugin_utils/_driver_packages.py (pure, unit-tested);
 this file only exposes it to Jinja and turns its refusals into filter errors.
 """
 
@@ -41,8 +41,8 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _driver_packages as _dp
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _driver_plan as _plan
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_packages as _dp
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_plan as _plan
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_driver as _pd
 
 

@@ -61,9 +61,9 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils._driver_plan import DriverPlanError
-from ansible_collections.kubegpu.cluster.plugins.module_utils._driver_plan import plan as _plan
-from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_labels import node_labels
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan import DriverPlanError
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan import plan as _plan
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._gpu_labels import node_labels
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources
 
 

@@ -38,7 +38,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _k8s_parse, _kubeadm
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _k8s_parse, _kubeadm
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _reports
 
 

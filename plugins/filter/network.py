@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Filters for network and node-identity checks (used by the preflight role).
 
-The logic lives in plugins/module_utils/_network.py (pure, unit-tested); this file
+The logic lives in plugins/plugin_utils/_network.py (pure, unit-tested); this file
 only exposes it to Jinja. Python's ipaddress does the work, so no netaddr is needed.
 """
 
@@ -43,7 +43,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
 
 
 def _mapping(value, name):

@@ -303,7 +303,7 @@ def pci_ids_names(root, wanted, vendor=NVIDIA_VENDOR):
 
 
 # ---------------------------------------------------------------------------
-# Driver branches. One table, used by _driver_plan.
+# Driver branches. One table, used by plugin_utils/_driver_plan.
 #
 # Sources (shared/UPSTREAM.md, NVIDIA "supported drivers and CUDA toolkit
 # versions" and the CUDA toolkit release notes, table "CUDA Toolkit and

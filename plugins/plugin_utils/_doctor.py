@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_health
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_labels
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _k8s_parse
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_labels
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _k8s_parse
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources
 
 SCHEMA_VERSION = 1

@@ -4,7 +4,7 @@
 
 Stage 3 plans the driver (roles/nvidia_driver/tasks/plan.yml), selects its packages and
 refuses unsigned modules on a Secure Boot host (tasks/install.yml). ``driver_problems``
-walks the same steps with the same functions (plugins/module_utils/_driver_plan.py
+walks the same steps with the same functions (plugins/plugin_utils/_driver_plan.py
 ``plan``, _driver_packages.py ``default_source``, ``source_constraints``, ``pinned_plan``,
 ``select``), on the GPU facts gathered in THIS run, and turns their refusals into problem
 records ``{"variable", "problem", "fix"}`` - never a filter traceback:
@@ -25,9 +25,9 @@ and none here.
 
 from __future__ import annotations
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _driver_packages as _dp
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _driver_plan as _plan
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_packages as _dp
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_plan as _plan
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
 
 # The nvidia_driver settings the decision reads (role defaults where the inventory sets none).

@@ -10,7 +10,7 @@ gathered in this run:
   preflight's settings (_preflight_rules.host_fact_problems);
 - the rules later stages enforce (_preflight_rules: the Kubernetes version, the control-plane
   endpoint's form, proxy URLs, the GPU Operator toolkit setting, the GPU software mode,
-  the NFS mounts and provisioner, cgroup v1 with a kubelet that refuses it; plugins/module_utils/_network.py: kubeadm's CIDR limits and kubegpu's
+  the NFS mounts and provisioner, cgroup v1 with a kubelet that refuses it; plugins/plugin_utils/_network.py: kubeadm's CIDR limits and kubegpu's
   IPv4 Calico pool);
 - the NVIDIA driver stage's decision on this host's GPUs (_preflight_driver.driver_problems).
 
@@ -20,7 +20,7 @@ with the host's other problems into one failure (docs/preflight.md).
 
 from __future__ import annotations
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_driver as _driver
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_rules as _rules
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_specs as _specs

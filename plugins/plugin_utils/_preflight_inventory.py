@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml  # PyYAML: an ansible-core requirement, on every controller
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean as _convert_bool
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_rules
 
 CONTROL_PLANE, WORKERS, CLUSTER, ETCD = "kube_control_plane", "kube_node", "k8s_cluster", "etcd"

@@ -5,7 +5,7 @@
 Each function is the one place its rule lives; preflight (stage 1) and the stage that
 depends on it call the same function, so a setting the stage would refuse after stages 2-4
 changed the hosts is refused before any host changes. Each returns problem records
-``{"variable", "problem", "fix"}`` (plugins/module_utils/_network.py ``problem``), or
+``{"variable", "problem", "fix"}`` (plugins/plugin_utils/_network.py ``problem``), or
 none:
 
 - kubernetes_version_problem: an exact release X.Y.Z, 1.31 or newer (the kubernetes role);
@@ -35,7 +35,7 @@ import re
 import shlex
 from urllib.parse import urlsplit
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_specs import collection_defaults, show
 
 problem = _network.problem

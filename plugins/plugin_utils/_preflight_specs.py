@@ -33,7 +33,7 @@ import yaml  # PyYAML: an ansible-core requirement, on every controller
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import ArgumentValueError
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
 
 # What each spec type accepts, as the messages say it.
 _ACCEPTED = {
@@ -233,7 +233,7 @@ def option_problem(name, value, option):
     """The problem record of one option set to ``value``, or None.
 
     ``option`` is its entry in a role's argument spec. The record is ``{"variable",
-    "problem", "fix"}`` (plugins/module_utils/_network.py ``problem``)."""
+    "problem", "fix"}`` (plugins/plugin_utils/_network.py ``problem``)."""
     kind = option.get("type", "str")
     if value is None:
         if kind in ("bool", "raw") or option.get("default") is None:

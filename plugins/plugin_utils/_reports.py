@@ -9,7 +9,7 @@ driver, cuda, labels, result); ``passed`` is true for PASS and for a node withou
 
 from __future__ import annotations
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils._k8s_parse import REPORT_COLUMNS
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._k8s_parse import REPORT_COLUMNS
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._doctor import collection_version
 
 SCHEMA_VERSION = 1

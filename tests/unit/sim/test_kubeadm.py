@@ -226,9 +226,9 @@ def test_seal_roundtrip_and_wrong_key():
 
 
 def test_upload_certs_output_parses_with_the_roles_filter():
-    """The roles read the key with plugins/module_utils/_kubeadm.py parse_certificate_key."""
+    """The roles read the key with plugins/plugin_utils/_kubeadm.py parse_certificate_key."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location("_kubeadm", ROOT / "plugins" / "module_utils" / "_kubeadm.py")
+    spec = importlib.util.spec_from_file_location("_kubeadm", ROOT / "plugins" / "plugin_utils" / "_kubeadm.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
@@ -262,7 +262,7 @@ def test_upload_certs_output_parses_with_the_roles_filter():
 
 def test_join_command_parses_with_the_roles_filter():
     import importlib.util
-    spec = importlib.util.spec_from_file_location("_kubeadm", ROOT / "plugins" / "module_utils" / "_kubeadm.py")
+    spec = importlib.util.spec_from_file_location("_kubeadm", ROOT / "plugins" / "plugin_utils" / "_kubeadm.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     text = kubeadm.init_success("k8s-api:6443", "abcdef.0123456789abcdef", "sha256:" + "e" * 64, True)
@@ -334,7 +334,7 @@ def test_pubkey_pin_matches_openssl(pki_dir):
     assert pki.pubkey_pin(ca_pem) == expected
     # and the roles' filter agrees
     import importlib.util
-    spec = importlib.util.spec_from_file_location("_kubeadm", ROOT / "plugins" / "module_utils" / "_kubeadm.py")
+    spec = importlib.util.spec_from_file_location("_kubeadm", ROOT / "plugins" / "plugin_utils" / "_kubeadm.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.ca_cert_hash(ca_pem.decode()) == expected

@@ -6,7 +6,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubegpu.cluster.plugins.filter import driver
-from ansible_collections.kubegpu.cluster.plugins.module_utils._driver_plan import plan
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan import plan
 
 H100 = {
     "count": 1,

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu, _gpu_data, _gpu_labels, _gpu_smi
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu, _gpu_data, _gpu_smi
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_nvml import NvmlError
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_labels
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "gpu"
 H100 = FIXTURES / "h100-80gb-hbm3-ubuntu2404"

@@ -2,7 +2,7 @@
 # Copyright (c) 2026 kubegpu contributors
 """kubeadm helpers: parse what kubeadm prints, compute the CA certificate hash.
 
-Pure functions, standard library only (usable on the controller and on targets).
+Controller side (the kubeadm filters). Pure functions, standard library only.
 
 Formats (kubernetes/website, content/en/docs/setup/production-environment/tools/
 kubeadm/create-cluster-kubeadm.md and high-availability.md):
@@ -20,9 +20,7 @@ kubeadm/create-cluster-kubeadm.md and high-availability.md):
   computes).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import base64
 import binascii

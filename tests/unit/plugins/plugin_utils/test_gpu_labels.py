@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_labels import node_labels, sanitise
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._gpu_labels import node_labels, sanitise
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "gpu"
 H100_FACTS = json.loads((FIXTURES / "h100-device-nvml" / "facts-nvml.json").read_text())

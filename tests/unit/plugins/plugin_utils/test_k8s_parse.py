@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""kubectl JSON parsers and the validate report (module_utils/_k8s_parse.py).
+"""kubectl JSON parsers and the validate report (plugin_utils/_k8s_parse.py).
 
 Fixtures are shaped as the Kubernetes API reference documents Node and Job objects
 (tests/fixtures/k8s/README.md); the first test validates them against the Kubernetes
@@ -13,7 +13,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _k8s_parse
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _k8s_parse
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "k8s"
 

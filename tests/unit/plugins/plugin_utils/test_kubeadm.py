@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""kubeadm output parsers and the CA certificate hash (module_utils/_kubeadm.py).
+"""kubeadm output parsers and the CA certificate hash (plugin_utils/_kubeadm.py).
 
 Outputs are the ones printed in the Kubernetes documentation (tests/fixtures/k8s/README.md
 names each source). The CA hash is checked against openssl on certificates generated
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _kubeadm
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _kubeadm
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "k8s"
 DOC_TOKEN = "9vr73a.a8uxyaju799qwdjv"

@@ -10,9 +10,7 @@ The compatibility data is in _gpu_data (FAMILY_DRIVER_SUPPORT, BRANCHES),
 once, with its sources. Standard library only.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_data import (
     BRANCHES,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils._driver_plan import DriverPlanError, parse_branch, plan
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan import DriverPlanError, parse_branch, plan
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "gpu"
 H100_FACTS = json.loads((FIXTURES / "h100-device-nvml" / "facts-nvml.json").read_text())

@@ -30,9 +30,7 @@ scheduling). ``gpu.count`` is always the count of all GPUs, and
 Standard library only; usable on the controller (filters) and targets.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import re
 

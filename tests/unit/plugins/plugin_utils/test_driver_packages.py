@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _driver_packages as dp
-from ansible_collections.kubegpu.cluster.plugins.module_utils._driver_packages import DriverPackagesError
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_packages as dp
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_packages import DriverPackagesError
 
 UBUNTU = ("Debian", "Ubuntu", "24.04")
 UBUNTU22 = ("Debian", "Ubuntu", "22.04")

@@ -9,9 +9,7 @@ status.capacity, status.conditions, spec.taints) and batch/v1 Job (status.succee
 status.failed, status.conditions).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import json
 

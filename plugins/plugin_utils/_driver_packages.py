@@ -21,9 +21,7 @@ A request no source can satisfy raises DriverPackagesError, whose message names
 the host variable to change and the fix.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import re
 

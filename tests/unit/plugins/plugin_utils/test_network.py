@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Unit tests of plugins/module_utils/_network.py (pure functions)."""
+"""Unit tests of plugins/plugin_utils/_network.py (pure functions)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _network as n
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network as n
 
 
 @pytest.mark.parametrize("value, network", [
