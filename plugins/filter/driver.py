@@ -22,6 +22,10 @@ description:
     preflight applies), as problem records.
   - C(nvidia_driver_packages) maps (OS, branch, flavour, source, kernel) to packages, repository and holds.
   - C(nvidia_driver_package_changes) compares that selection with ansible_facts.packages.
+  - C(nvidia_driver_reboot_decision) says, after stage 3 loaded what it could, whether the planned driver is
+    loaded and whether this host may reboot to load it (with the reason when it may not).
+  - C(nvidia_driver_after_reboot_problem) is empty when the planned driver is loaded after the reboot, else the
+    message for the user.
   - C(nvidia_driver_merge_apt_components) adds components to the distribution's apt entries.
 author: kubegpu maintainers
 options:
@@ -34,8 +38,8 @@ options:
 RETURN = r"""
 _value:
   description: A source name, the source's constraints, a driver plan, the host's decision
-    (C(source), C(constraints), C(plan)), a package selection, package changes, problem records, or merged apt
-    entries, as each filter's line above says.
+    (C(source), C(constraints), C(plan)), a package selection, package changes, problem records, merged apt
+    entries, a reboot decision or a message, as each filter's line above says.
   type: raw
 """
 
@@ -128,6 +132,20 @@ def nvidia_driver_merge_apt_components(text, fmt, components, codename):
     return _call("nvidia_driver_merge_apt_components", _dp.merge_apt_components, text, fmt, components, codename)
 
 
+def nvidia_driver_reboot_decision(gpu_facts, plan, was_loaded, in_container, check_mode, reboot_allowed,
+                                  reboot_on_upgrade, host="this host", virtualization_type=""):
+    """loaded_ok, reason, reboot_needed, reboot_ok, message (see _driver_plan.reboot_decision)."""
+    return _plan.reboot_decision(gpu_facts, plan, _pd._as_bool(was_loaded), _pd._as_bool(in_container),
+                                 _pd._as_bool(check_mode), _pd._as_bool(reboot_allowed),
+                                 _pd._as_bool(reboot_on_upgrade), host=host,
+                                 virtualization_type=virtualization_type or "")
+
+
+def nvidia_driver_after_reboot_problem(gpu_facts, plan, host="this host"):
+    """Empty when the planned driver is loaded, else the message (see _driver_plan.after_reboot_problem)."""
+    return _plan.after_reboot_problem(gpu_facts, plan, host=host)
+
+
 class FilterModule:
     """kubegpu NVIDIA driver filters."""
 
@@ -142,4 +160,6 @@ class FilterModule:
             "nvidia_driver_packages": nvidia_driver_packages,
             "nvidia_driver_package_changes": nvidia_driver_package_changes,
             "nvidia_driver_merge_apt_components": nvidia_driver_merge_apt_components,
+            "nvidia_driver_reboot_decision": nvidia_driver_reboot_decision,
+            "nvidia_driver_after_reboot_problem": nvidia_driver_after_reboot_problem,
         }

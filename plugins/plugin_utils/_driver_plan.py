@@ -207,28 +207,7 @@ def plan(facts, branch="auto", flavour="auto"):
         warnings.append("branch R%d is not in our table; its CUDA version and support window are unknown" % chosen)
 
     # Does the loaded driver satisfy the plan?
-    loaded = bool(driver.get("loaded"))
-    loaded_version = driver.get("version")
-    loaded_flavour = driver.get("flavour")
-    if not loaded or not loaded_version:
-        satisfied, reason = False, "no NVIDIA driver is loaded"
-    elif loaded_version.split(".")[0] != str(chosen):
-        satisfied, reason = False, "loaded driver %s is not branch R%d" % (loaded_version, chosen)
-    elif pinned and _version_tuple(loaded_version) != _version_tuple(pinned):
-        satisfied, reason = False, "loaded driver %s is not the pinned version %s" % (loaded_version, pinned)
-    elif loaded_flavour and loaded_flavour != chosen_flavour:
-        satisfied, reason = False, "loaded driver %s uses the %s kernel modules, the plan wants %s" % (
-            loaded_version,
-            loaded_flavour,
-            chosen_flavour,
-        )
-    else:
-        satisfied, reason = True, "loaded driver %s (%s) matches R%d/%s" % (
-            loaded_version,
-            loaded_flavour or "flavour unknown",
-            chosen,
-            chosen_flavour,
-        )
+    satisfied, reason = loaded_check(driver, {"branch": str(chosen), "version": pinned, "flavour": chosen_flavour})
 
     cuda_max = info["cuda_max"] if info else None
     if satisfied and facts.get("cuda_driver_version"):
@@ -249,3 +228,80 @@ def plan(facts, branch="auto", flavour="auto"):
         "reason": reason,
         "warnings": warnings,
     }
+
+
+def loaded_check(driver, plan_):
+    """Does the loaded driver satisfy a plan? (satisfied, reason).
+
+    driver: gpu_facts' driver dict (loaded, version, flavour); plan_: a plan's branch,
+    version (an exact pin or None) and flavour. The one test of "the planned driver is
+    loaded": planning (a host whose driver is satisfied is left alone), stage 3 after
+    it loaded the module, and after a reboot.
+    """
+    driver = driver or {}
+    branch, pinned, flavour = str(plan_.get("branch")), plan_.get("version"), plan_.get("flavour")
+    loaded_version = driver.get("version")
+    loaded_flavour = driver.get("flavour")
+    if not driver.get("loaded") or not loaded_version:
+        return False, "no NVIDIA driver is loaded"
+    loaded_version = str(loaded_version)
+    if loaded_version.split(".")[0] != branch:
+        return False, "loaded driver %s is not branch R%s" % (loaded_version, branch)
+    if pinned and _version_tuple(loaded_version) != _version_tuple(pinned):
+        return False, "loaded driver %s is not the pinned version %s" % (loaded_version, pinned)
+    if loaded_flavour and loaded_flavour != flavour:
+        return False, "loaded driver %s uses the %s kernel modules, the plan wants %s" % (
+            loaded_version, loaded_flavour, flavour)
+    return True, "loaded driver %s (%s) matches R%s/%s" % (
+        loaded_version, loaded_flavour or "flavour unknown", branch, flavour)
+
+
+def _plan_text(plan_):
+    return "R%s%s %s" % (plan_.get("branch"), ("/" + plan_["version"]) if plan_.get("version") else "",
+                         plan_.get("flavour"))
+
+
+def reboot_decision(gpu_facts, plan_, was_loaded, in_container, check_mode, reboot_allowed, reboot_on_upgrade,
+                    host="this host", virtualization_type=""):
+    """After stage 3 installed packages and tried to load the module: is the planned
+    driver loaded, and if not, may this host reboot to load it?
+
+    Returns loaded_ok, reason (loaded_check's), reboot_needed, reboot_ok (needed and
+    allowed), and message: why a needed reboot does not happen here ("" otherwise; a
+    string either way, which Jinja on every ansible-core reads alike).
+    A reboot is allowed when nvidia_driver_reboot_allowed is true and, where a driver
+    was loaded before this run (an upgrade), nvidia_driver_reboot_on_upgrade too; never
+    in a container (it uses the host kernel's modules) and never in check mode.
+    """
+    ok, reason = loaded_check((gpu_facts or {}).get("driver"), plan_)
+    allowed = bool(reboot_allowed) and (not was_loaded or bool(reboot_on_upgrade))
+    possible = not in_container and not check_mode
+    message = ""
+    if not ok and not (allowed and possible):
+        if in_container:
+            why = ("not possible here: this host is a container (%s), which cannot load kernel modules or reboot"
+                   % (virtualization_type or "container"))
+        elif check_mode:
+            why = "check mode"
+        else:
+            why = "not allowed: set nvidia_driver_reboot_allowed%s or reboot the host yourself (drain it first)" % (
+                " and nvidia_driver_reboot_on_upgrade (a driver was loaded before this run)" if was_loaded else "")
+        message = "%s: reboot required to load driver %s (%s), %s." % (host, _plan_text(plan_), reason, why)
+    return {"loaded_ok": ok, "reason": reason, "reboot_needed": not ok,
+            "reboot_ok": (not ok) and allowed and possible, "message": message}
+
+
+def after_reboot_problem(gpu_facts, plan_, host="this host"):
+    """"" when the planned driver is loaded after the reboot, else what to tell the user."""
+    gpu_facts = gpu_facts or {}
+    driver = gpu_facts.get("driver") or {}
+    ok, reason = loaded_check(driver, plan_)
+    if ok:
+        return ""
+    now = ("loaded at %s (%s)" % (driver.get("version"), driver.get("flavour") or "flavour unknown")
+           if driver.get("loaded") else "not loaded")
+    return ("%s: after the reboot the NVIDIA driver is %s, the plan is %s (%s). Detection says: %s; hints: %s. "
+            "Check `dkms status`, `journalctl -k | grep -i nvrm`, Secure Boot (mokutil --sb-state) and that nouveau "
+            "is blacklisted." % (host, now, _plan_text(plan_), reason,
+                                 "; ".join(gpu_facts.get("warnings") or []) or "no warnings",
+                                 "; ".join(driver.get("install_hints") or []) or "none"))

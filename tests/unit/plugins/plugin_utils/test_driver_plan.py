@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan import DriverPlanError, parse_branch, plan
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan import (
+    DriverPlanError, after_reboot_problem, loaded_check, parse_branch, plan, reboot_decision)
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "gpu"
 H100_FACTS = json.loads((FIXTURES / "h100-device-nvml" / "facts-nvml.json").read_text())
@@ -189,6 +190,80 @@ def test_eol_requested_branch_warns():
 def test_satisfied(version, flavour, branch, satisfied, reason):
     result = plan(host("H100", version=version, flavour=flavour, cuda="13.0"), branch=branch)
     assert (result["satisfied"], result["reason"]) == (satisfied, reason)
+
+
+R580_OPEN = {"branch": "580", "version": None, "flavour": "open"}
+
+
+@pytest.mark.parametrize("driver, plan_, expected", [
+    ({"loaded": True, "version": "580.159.04", "flavour": "open"}, R580_OPEN, True),
+    ({"loaded": True, "version": "580.159.04", "flavour": None}, R580_OPEN, True),    # flavour not read: accepted
+    ({"loaded": False, "version": "580.159.04"}, R580_OPEN, False),
+    ({"loaded": True, "version": "570.195.03", "flavour": "open"}, R580_OPEN, False),
+    ({"loaded": True, "version": "580.159.04", "flavour": "open"}, dict(R580_OPEN, version="580.95.05"), False),
+    ({"loaded": True, "version": "580.95.05", "flavour": "open"}, dict(R580_OPEN, version="580.95.05"), True),
+    ({}, R580_OPEN, False),
+    (None, R580_OPEN, False),
+])
+def test_loaded_check_is_the_test_planning_uses(driver, plan_, expected):
+    satisfied, reason = loaded_check(driver, plan_)
+    assert satisfied is expected, reason
+    if driver and driver.get("version"):
+        # plan() of a host with this driver loaded says the same for the same request.
+        requested = plan_["version"] or "auto"
+        facts = host("H100", version=driver["version"], flavour=driver.get("flavour"), cuda="13.0")
+        facts["driver"]["loaded"] = bool(driver.get("loaded"))
+        assert (plan(facts, branch=requested)["satisfied"], plan(facts, branch=requested)["reason"]) == (satisfied, reason)
+
+
+LOADED_580 = {"driver": {"loaded": True, "version": "580.159.04", "flavour": "open"}}
+NOT_LOADED = {"driver": {"loaded": False}, "warnings": ["nvidia.ko not loaded"]}
+
+
+@pytest.mark.parametrize("facts, kwargs, loaded_ok, reboot_ok, says", [
+    # Loaded: nothing to do, nothing to say.
+    (LOADED_580, dict(was_loaded=False, in_container=False, check_mode=False, reboot_allowed=False,
+                      reboot_on_upgrade=False), True, False, ""),
+    # First install, reboots allowed: reboot.
+    (NOT_LOADED, dict(was_loaded=False, in_container=False, check_mode=False, reboot_allowed=True,
+                      reboot_on_upgrade=False), False, True, ""),
+    # Upgrade (a driver was loaded before): needs reboot_on_upgrade too.
+    (NOT_LOADED, dict(was_loaded=True, in_container=False, check_mode=False, reboot_allowed=True,
+                      reboot_on_upgrade=False), False, False,
+     "not allowed: set nvidia_driver_reboot_allowed and nvidia_driver_reboot_on_upgrade (a driver was loaded"),
+    (NOT_LOADED, dict(was_loaded=True, in_container=False, check_mode=False, reboot_allowed=True,
+                      reboot_on_upgrade=True), False, True, ""),
+    (NOT_LOADED, dict(was_loaded=False, in_container=False, check_mode=False, reboot_allowed=False,
+                      reboot_on_upgrade=True), False, False,
+     "not allowed: set nvidia_driver_reboot_allowed or reboot the host yourself (drain it first)."),
+    # A container never reboots; check mode never does.
+    (NOT_LOADED, dict(was_loaded=False, in_container=True, check_mode=False, reboot_allowed=True,
+                      reboot_on_upgrade=True, virtualization_type="docker"), False, False,
+     "not possible here: this host is a container (docker)"),
+    (NOT_LOADED, dict(was_loaded=False, in_container=False, check_mode=True, reboot_allowed=True,
+                      reboot_on_upgrade=True), False, False, "check mode."),
+])
+def test_reboot_decision(facts, kwargs, loaded_ok, reboot_ok, says):
+    decision = reboot_decision(facts, R580_OPEN, host="gpu1", **kwargs)
+    assert decision["loaded_ok"] is loaded_ok
+    assert decision["reboot_needed"] is (not loaded_ok)
+    assert decision["reboot_ok"] is reboot_ok
+    if says:
+        assert decision["message"].startswith("gpu1: reboot required to load driver R580 open (no NVIDIA driver is loaded), ")
+        assert says in decision["message"]
+    else:
+        assert decision["message"] == ""
+
+
+def test_after_reboot_problem_names_what_is_loaded_and_what_to_check():
+    assert after_reboot_problem(LOADED_580, R580_OPEN, "gpu1") == ""
+    message = after_reboot_problem({"driver": {"loaded": True, "version": "570.195.03", "flavour": "open",
+                                               "install_hints": ["run dkms status"]}}, R580_OPEN, "gpu1")
+    assert message.startswith("gpu1: after the reboot the NVIDIA driver is loaded at 570.195.03 (open), "
+                              "the plan is R580 open (loaded driver 570.195.03 is not branch R580).")
+    assert "hints: run dkms status" in message and "mokutil --sb-state" in message
+    assert "is not loaded" in after_reboot_problem(NOT_LOADED, R580_OPEN, "gpu1")
+    assert "Detection says: nvidia.ko not loaded" in after_reboot_problem(NOT_LOADED, R580_OPEN, "gpu1")
 
 
 def test_real_h100_facts():
