@@ -6,12 +6,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-export PATH=$root/.venv/bin:$PATH
+# The ansible-core under test: .venv's (requirements-dev.txt), or the venv KUBEGPU_VENV
+# names (scripts/test.sh matrix: .venv-core-2.17, .venv-core-2.20).
+venv=${KUBEGPU_VENV:-$root/.venv}
+export PATH=$venv/bin:$PATH
 py=$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 cache=$HOME/.ansible/test/cache
 mkdir -p "$cache"
-cat >"$cache/get_pip_24_2.py" <<'PY'
+# The pip version ansible-test bootstraps differs per ansible-core (2.17: 23.1.2, 2.19:
+# 24.2, 2.20: 25.2): ask the ansible-test in use, fall back to 2.19's.
+pip_version=$(python - 2>/dev/null <<'PY'
+import sys
+from ansible_test._internal.host_configs import NativePythonConfig
+from ansible_test._internal.python_requirements import get_venv_packages
+print(get_venv_packages(NativePythonConfig(version="%d.%d" % sys.version_info[:2], path=sys.executable))["pip"])
+PY
+) || pip_version=24.2
+cat >"$cache/get_pip_${pip_version//./_}.py" <<'PY'
 """Offline stand-in for the get-pip.py download ansible-test makes.
 
 Installs pip with ensurepip (in a child process: in-process it disables pip's

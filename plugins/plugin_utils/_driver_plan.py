@@ -245,7 +245,7 @@ def loaded_check(driver, plan_):
     if not driver.get("loaded") or not loaded_version:
         return False, "no NVIDIA driver is loaded"
     loaded_version = str(loaded_version)
-    if loaded_version.split(".")[0] != branch:
+    if loaded_version.partition(".")[0] != branch:
         return False, "loaded driver %s is not branch R%s" % (loaded_version, branch)
     if pinned and _version_tuple(loaded_version) != _version_tuple(pinned):
         return False, "loaded driver %s is not the pinned version %s" % (loaded_version, pinned)

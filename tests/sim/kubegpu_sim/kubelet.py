@@ -1271,8 +1271,9 @@ class Kubelet:
                     lines = list(proc.logs)
                     if proc.state == "start_error":
                         lines = []
-                    if tail is not None and tail >= 0:
-                        lines = lines[-tail:] if tail else []
+                    count = -1 if tail is None else int(tail)
+                    if count >= 0:
+                        lines = lines[max(0, len(lines) - count):] if count else []
                     return "".join(line + "\n" for line in lines)
         return None
 
