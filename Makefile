@@ -1,7 +1,7 @@
 # kubegpu.cluster developer entry points. `make test` is what CI runs.
 SHELL := /bin/bash
 
-.PHONY: test bootstrap lint sanity unit integration molecule drills bench lab lab-down build
+.PHONY: test bootstrap lint sanity unit integration molecule matrix drills bench lab lab-down build
 
 test:            ## Set up everything on a fresh machine, then run the whole suite
 	bash scripts/test.sh all
@@ -23,6 +23,9 @@ integration:     ## pytest integration tests on docker test hosts
 
 molecule:        ## every Molecule scenario
 	bash scripts/test.sh molecule
+
+matrix:          ## sanity + unit tests on the lowest and highest ansible-core of meta/runtime.yml (2.17, 2.20)
+	bash scripts/test.sh matrix
 
 build:           ## ansible-galaxy collection build + install + FQCN resolution check
 	bash scripts/test.sh build

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible.template import trust_as_template
 
 from ansible_collections.kubegpu.cluster.plugins.filter.network import format_problems
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_driver as pd
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_specs as ps
+from ansible_collections.kubegpu.cluster.tests.unit.compat import load_trusted, trust_as_template
 
 ROOT = Path(__file__).resolve().parents[4]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -192,8 +192,7 @@ def _stage3_plan(gpu_facts, os_facts, overrides):
     """_nvidia_driver_plan as plan.yml's first task computes it (its set_fact and vars)."""
     renderer = k8s.Renderer(k8s.EXAMPLE, "nvidia_driver", overrides=overrides, facts={"gpu1": gpu_facts},
                             host_facts={"gpu1": os_facts})
-    task = renderer.loader.load_from_file(str(ROOT / "roles" / "nvidia_driver" / "tasks" / "plan.yml"),
-                                          trusted_as_template=True)[0]
+    task = load_trusted(renderer.loader, str(ROOT / "roles" / "nvidia_driver" / "tasks" / "plan.yml"))[0]
     templar = renderer.templar("gpu1")
     templar = templar.copy_with_new_env(available_variables={**templar.available_variables, **task["vars"]})
     return templar.template(trust_as_template(task["ansible.builtin.set_fact"]["_nvidia_driver_plan"]))
