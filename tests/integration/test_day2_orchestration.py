@@ -165,6 +165,44 @@ def test_doctor_judges_the_fleet_read_only(fleet, tmp_path, ansible_playbook):
         assert re.search(r"^%s\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0" % host, out, re.M), out[-2000:]
 
 
+def test_doctor_cordons_an_unhealthy_node_when_asked(fleet, tmp_path, ansible_playbook):
+    """doctor_cordon_unhealthy=true, for real against the simulated API server: w1 fails a
+    check (its simulated H100 has no driver loaded), so the admin cordons it and writes the
+    reasons into the annotation kubegpu.io/doctor; cp1 (healthy) gets no write at all; a
+    second run writes nothing. doctor never uncordons: the test does, and removes the
+    annotation, so the tests after it find the fleet as before."""
+    cluster = fleet
+    inventory = day2_inventory(tmp_path / "hosts.yml")
+    report_file = tmp_path / "doctor.json"
+    args = ("--limit", "cp1,w1", "-e", "doctor_report_file=%s" % report_file,
+            "-e", "doctor_cordon_unhealthy=true", "-e", "doctor_fail_on_unhealthy=false")
+    mark = cluster.audit_mark()
+    try:
+        result, out = _run(ansible_playbook, "playbooks/doctor.yml", inventory, *args)
+        assert result.returncode == 0, out[-4000:]
+        report = dict((n["node"], n) for n in json.loads(report_file.read_text(encoding="utf-8"))["nodes"])
+        assert report["w1"]["healthy"] is False and report["cp1"]["healthy"] is True
+        w1 = _node(cluster, "w1")
+        assert w1["spec"].get("unschedulable") is True
+        annotation = (w1["metadata"].get("annotations") or {}).get("kubegpu.io/doctor")
+        assert annotation == report["w1"]["summary"] and "driver_loaded" in annotation, annotation
+        assert _schedulable(cluster, "cp1")
+        writes = audit_writes(cluster.audit(mark), "nodes", user=ADMIN)
+        assert sorted(set(e["objectRef"]["name"] for e in writes)) == ["w1"], writes
+        assert re.search(r"^w1\s+: ok=\d+\s+changed=2\s", out, re.M), out[-2000:]
+        # Again: already cordoned with the same reasons, nothing to write.
+        mark = cluster.audit_mark()
+        again, out = _run(ansible_playbook, "playbooks/doctor.yml", inventory, *args)
+        assert again.returncode == 0, out[-3000:]
+        assert audit_writes(cluster.audit(mark), "nodes", user=ADMIN) == []
+        for host in ("cp1", "w1"):
+            assert re.search(r"^%s\s+: ok=\d+\s+changed=0\s" % host, out, re.M), out[-2000:]
+    finally:
+        cluster.kubectl("uncordon", "w1", check=False)
+        cluster.kubectl("annotate", "node", "w1", "kubegpu.io/doctor-", check=False)
+    assert _schedulable(cluster, "w1")
+
+
 def after_fingerprints_equal(before):
     return all(sh(host, FINGERPRINT).stdout == fingerprint for host, fingerprint in before.items())
 
