@@ -32,18 +32,18 @@ KERNEL_TASK = "Load the kernel modules and set the kernel parameters, now and at
 CONFIG_TOML = "/etc/containerd/config.toml"
 MERGE_TASK = "Merge the settings into " + CONFIG_TOML
 SWAP_TASK = "Turn swap off, now and at boot"
+NOUVEAU_TASK = "Blacklist nouveau"
+PROXY_TASK = "Configure the apt proxy, or remove it where no proxy is configured"
 
 # Changing tasks a re-run without drift must skip: each would otherwise be a module
 # run (apt, file, template, systemd) on every host on every run.
 SKIPPED_WHEN_CONVERGED = [
     "Install the base packages (apt)",
-    "Remove the apt proxy when no proxy is configured",
     KERNEL_TASK,
     MERGE_TASK,
     "Create the chrony unit drop-in directory in a container",
     "Let chronyd run in a container without steering the host's clock",
     "Enable and start the time sync service",
-    "Blacklist nouveau",
     "Refresh the apt package lists when missing or older than an hour",
     "Install tomlkit, needed by kubegpu.cluster.containerd_config",
     "Install containerd",
@@ -56,11 +56,11 @@ SKIPPED_WHEN_CONVERGED = [
 
 # os_prereqs' includes of changing tasks (tasks/main.yml): skipped on a converged host.
 OS_PREREQS_GATES = [
-    "Configure the package manager proxy where it differs",
     "Install the base packages where one is missing",
     "Set up time synchronisation where it is not",
-    "Blacklist nouveau where the blacklist or the reboot marker differs",
 ]
+# Modules that read, compare and act in one run: on a converged host they run and report ok.
+MODULES_OK_WHEN_CONVERGED = [SWAP_TASK, NOUVEAU_TASK, PROXY_TASK, "Record the reboot needed to unload nouveau"]
 
 DRIFT = f"""
 set -e
@@ -134,8 +134,8 @@ def test_drift_found_and_put_right(gpu_host, ansible_playbook, docker_cli):
     assert ran == {}, "ran on a converged host: %s" % ran
     gates = {name: results.get(name) for name in OS_PREREQS_GATES}
     assert gates == dict.fromkeys(OS_PREREQS_GATES, "skipping"), gates
-    # A module that reads, compares and acts in one run: it runs, and finds nothing to do.
-    assert results.get(SWAP_TASK) == "ok", results.get(SWAP_TASK)
+    modules = {name: results.get(name) for name in MODULES_OK_WHEN_CONVERGED}
+    assert modules == dict.fromkeys(MODULES_OK_WHEN_CONVERGED, "ok"), modules
 
     before = {
         "crictl": host(docker_cli, "sha256sum /etc/crictl.yaml"),
@@ -164,13 +164,13 @@ def test_drift_found_and_put_right(gpu_host, ansible_playbook, docker_cli):
         "Hold containerd",
         "Write /etc/crictl.yaml for the containerd socket",
         "Let chronyd run in a container without steering the host's clock",
-        "Blacklist nouveau",
+        NOUVEAU_TASK,
         "Enable and start the time sync service",
         "Start containerd and enable it at boot",
         SWAP_TASK,
         "Create containerd's drop-in and registry directories",
         "Write the registry host files (certs.d/<registry>/hosts.toml)",
-        "Remove the apt proxy when no proxy is configured",
+        PROXY_TASK,
         KERNEL_TASK,
         MERGE_TASK,
     ]:

@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Unit tests of the host_files module (module_utils/_host_files): real files under
+tmp_path, owned by whoever runs the tests. On systemd test hosts it runs in os_prereqs
+(tests/integration/test_drift.py: the nouveau blacklist's mode changed, the apt proxy file
+left behind, both put right) and in every Molecule scenario."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from unittest import mock
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible_collections.kubegpu.cluster.tests.unit.compat import patch_module_args
+
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _host_files
+from ansible_collections.kubegpu.cluster.plugins.modules import host_files
+
+OWNER = pwd.getpwuid(os.getuid()).pw_name
+GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+class Exit(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def module_exits(monkeypatch):
+    def exit_json(self, **kwargs):
+        kwargs.setdefault("changed", False)
+        raise Exit(dict(kwargs, _failed=False))
+
+    def fail_json(self, msg, **kwargs):
+        raise Exit(dict(kwargs, msg=msg, _failed=True))
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+
+
+def run(files=(), lines=(), check_mode=False, diff=False, run_command=None):
+    args = {"files": [dict(owner=OWNER, group=GROUP, **f) for f in files],
+            "lines": [dict(owner=OWNER, group=GROUP, **entry) for entry in lines]}
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    if diff:
+        args["_ansible_diff"] = True
+    with patch_module_args(args):
+        with mock.patch.object(basic.AnsibleModule, "run_command",
+                               run_command or (lambda self, *a, **k: (0, "", ""))):
+            with pytest.raises(Exit) as caught:
+                host_files.main()
+    return caught.value.args[0]
+
+
+def mode(path):
+    return oct(path.stat().st_mode & 0o777)
+
+
+def test_line_text():
+    assert _host_files.line_text(b"a\n", "b", "present") == "a\nb\n"
+    assert _host_files.line_text(b"a", "b", "present") == "a\nb\n"
+    assert _host_files.line_text(b"a\nb\n", "b", "present") is None
+    assert _host_files.line_text(b"b\na\nb\n", "b", "absent") == "a\n"
+    assert _host_files.line_text(b"a\n", "b", "absent") is None
+    assert _host_files.line_text(None, "b", "present") == "b\n"
+
+
+def test_writes_creates_dirs_then_changes_nothing(tmp_path):
+    path = tmp_path / "modprobe.d" / "blacklist.conf"
+    result = run(files=[{"path": str(path), "content": "blacklist nouveau\n"}], diff=True)
+    assert result["changed"] is True and result["changed_paths"] == [str(path)]
+    assert path.read_text() == "blacklist nouveau\n" and mode(path) == "0o644"
+    assert result["diff"] == [{"before_header": str(path), "after_header": str(path), "before": "",
+                               "after": "blacklist nouveau\n"}]
+    again = run(files=[{"path": str(path), "content": "blacklist nouveau\n"}])
+    assert again["changed"] is False and again["changed_paths"] == []
+
+
+def test_mode_drift_is_put_right_without_rewriting(tmp_path):
+    path = tmp_path / "f.conf"
+    path.write_text("x\n")
+    path.chmod(0o600)
+    inode = path.stat().st_ino
+    result = run(files=[{"path": str(path), "content": "x\n"}])
+    assert result["changed"] is True and mode(path) == "0o644" and path.stat().st_ino == inode
+
+
+def test_absent_removes_with_a_backup_and_check_mode_changes_nothing(tmp_path):
+    path = tmp_path / "90proxy"
+    path.write_text('Acquire::http::Proxy "http://stale:3128";\n')
+    check = run(files=[{"path": str(path), "state": "absent"}], check_mode=True)
+    assert check["changed"] is True and path.exists()
+    result = run(files=[{"path": str(path), "state": "absent", "backup": True}])
+    assert result["changed"] is True and not path.exists()
+    [backup] = result["backup_files"]
+    assert "stale" in open(backup).read()
+    assert run(files=[{"path": str(path), "state": "absent"}])["changed"] is False
+
+
+def test_lines_added_and_removed_keep_the_other_lines(tmp_path):
+    marker = tmp_path / "kubegpu" / "reboot-required"
+    line = "os_prereqs: nouveau is loaded"
+    assert run(lines=[{"path": str(marker), "line": line, "state": "absent"}])["changed"] is False
+    assert not marker.exists()                     # absent from a missing file: nothing created
+    assert run(lines=[{"path": str(marker), "line": line}])["changed"] is True
+    marker.write_text("nvidia_driver: another reason\n" + line + "\n")
+    assert run(lines=[{"path": str(marker), "line": line}])["changed"] is False
+    assert run(lines=[{"path": str(marker), "line": line, "state": "absent"}])["changed"] is True
+    assert marker.read_text() == "nvidia_driver: another reason\n"
+
+
+def test_check_mode_and_diff_of_a_line(tmp_path):
+    marker = tmp_path / "m"
+    marker.write_text("a\n")
+    result = run(lines=[{"path": str(marker), "line": "b"}], check_mode=True, diff=True)
+    assert result["changed"] is True and marker.read_text() == "a\n"
+    assert result["diff"][0]["after"] == "a\nb\n"
+
+
+def test_validate_refuses_bad_content_and_keeps_the_file(tmp_path):
+    path = tmp_path / "proxy.conf"
+    path.write_text("old\n")
+    calls = []
+
+    def run_command(self, args, **kwargs):
+        calls.append(args)
+        return 1, "", "E: Syntax error"
+
+    result = run(files=[{"path": str(path), "content": "bad", "validate": "apt-config -c %s dump"}],
+                 run_command=run_command)
+    assert result["_failed"] and "failed validation (apt-config -c %s dump, rc=1): E: Syntax error" in result["msg"]
+    assert path.read_text() == "old\n"
+    assert calls[0].startswith("apt-config -c ") and calls[0].endswith(" dump")
+    assert [p.name for p in tmp_path.iterdir()] == ["proxy.conf"]     # the temporary file is gone
+
+
+def test_no_diff_keeps_a_secret_out_of_the_diff(tmp_path):
+    path = tmp_path / "proxy.conf"
+    result = run(files=[{"path": str(path), "content": "http://user:s3cret@proxy\n", "no_diff": True}], diff=True)
+    assert result["changed"] is True and result["diff"] == []
