@@ -111,6 +111,6 @@ def run(module):
     if planned['mask']:
         rc, out, err = module.run_command([systemctl, 'mask', '--'] + planned['mask'])
         if rc != 0:
-            module.fail_json(msg='systemctl mask %s failed (rc=%d): %s' % (' '.join(planned['mask']), rc,
-                                                                         (err or out).strip()), **result)
+            units = ' '.join(planned['mask'])
+            module.fail_json(msg='systemctl mask %s failed (rc=%d): %s' % (units, rc, (err or out).strip()), **result)
     module.exit_json(**result)
