@@ -236,8 +236,9 @@ def test_add_node_cordons_first_and_leaves_existing_nodes(fleet, tmp_path, ansib
         if what.startswith("bind:") and index < cordon:
             owners = (pods.get(what[5:], {}).get("metadata") or {}).get("ownerReferences") or []
             assert [o for o in owners if o["kind"] == "DaemonSet"], "%s landed on gpu2 before the cordon" % what
-    assert re.search(r"TASK \[Evict anything that landed before the cordon\][^\n]*\n(?:[^\n]*\n)*?(ok|changed): \[gpu2\]",
-                     output), "the drain did not run for gpu2"
+    # the drain: the node role's entry point drain (add_node's "Evict anything that landed before the cordon")
+    assert re.search(r"TASK \[kubegpu\.cluster\.node : Drain the node[^\]]*\][^\n]*\n(?:[^\n]*\n)*?"
+                     r"(ok|changed): \[gpu2(?: -> cp1)?\]", output), "the drain did not run for gpu2"
 
     # existing nodes untouched: their Node objects written by their own kubelets only,
     # w1's files unchanged, w1 not even in the recap; cp1 only served the API

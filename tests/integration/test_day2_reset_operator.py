@@ -84,8 +84,9 @@ HELM_BIN = REPO / ".cache" / "helm" / "helm"
 CHART = REPO / "tests" / "sim" / "charts" / "gpu-operator"
 CHART_PORT = 8879
 ADMIN = "kubernetes-admin"
-RESET_TASKS = yaml.safe_load((REPO / "playbooks/reset_node.yml").read_text(encoding="utf-8"))[0]["tasks"]
-# The os_prereqs files reset_node keeps unless reset_node_os_prereqs=true: the playbook's own list.
+# reset_node.yml's steps: the node role's entry point reset.
+RESET_TASKS = yaml.safe_load((REPO / "roles/node/tasks/reset.yml").read_text(encoding="utf-8"))
+# The os_prereqs files reset_node keeps unless reset_node_os_prereqs=true: the role's own list.
 PREREQ_FILES = next(t for t in RESET_TASKS if t["name"] == "Remove the OS prerequisites (reset_node_os_prereqs)")["loop"]
 OPERATOR = yaml.safe_load((REPO / "roles/gpu_operator/defaults/main.yml").read_text(encoding="utf-8"))
 VALUES_FILE = "%s/values.yaml" % OPERATOR["gpu_operator_manifest_dir"]
@@ -462,7 +463,7 @@ def test_reset_node_drains_deletes_resets_and_keeps_the_rest(fleet, tmp_path, an
                   and e["objectRef"].get("resource") == "nodes")
     evictions = [i for i, e in enumerate(events) if e["objectRef"].get("subresource") == "eviction"]
     assert all(cordon < i < delete for i in evictions)
-    drain = re.search(r"TASK \[Drain the node[^\]]*\]", output)
+    drain = re.search(r"TASK \[kubegpu\.cluster\.node : Drain the node[^\]]*\]", output)
     assert drain, output[-4000:]
     assert _nodes(cluster) == ["cp1", "w1"]
     for name in ("cp1", "w1"):
@@ -542,7 +543,8 @@ def test_reset_node_cleans_kubernetes_packet_filter(fleet, tmp_path, ansible_pla
     tables = sh("w1", "nft list tables").stdout.splitlines()
     assert "table inet hostfilter" in tables and not [t for t in tables if re.search(r"kube-proxy|calico", t)], tables
     assert not _exists("w1", "/run/kubegpu-reset-iptables.rules")
-    assert re.search(r"TASK \[Clear the IPVS virtual servers\][^\n]*\nskipping: \[w1\]", output)
+    assert re.search(r"TASK \[kubegpu\.cluster\.node : Clear the IPVS virtual servers\][^\n]*\nskipping: \[w1\]",
+                     output)
 
     again, output = _reset(ansible_playbook, inventory, "--limit", "w1")
     assert again.returncode == 0, output[-6000:]
