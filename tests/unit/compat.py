@@ -9,6 +9,9 @@ highest).
 - cached_facts / edit_cached_facts: a jsonfile fact-cache entry. ansible-core 2.19
   wraps the facts ({"__payload__": "<the facts as JSON>", ...}); before, the entry was
   the facts themselves.
+- ModuleExit / patch_module_exits: AnsibleModule.exit_json and fail_json raise ModuleExit
+  with the result (plus "_failed"), so a test calls a module's main() and reads what it
+  returned.
 - trust_as_template / load_trusted: ansible-core 2.19 templates only strings marked
   trusted (data tagging); before it, every string was a template. Both are the
   identity there.
@@ -49,6 +52,25 @@ def load_trusted(loader, path):
     return loader.load_from_file(path)
 
 
+class ModuleExit(Exception):
+    """Raised by the patched exit_json / fail_json; args[0] is the result."""
+
+
+def patch_module_exits(monkeypatch):
+    """Make AnsibleModule.exit_json and fail_json raise ModuleExit(result)."""
+    from ansible.module_utils import basic
+
+    def exit_json(self, **kwargs):
+        kwargs.setdefault("changed", False)
+        raise ModuleExit(dict(kwargs, _failed=False))
+
+    def fail_json(self, msg, **kwargs):
+        raise ModuleExit(dict(kwargs, msg=msg, _failed=True))
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+
+
 def cached_facts(entry):
     """The facts in a jsonfile fact-cache entry (a pathlib.Path)."""
     stored = json.loads(entry.read_text(encoding="utf-8"))
@@ -66,4 +88,4 @@ def edit_cached_facts(entry, edit):
     entry.write_text(json.dumps(stored), encoding="utf-8")
 
 
-__all__ = ["cached_facts", "edit_cached_facts", "load_trusted", "patch_module_args", "trust_as_template"]
+__all__ = ["ModuleExit", "cached_facts", "edit_cached_facts", "patch_module_exits", "load_trusted", "patch_module_args", "trust_as_template"]

@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 
 from ansible.module_utils import basic
-from ansible_collections.kubegpu.cluster.tests.unit.compat import patch_module_args
+from ansible_collections.kubegpu.cluster.tests.unit.compat import ModuleExit, patch_module_args, patch_module_exits
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _kernel
 from ansible_collections.kubegpu.cluster.plugins.modules import kernel_prereqs
@@ -22,21 +22,12 @@ from ansible_collections.kubegpu.cluster.plugins.modules import kernel_prereqs
 SETTINGS = {"net.bridge.bridge-nf-call-iptables": 1, "net.ipv4.ip_forward": 1}
 
 
-class Exit(Exception):
-    pass
+Exit = ModuleExit
 
 
 @pytest.fixture(autouse=True)
 def module_exits(monkeypatch):
-    def exit_json(self, **kwargs):
-        kwargs.setdefault("changed", False)
-        raise Exit(dict(kwargs, _failed=False))
-
-    def fail_json(self, msg, **kwargs):
-        raise Exit(dict(kwargs, msg=msg, _failed=True))
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    patch_module_exits(monkeypatch)
 
 
 class Host:
