@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """How much the YAML of roles/ and playbooks/ decides: the counts docs/architecture.md
 records before and after a change (issue #15).
@@ -178,7 +177,7 @@ def markdown(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rev", action="append", default=[], help="a commit (repeatable); default: the working tree")
     parser.add_argument("--tree", action="store_true", help="the working tree too (the default without --rev)")
     parser.add_argument("--markdown", action="store_true", help="tables instead of JSON")
