@@ -132,13 +132,17 @@ def nvidia_driver_merge_apt_components(text, fmt, components, codename):
     return _call("nvidia_driver_merge_apt_components", _dp.merge_apt_components, text, fmt, components, codename)
 
 
-def nvidia_driver_reboot_decision(gpu_facts, plan, was_loaded, in_container, check_mode, reboot_allowed,
-                                  reboot_on_upgrade, host="this host", virtualization_type=""):
-    """loaded_ok, reason, reboot_needed, reboot_ok, message (see _driver_plan.reboot_decision)."""
-    return _plan.reboot_decision(gpu_facts, plan, _pd._as_bool(was_loaded), _pd._as_bool(in_container),
-                                 _pd._as_bool(check_mode), _pd._as_bool(reboot_allowed),
-                                 _pd._as_bool(reboot_on_upgrade), host=host,
-                                 virtualization_type=virtualization_type or "")
+def nvidia_driver_reboot_decision(gpu_facts, plan, context):
+    """loaded_ok, reason, reboot_needed, reboot_ok, message (see _driver_plan.reboot_decision).
+
+    context: was_loaded, in_container, check_mode, reboot_allowed, reboot_on_upgrade (booleans
+    as Ansible may pass them), host, virtualization_type."""
+    return _plan.reboot_decision(gpu_facts, plan, _pd._as_bool(context.get("was_loaded")),
+                                 _pd._as_bool(context.get("in_container")), _pd._as_bool(context.get("check_mode")),
+                                 _pd._as_bool(context.get("reboot_allowed")),
+                                 _pd._as_bool(context.get("reboot_on_upgrade")),
+                                 host=context.get("host") or "this host",
+                                 virtualization_type=context.get("virtualization_type") or "")
 
 
 def nvidia_driver_after_reboot_problem(gpu_facts, plan, host="this host"):

@@ -16,6 +16,8 @@ __metaclass__ = type
 import os
 import re
 
+from ansible_collections.kubegpu.cluster.plugins.module_utils._kernel import _read
+
 # An uncommented /etc/fstab line whose third field (the file system type) is swap.
 FSTAB_SWAP = re.compile(r'^([ \t]*[^#\s][^ \t]*[ \t]+[^ \t]+[ \t]+swap(?:[ \t].*)?)$')
 COMMENT = '# kubegpu: swap off for kubelet: '
@@ -64,14 +66,6 @@ def plan(proc_swaps_text, fstab_text, list_units_text, container_type, mask_unit
                      % (', '.join(active), container_type))
     return {'active': active, 'swapoff': bool(active) and not container_type, 'fstab': new_fstab,
             'commented': commented, 'mask': sorted(set(units)), 'notes': notes}
-
-
-def _read(path):
-    try:
-        with open(path) as stream:
-            return stream.read()
-    except (IOError, OSError):
-        return None
 
 
 def run(module):

@@ -111,3 +111,19 @@ def test_secure_boot_refusal_types_the_mok_setting(mok, refused):
         assert found[0]["variable"] == "nvidia_driver_source"
         assert "Secure Boot is enabled" in found[0]["problem"]
     assert driver.nvidia_driver_secure_boot_problems(selection, dict(H100, secure_boot="disabled"), False) == []
+
+
+def test_reboot_decision_filter_reads_its_context_as_ansible_passes_it():
+    """run.yml passes the context as a dict of templated values: booleans may arrive as
+    strings (ansible-core before 2.19) and the virtualisation type may be empty."""
+    from ansible_collections.kubegpu.cluster.plugins.filter.driver import nvidia_driver_reboot_decision
+    plan = {"branch": "580", "version": None, "flavour": "open"}
+    context = {"was_loaded": "False", "in_container": "True", "check_mode": False, "reboot_allowed": "true",
+               "reboot_on_upgrade": False, "host": "gpu1", "virtualization_type": "docker"}
+    decision = nvidia_driver_reboot_decision({"driver": {"loaded": False}}, plan, context)
+    assert decision["reboot_needed"] is True and decision["reboot_ok"] is False
+    assert decision["message"].startswith("gpu1: reboot required to load driver R580 open")
+    assert "container (docker)" in decision["message"]
+    allowed = nvidia_driver_reboot_decision({"driver": {"loaded": False}}, plan,
+                                            dict(context, in_container="False", virtualization_type=""))
+    assert allowed["reboot_ok"] is True and allowed["message"] == ""
