@@ -12,12 +12,13 @@ description:
     each with its code, GPU (PCI bus id), pid, message, meaning, NVIDIA's immediate action and a severity
     (C(fail) where the GPU needs a reset or the node a reboot, else C(warn)).
   - >-
-    C(doctor_node_report(host, node_name, gpu_node=False, kubernetes_node=True, kernel_log='', reboot_marker='',
-    units=None, cluster=None, mig_strategy='none', replicas=1, rename_by_default=False, label_sets=['gfd']))
-    takes this run's C(ansible_facts.kubegpu_gpu) and what the doctor role read (the kernel-log command's output,
-    the reboot marker, the host_state units, the first control plane's two kubectl answers) and returns the
-    node's report - every check of docs/doctor.md with status C(ok), C(warn), C(fail) or C(skip) - and whether
-    the node is healthy (no check failed).
+    C(doctor_node_report(context)) takes this run's C(ansible_facts.kubegpu_gpu) and, in C(context), what the
+    doctor role read for the host (C(host), C(node_name), C(gpu_node), C(kubernetes_nodes), the registered
+    results C(kernel_log) and C(host_state), the C(reboot_marker) path, C(first_control_plane) and its two
+    kubectl answers C(nodes) and C(pods), and the settings C(mig_strategy), C(replicas), C(rename_by_default),
+    C(label_sets); the role's C(_doctor_node_context)) and returns the node's report - every check of
+    docs/doctor.md with status C(ok), C(warn), C(fail) or C(skip) - and whether the node is healthy (no check
+    failed).
   - C(doctor_fleet_report) takes the node reports and returns the JSON document of
     docs/doctor.schema.json; C(doctor_table) renders it as text.
   - The rules are in plugins/plugin_utils/_doctor.py and plugins/module_utils/_gpu_health.py.
@@ -35,6 +36,8 @@ _value:
   type: raw
 """
 
+from collections.abc import Mapping
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_health
@@ -47,12 +50,14 @@ def gpu_xid_events(text):
     return _gpu_health.parse_xid_lines(str(text or ""))
 
 
-def doctor_node_report(facts, host, node_name, **kwargs):
-    """One node's doctor report."""
-    if not isinstance(facts, dict):
+def doctor_node_report(facts, context):
+    """One node's doctor report from what the doctor role read (see _doctor.node_report_from_context)."""
+    if not isinstance(facts, Mapping):
         raise AnsibleFilterError("doctor_node_report expects the kubegpu_gpu facts (a mapping)")
+    if not isinstance(context, Mapping):
+        raise AnsibleFilterError("doctor_node_report expects the doctor role's context (a mapping)")
     try:
-        return _doctor.node_report_from_run(host, node_name, facts, boolean=boolean, **kwargs)
+        return _doctor.node_report_from_context(facts, context, boolean=boolean)
     except TypeError as exc:
         raise AnsibleFilterError("doctor_node_report: %s" % exc) from exc
 

@@ -26,7 +26,17 @@ description:
     loaded and whether this host may reboot to load it (with the reason when it may not).
   - C(nvidia_driver_after_reboot_problem) is empty when the planned driver is loaded after the reboot, else the
     message for the user.
-  - C(nvidia_driver_merge_apt_components) adds components to the distribution's apt entries.
+  - >-
+    C(nvidia_driver_state_packages) lists the packages the stage reads on the host (input a selection, or {}):
+    the selection's, then C(gnupg) and C(ca-certificates), each once, without dnf's @module profiles.
+  - >-
+    C(nvidia_driver_unit_needs_enabling(host_state, unit)) is true where C(systemctl enable) must run for the
+    service C(unit) (input the package changes): packages are installed in this run, or host_state found the
+    unit not enabled.
+  - >-
+    C(nvidia_driver_merge_apt_components) adds components to the distribution's apt entries;
+    C(nvidia_driver_merge_apt_sources(host_state, repo, release)) does it for each of the distribution's apt
+    source files (input C(_nvidia_driver_apt_sources)) that host_state read, keeping each file's mode.
 author: kubegpu maintainers
 options:
   _input:
@@ -132,6 +142,21 @@ def nvidia_driver_merge_apt_components(text, fmt, components, codename):
     return _call("nvidia_driver_merge_apt_components", _dp.merge_apt_components, text, fmt, components, codename)
 
 
+def nvidia_driver_state_packages(selection):
+    """The packages the stage reads on the host (see _driver_packages.state_packages)."""
+    return _dp.state_packages(selection)
+
+
+def nvidia_driver_unit_needs_enabling(changes, host_state, unit):
+    """Whether systemctl enable must run for the service (see _driver_packages.unit_needs_enabling)."""
+    return _dp.unit_needs_enabling(changes, host_state, unit)
+
+
+def nvidia_driver_merge_apt_sources(sources, host_state, repo, release):
+    """[{'path', 'mode', 'merge'}]: the repo's components merged into each apt source file host_state read."""
+    return _call("nvidia_driver_merge_apt_sources", _dp.merge_apt_sources, sources, host_state, repo, release)
+
+
 def nvidia_driver_reboot_decision(gpu_facts, plan, context):
     """loaded_ok, reason, reboot_needed, reboot_ok, message (see _driver_plan.reboot_decision).
 
@@ -164,6 +189,9 @@ class FilterModule:
             "nvidia_driver_packages": nvidia_driver_packages,
             "nvidia_driver_package_changes": nvidia_driver_package_changes,
             "nvidia_driver_merge_apt_components": nvidia_driver_merge_apt_components,
+            "nvidia_driver_merge_apt_sources": nvidia_driver_merge_apt_sources,
+            "nvidia_driver_state_packages": nvidia_driver_state_packages,
+            "nvidia_driver_unit_needs_enabling": nvidia_driver_unit_needs_enabling,
             "nvidia_driver_reboot_decision": nvidia_driver_reboot_decision,
             "nvidia_driver_after_reboot_problem": nvidia_driver_after_reboot_problem,
         }

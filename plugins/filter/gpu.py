@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: gpu
-short_description: GPU node labels and driver plan from the kubegpu_gpu facts
+short_description: GPU node labels, driver plan and expected resources; the GPU Operator release
 description:
   - C(gpu_node_labels) turns C(ansible_facts.kubegpu_gpu) (from M(kubegpu.cluster.gpu_facts)) into node labels.
   - C(gfd) gives the GPU Feature Discovery labels (C(nvidia.com/gpu.product), C(gpu.count), C(gpu.memory),
@@ -25,11 +25,25 @@ description:
     C(nvidia.com/gpu.shared), C(nvidia.com/mig-<profile>)), following k8s-device-plugin's rules
     (docs/contracts.md); C(gpu_resource_problems(allocatable)) and C(gpu_resource_summary(allocatable))
     compare a node's allocatable with them (input the expected resources).
+  - >-
+    C(gpu_job_resource(extended, expected)) gives the resource a validate test Job requests (input
+    C(validate_gpu_resource)): that one when set, else the first of C(expected) the node advertises (C(extended),
+    its allocatable), else its first C(nvidia.com/mig-<profile>), else C(nvidia.com/gpu).
+  - >-
+    GPU Operator mode (roles/gpu_operator, plugins/plugin_utils/_gpu_operator.py) - C(release) is the role's
+    C(_gpu_operator_release_spec) (C(name), C(chart), C(version), C(namespace), C(values_file), C(values),
+    C(timeout), C(repo_url)). C(gpu_operator_installed_release) is the release C(helm list --output json) shows
+    (input its output), {} when none. C(gpu_operator_upgrade_argv(release)) gives the C(helm upgrade --install) command
+    (input the helm program and its global options); C(gpu_operator_release_differs(current_values, release))
+    is true where that command must run (input C(helm list --output json)'s output; C(current_values) the
+    registered C(helm get values --output json)): the release is missing, not deployed, of another chart
+    version or has other values.
 author: kubegpu maintainers
 options:
   _input:
-    description: The kubegpu_gpu facts.
-    type: dict
+    description: The kubegpu_gpu facts (the expected resources, the helm command or helm list's output where the
+      filter's line above says so).
+    type: raw
     required: true
   label_sets:
     description: Label sets to produce.
@@ -55,8 +69,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: Label name to value (all strings).
-  type: dict
+  description: Label name to value (all strings), a driver plan, the expected resources, problem lines, a summary,
+    a helm command (list of arguments) or a boolean, as each filter's line above says.
+  type: raw
 """
 
 from ansible.errors import AnsibleFilterError
@@ -64,6 +79,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan import DriverPlanError
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan import plan as _plan
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._gpu_labels import node_labels
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_operator
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources
 
 
@@ -102,6 +118,32 @@ def gpu_resource_summary(expected, allocatable):
     return _gpu_resources.summary(allocatable, expected)
 
 
+def gpu_job_resource(requested, extended, expected):
+    """The resource a validate test Job requests on a node (see _gpu_resources.job_resource)."""
+    return _gpu_resources.job_resource(requested, extended, expected)
+
+
+def gpu_operator_upgrade_argv(helm, release):
+    """The helm upgrade --install command of the GPU Operator release (see _gpu_operator.upgrade_argv)."""
+    return _gpu_operator.upgrade_argv(helm, release)
+
+
+def gpu_operator_installed_release(list_stdout):
+    """The release helm list shows, {} when none (see _gpu_operator.installed_release)."""
+    try:
+        return _gpu_operator.installed_release(list_stdout)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise AnsibleFilterError("gpu_operator_installed_release: helm's answer could not be read: %s" % exc) from exc
+
+
+def gpu_operator_release_differs(list_stdout, current_values, release):
+    """Whether the installed GPU Operator release differs from the wanted one (see _gpu_operator.release_differs)."""
+    try:
+        return _gpu_operator.release_differs(list_stdout, current_values, release)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise AnsibleFilterError("gpu_operator_release_differs: helm's answer could not be read: %s" % exc) from exc
+
+
 class FilterModule:
     """kubegpu GPU filters."""
 
@@ -112,4 +154,8 @@ class FilterModule:
             "gpu_expected_resources": gpu_expected_resources,
             "gpu_resource_problems": gpu_resource_problems,
             "gpu_resource_summary": gpu_resource_summary,
+            "gpu_job_resource": gpu_job_resource,
+            "gpu_operator_installed_release": gpu_operator_installed_release,
+            "gpu_operator_upgrade_argv": gpu_operator_upgrade_argv,
+            "gpu_operator_release_differs": gpu_operator_release_differs,
         }

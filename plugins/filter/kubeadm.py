@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright (c) 2026 kubegpu contributors
-"""Filters for the Kubernetes stages: kubeadm output, CA hash, kubectl JSON, report."""
+"""Filters for the Kubernetes stages: kubeadm output, CA hash, kubectl JSON, report, and the
+decisions of the kubernetes, validate and node roles (plugin_utils/_kubeadm.py, _validate.py)."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: kubeadm
-short_description: Parse kubeadm and kubectl output for the kubegpu Kubernetes stages
+short_description: kubeadm and kubectl output, and the decisions of the Kubernetes, validate and node roles
 description:
   - C(kubeadm_token) returns the bootstrap token printed by C(kubeadm token create) (fails on anything else).
   - C(kubeadm_certificate_key) returns the key printed by C(kubeadm init phase upload-certs).
@@ -16,10 +17,32 @@ description:
   - C(kubegpu_report_table) renders the validate report (a list of node rows) as a text table;
     C(kubegpu_validate_report) as the JSON document of docs/validate.schema.json and C(kubegpu_report_markdown)
     (input that document) as a Markdown table.
+  - >-
+    roles/validate's judgement of a node (plugins/plugin_utils/_validate.py):
+    C(validate_node_problems(node_name, expected, wait_gpus)) what the node (input its C(k8s_node_info)) lacks:
+    registered, Ready, the expected resources when C(wait_gpus);
+    C(validate_node_checks(gpu_node, runtime_class_name, runtime_class_read, reboot_marker, reboot_reasons)) the
+    checks that failed before the test Jobs (input what the wait found missing);
+    C(validate_job_result(log_read, kind, passed_before, check_mode)) C(ok) or why the test Job failed (input the
+    registered C(kubectl get job));
+    C(validate_job_id) the ten hex digits that name a test (input the role's C(_validate_job_inputs)).
+  - >-
+    C(kubernetes_api_endpoint(first_control_plane, control_plane_vars, port)) gives the C(host:port) joins use
+    (input C(kubernetes_control_plane_endpoint)): that endpoint, else the address the first control plane's API
+    server advertises (C(kubernetes_apiserver_advertise_address), else its default route's address), else its
+    C(ansible_host) or name; the port added where the host has none.
+  - >-
+    C(kubernetes_join_report(pending_control_planes)) says which nodes join (input the pending hosts);
+    C(kubeadm_join_error(token, certificate_key)) is why kubeadm join failed with the secrets redacted (input its
+    registered result); C(kubernetes_local_debs(directory)) orders local .deb files as dpkg installs them one by
+    one (input their names).
+  - >-
+    C(kubeadm_reset_refusal(first_control_plane, play_hosts, cluster, confirmed, group)) is empty, or why this run
+    may not reset the host (input the host): it would reset the first control plane of a cluster with other nodes.
 author: kubegpu maintainers
 options:
   _input:
-    description: The text or object to parse.
+    description: The text or object to parse, or the input each filter's line above names.
     type: raw
     required: true
 """
@@ -32,14 +55,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The parsed value.
+  description: The parsed value, a decision or a message, as each filter's line above says.
   type: raw
 """
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _k8s_parse, _kubeadm
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _reports
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _reports, _validate
 
 
 def _wrap(name, func):
@@ -77,5 +100,14 @@ class FilterModule:
             "kubegpu_validate_report": kubegpu_validate_report,
             "kubegpu_report_markdown": kubegpu_report_markdown,
             "kubegpu_report_table": _k8s_parse.report_table,
+            "validate_node_problems": _validate.node_problems,
+            "validate_node_checks": _validate.node_checks,
+            "validate_job_result": _validate.job_result,
+            "validate_job_id": _validate.job_id,
+            "kubernetes_api_endpoint": _kubeadm.api_endpoint,
+            "kubernetes_join_report": _kubeadm.join_report,
+            "kubeadm_join_error": _kubeadm.join_error,
+            "kubernetes_local_debs": _kubeadm.local_debs,
+            "kubeadm_reset_refusal": _kubeadm.reset_refusal,
         }
         return {name: _wrap(name, func) for name, func in table.items()}

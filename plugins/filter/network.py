@@ -25,11 +25,17 @@ description:
   - C(duplicate_values) maps each value shared by several keys to those keys.
   - "C(format_problems) turns problem records into
     C(host H: variable V: problem; fix: F) lines."
+  - >-
+    C(iptables_without_kubernetes) takes the registered results of C(iptables-save) and C(ip6tables-save) (a
+    loop over the families) and gives, per family whose rules name Kubernetes' chains (C(KUBE-*), C(cali-*)),
+    C(family) and the C(rules) without those chains, their rules, the jumps to them and comments: what a node
+    reset restores (roles/node).
 author:
   - kubegpu maintainers (@kubegpu)
 options:
   _input:
-    description: A mapping of variable to CIDR, a host's facts, a node name, a mapping or problem records, as each filter's line says.
+    description: A mapping of variable to CIDR, a host's facts, a node name, a mapping, problem records or registered
+      results, as each filter's line says.
     type: raw
     required: true
 """
@@ -37,7 +43,7 @@ options:
 RETURN = r"""
 _value:
   description: Problem records (C(variable), C(problem), C(fix)), a host's networks, a node-name problem, values
-    shared by several keys, or problem lines, as each filter's line above says.
+    shared by several keys, problem lines, or rules per family, as each filter's line above says.
   type: raw
 """
 
@@ -102,6 +108,11 @@ def format_problems(problems, host):
             for p in (problems or [])]
 
 
+def iptables_without_kubernetes(saved):
+    """[{family, rules}]: the saved rules without Kubernetes' chains, per family that has them."""
+    return _network.rules_without_kubernetes(list(saved or []))
+
+
 class FilterModule:
     """kubegpu.cluster network filters."""
 
@@ -115,4 +126,5 @@ class FilterModule:
             "node_name_problem": node_name_problem,
             "duplicate_values": duplicate_values,
             "format_problems": format_problems,
+            "iptables_without_kubernetes": iptables_without_kubernetes,
         }

@@ -309,6 +309,33 @@ def node_report_from_run(host, node_name, facts, gpu_node=False, kubernetes_node
     return report
 
 
+def node_report_from_context(facts, context, boolean=bool):
+    """node_report_from_run over what the doctor role gathered for one host, as one mapping
+    (the role's ``_doctor_node_context``): ``host``, ``node_name``, ``gpu_node``;
+    ``kubernetes_nodes``, the hosts of k8s_cluster (the host is a Kubernetes node when it is
+    one of them); ``kernel_log`` and ``host_state``, the registered results of the kernel-log
+    read and of host_state (its ``files`` hold the reboot marker, read at the path
+    ``reboot_marker``; its ``units``); ``first_control_plane`` ("" when the group is empty:
+    the API server is not asked) and ``nodes``/``pods``, that host's two kubectl answers
+    (None or {"skipped": true} where not run); and the settings ``mig_strategy``,
+    ``replicas``, ``rename_by_default`` and ``label_sets``."""
+    context = context or {}
+    host = context.get("host")
+    host_state = context.get("host_state") or {}
+    kernel_log = context.get("kernel_log") or {}
+    cluster = [context.get("nodes") or {"skipped": True}, context.get("pods") or {"skipped": True}] \
+        if context.get("first_control_plane") else []
+    return node_report_from_run(
+        host, context.get("node_name"), facts, gpu_node=context.get("gpu_node", False),
+        kubernetes_node=host in (context.get("kubernetes_nodes") or []),
+        kernel_log=kernel_log.get("stdout") or "",
+        reboot_marker=(host_state.get("files") or {}).get(context.get("reboot_marker")) or "",
+        units=host_state.get("units"), cluster=cluster,
+        mig_strategy=context.get("mig_strategy", "none"), replicas=context.get("replicas", 1),
+        rename_by_default=context.get("rename_by_default", False),
+        label_sets=context.get("label_sets") or ("gfd",), boolean=boolean)
+
+
 CORDON_ANNOTATION = "kubegpu.io/doctor"
 
 

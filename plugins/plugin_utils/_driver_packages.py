@@ -544,6 +544,40 @@ def package_changes(installed, selection):
 _ONE_LINE_RE = re.compile(r"^(\s*)(deb|deb-src)(\s+)(\[[^\]]*\]\s+)?(\S+)(\s+)(\S+)(.*)$")
 
 
+# Packages host_state reads besides the selection's: what the CUDA repository's key needs.
+REPO_KEY_PACKAGES = ("gnupg", "ca-certificates")
+# systemd UnitFileState values of a unit that needs no systemctl enable.
+UNIT_FILE_ENABLED = ("enabled", "static", "enabled-runtime", "alias", "indirect", "generated")
+
+
+def state_packages(selection):
+    """The packages the stage reads on the host (host_state, tasks/install.yml): the
+    selection's names, kernel headers, conflicts and holds, then REPO_KEY_PACKAGES, each once
+    in that order, without dnf's @module profiles. ``selection`` may be {} (a run whose tags
+    skip the selection): REPO_KEY_PACKAGES alone."""
+    selection = selection or {}
+    names = []
+    for key in ("names", "headers_packages", "conflicts", "hold"):
+        names.extend(selection.get(key) or [])
+    names.extend(REPO_KEY_PACKAGES)
+    found = []
+    for name in names:
+        if not str(name).startswith("@") and name not in found:
+            found.append(name)
+    return found
+
+
+def unit_needs_enabling(changes, host_state, unit):
+    """Whether ``systemctl enable`` must run for the service ``unit`` (its name without
+    .service): this run installs packages (``changes['install']``; a package may ship the
+    unit disabled), or host_state found the unit's file state other than UNIT_FILE_ENABLED
+    (not installed yet included)."""
+    if (changes or {}).get("install"):
+        return True
+    found = (((host_state or {}).get("units") or {}).get("%s.service" % unit) or {}).get("unit_file") or ""
+    return found not in UNIT_FILE_ENABLED
+
+
 def _suite_matches(suite, codename):
     return suite == codename or suite.startswith(codename + "-")
 
@@ -615,3 +649,25 @@ def merge_apt_components(text, fmt, components, codename):
         raise DriverPackagesError("unknown apt sources format %r (list, deb822)" % fmt)
     content = "\n".join(out)
     return {"content": content, "matched": matched, "changed": content != (text or "")}
+
+
+def merge_apt_sources(sources, host_state, repo, release):
+    """The components of ``repo`` merged into each of the distribution's apt source files
+    (``sources``: [{'path', 'format'}]) that host_state read on the host (``host_state``:
+    its registered result; a file it did not find reads None and is left out), in the order
+    of ``sources``: [{'path', 'mode' (the file's, kept when it is rewritten), 'merge'
+    (merge_apt_components' result)}]. The release codename is ``repo['codename']`` where the
+    selection names one, else ``release`` (the host's distribution_release)."""
+    host_state = host_state or {}
+    files = host_state.get("files") or {}
+    paths = host_state.get("paths") or {}
+    repo = repo or {}
+    codename = repo["codename"] if "codename" in repo else release
+    merged = []
+    for source in sources or []:
+        text = files.get(source["path"])
+        if text is None:
+            continue
+        merged.append({"path": source["path"], "mode": (paths.get(source["path"]) or {}).get("mode"),
+                       "merge": merge_apt_components(text, source["format"], repo.get("components") or [], codename)})
+    return merged

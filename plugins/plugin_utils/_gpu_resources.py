@@ -157,3 +157,21 @@ def summary(allocatable, expected):
             got = have.get(name, 0)
         parts.append("%s %d/%s%d" % (name.replace("nvidia.com/", ""), got, "" if want["exact"] else ">=", want["count"]))
     return ", ".join(parts) or "-"
+
+
+def job_resource(requested, extended, expected):
+    """The extended resource a test Job requests on a node (roles/validate): ``requested``
+    when set, else the first resource the node advertises (``extended``, in the node's
+    order) that ``expected`` names, else its first ``nvidia.com/mig-<profile>`` (MIG mixed
+    with the profiles unknown), else ``nvidia.com/gpu``."""
+    if requested:
+        return requested
+    advertised = list(extended or {})
+    names = (expected or {}).get("resources") or {}
+    for name in advertised:
+        if name in names:
+            return name
+    for name in advertised:
+        if name.startswith(MIG_PREFIX):
+            return name
+    return GPU

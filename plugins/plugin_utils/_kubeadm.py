@@ -178,3 +178,79 @@ def pem_to_der(pem):
 def ca_cert_hash(pem):
     """``sha256:<hex>`` of the CA certificate's public key, as kubeadm pins it."""
     return "sha256:" + hashlib.sha256(spki_der(pem_to_der(pem))).hexdigest()
+
+
+_PORT_RE = re.compile(r":[0-9]+$")
+
+
+def api_endpoint(endpoint, first_control_plane, control_plane_vars, port):
+    """``host:port`` of the API server that joins use (roles/kubernetes): ``endpoint``
+    (kubernetes_control_plane_endpoint, the HA endpoint), else the address the first control
+    plane's API server advertises - its kubernetes_apiserver_advertise_address, or what
+    kubeadm init picks without one, the address of the default route (kubeadm's
+    ChooseAPIServerBindAddress) - else, without facts for it (a --limit that left it out), its
+    ansible_host or its name. Not the inventory name or ansible_host first: those are how the
+    controller reaches the host (an SSH alias, a bastion name), not necessarily an address
+    the other nodes can resolve. ``port`` is added where the host has none.
+
+    ``control_plane_vars``: the first control plane's hostvars (a mapping; {} when none)."""
+    cp_vars = control_plane_vars or {}
+    default_ipv4 = (cp_vars.get("ansible_facts") or {}).get("default_ipv4") or {}
+    host = endpoint or cp_vars.get("kubernetes_apiserver_advertise_address") or default_ipv4.get("address")
+    if not host:
+        host = cp_vars.get("ansible_host") if cp_vars.get("ansible_host") is not None else first_control_plane
+    host = str(host)
+    return host if _PORT_RE.search(host) else "%s:%s" % (host, port)
+
+
+def join_report(pending, pending_control_planes):
+    """What the joins of this run will do, for the log: the control planes that join, then
+    the workers (``pending`` less the control planes), "-" for none of either."""
+    pending = list(pending or [])
+    control_planes = list(pending_control_planes or [])
+    if not pending:
+        return "Nothing to join."
+    workers = [host for host in pending if host not in control_planes]
+    return "Joining control planes %s, then workers %s" % (", ".join(control_planes) or "-", ", ".join(workers) or "-")
+
+
+def join_error(result, token=None, certificate_key=None):
+    """Why kubeadm join failed, fit for the log: its stderr (the task's msg where it left
+    none; "" without a result), with the bootstrap token and the certificate key replaced by
+    ``<token>`` and ``<certificate-key>``."""
+    result = result or {}
+    text = str(result["stderr"] if "stderr" in result else result.get("msg") or "")
+    for secret, shown in ((token, "<token>"), (certificate_key, "<certificate-key>")):
+        if secret:
+            text = text.replace(str(secret), shown)
+    return text
+
+
+# Local packages kubelet's depend on: installed before the others.
+_LOCAL_DEPENDENCIES_RE = re.compile(r"^(cri-tools|kubernetes-cni)")
+
+
+def local_debs(files, directory):
+    """The local .deb files (``files``: names, sorted) in the order dpkg installs them one by
+    one: cri-tools and kubernetes-cni first, in their given order, then the others sorted
+    as Jinja's sort does (case-insensitive), each prefixed with ``directory``."""
+    files = list(files or [])
+    first = [name for name in files if _LOCAL_DEPENDENCIES_RE.search(name)]
+    rest = sorted((name for name in files if not _LOCAL_DEPENDENCIES_RE.search(name)), key=lambda n: n.lower())
+    return ["%s%s" % (directory, name) for name in first + rest]
+
+
+def reset_refusal(host, first_control_plane, play_hosts, cluster, confirmed, group):
+    """"" or why this run may not reset ``host``: it would reset ``first_control_plane``
+    (one of ``play_hosts``, the whole run's hosts) while ``cluster`` (the cluster's hosts)
+    has other nodes, without ``confirmed`` (node_reset_confirm_control_plane). ``group``:
+    the control plane group, named in the fix."""
+    if first_control_plane not in (play_hosts or []) or len(cluster or []) == 1 or confirmed:
+        return ""
+    subject = ("%s is" % first_control_plane if host == first_control_plane else
+               "%s: not reset: this run (no --limit, or a --limit that includes it) also resets %s, which is"
+               % (host, first_control_plane))
+    return ("%s the first control plane of a cluster with %d other node(s); resetting it removes the admin kubeconfig"
+            " every kubegpu playbook uses (and, without another control plane, the cluster). Fix: name the nodes to"
+            " reset with --limit (without %s), reorder %s so that another control plane is first, or pass"
+            " -e reset_node_confirm_control_plane=true." % (subject, len(cluster or []) - 1, first_control_plane, group))

@@ -315,3 +315,25 @@ def duplicate_values(mapping, normalise_case=False):
             value = value.lower()
         groups.setdefault(value, []).append(key)
     return dict((value, sorted(keys)) for value, keys in sorted(groups.items()) if len(keys) > 1)
+
+
+# iptables-save lines of Kubernetes' chains: KUBE-* (kube-proxy, kubelet) and cali-*
+# (Calico), declared, appended to, or jumped or gone to from another chain.
+KUBERNETES_RULE_RE = re.compile(r"^:(KUBE-|cali-)|^-A (KUBE-|cali-)| -[jg] (KUBE-|cali-)")
+
+
+def rules_without_kubernetes(saved):
+    """What a node reset restores per family (roles/node, tasks/reset.yml): for each
+    ``iptables-save``/``ip6tables-save`` run (``saved``: the registered loop results, each
+    with ``stdout_lines`` and ``item.item``, the family) whose rules name Kubernetes' chains,
+    {"family", "rules"}: its lines without comments and without KUBERNETES_RULE_RE's (the
+    host's other rules, unchanged). A run without Kubernetes' chains, or skipped, is left out."""
+    restore = []
+    for result in saved or []:
+        lines = result.get("stdout_lines")
+        if lines is None or not any(KUBERNETES_RULE_RE.search(line) for line in lines):
+            continue
+        restore.append({"family": result["item"]["item"],
+                        "rules": [line for line in lines if not line.startswith("#")
+                                  and not KUBERNETES_RULE_RE.search(line)]})
+    return restore

@@ -15,7 +15,8 @@ FILTERS = FilterModule().filters()
 
 
 def test_filters_registered():
-    assert sorted(FILTERS) == ["gpu_driver_plan", "gpu_expected_resources", "gpu_node_labels",
+    assert sorted(FILTERS) == ["gpu_driver_plan", "gpu_expected_resources", "gpu_job_resource", "gpu_node_labels",
+                               "gpu_operator_installed_release", "gpu_operator_release_differs", "gpu_operator_upgrade_argv",
                                "gpu_resource_problems", "gpu_resource_summary"]
 
 

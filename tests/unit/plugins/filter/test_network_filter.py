@@ -14,7 +14,7 @@ F = FilterModule().filters()
 def test_filters_exposed():
     assert set(F) == {"cidr_problems", "host_networks", "host_network_problems",
                       "node_name_problem", "duplicate_values", "format_problems",
-                      "kubeadm_cidr_problems", "calico_pool_problems"}
+                      "kubeadm_cidr_problems", "calico_pool_problems", "iptables_without_kubernetes"}
 
 
 def test_cidr_problems_and_format():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubegpu.cluster.plugins.filter import doctor as doctor_filter
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_health, _gpu_smi
@@ -147,6 +148,20 @@ def test_nvswitch_host_without_fabric_manager_fails():
     assert fabric["status"] == "fail" and "nvidia-fabricmanager.service is inactive" in fabric["detail"]
 
 
+MARKER = "/var/lib/kubegpu/reboot-required"
+
+
+def _context(nodes=None, pods=None, **extra):
+    """The doctor role's _doctor_node_context for gpu1 (roles/doctor/vars/main.yml): the
+    registered results of its reads and the first control plane's two kubectl answers."""
+    context = {"host": "gpu1", "node_name": "gpu1", "gpu_node": True, "kubernetes_nodes": ["cp1", "gpu1"],
+               "kernel_log": {"changed": False, "stdout": ""}, "host_state": {"files": {MARKER: None}, "units": UNITS},
+               "reboot_marker": MARKER, "first_control_plane": "cp1", "nodes": nodes, "pods": pods,
+               "mig_strategy": "none", "replicas": "1", "rename_by_default": False, "label_sets": ["gfd"]}
+    context.update(extra)
+    return context
+
+
 def test_run_level_report_reads_kubectl_answers_and_the_reboot_marker():
     nodes = {"kind": "NodeList", "items": [{"kind": "Node", "metadata": {
         "name": "gpu1", "labels": {"nvidia.com/gpu.count": "1", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
@@ -157,9 +172,9 @@ def test_run_level_report_reads_kubectl_answers_and_the_reboot_marker():
                                           "status": {"phase": "Running", "conditions": [{"type": "Ready",
                                                                                          "status": "False"}]}}]}
     answers = [{"rc": 0, "stdout": json.dumps(nodes)}, {"rc": 0, "stdout": json.dumps(pods)}]
-    report = doctor_filter.doctor_node_report(
-        _facts(), "gpu1", "gpu1", gpu_node="yes", kernel_log="source: none\n",
-        reboot_marker="os_prereqs: nouveau is loaded\n", units=UNITS, cluster=answers)
+    report = doctor_filter.doctor_node_report(_facts(), _context(
+        *answers, gpu_node="yes", kernel_log={"stdout": "source: none\n"},
+        host_state={"files": {MARKER: "os_prereqs: nouveau is loaded\n"}, "units": UNITS}))
     checks = dict((c["check"], c) for c in report["checks"] if c["gpu"] is None)
     assert checks["allocatable"]["status"] == "fail" and "allocatable nvidia.com/gpu is 0" in checks["allocatable"]["detail"]
     assert checks["device_plugin"]["status"] == "fail" and "not ready" in checks["device_plugin"]["detail"]
@@ -168,15 +183,13 @@ def test_run_level_report_reads_kubectl_answers_and_the_reboot_marker():
     assert checks["xid_errors"]["status"] == "skip"
     assert checks["labels"]["status"] == "warn" and "nvidia.com/gpu.memory" in checks["labels"]["detail"]
     assert report["cordon"] == {"possible": True, "unschedulable": True, "annotation": "old"}
-    operator_mode = doctor_filter.doctor_node_report(_facts(), "gpu1", "gpu1", gpu_node=True, units=UNITS,
-                                                     cluster=[answers[0], {"skipped": True}])
+    operator_mode = doctor_filter.doctor_node_report(_facts(), _context(answers[0], {"skipped": True}))
     assert [c["status"] for c in operator_mode["checks"] if c["check"] == "device_plugin"] == ["skip"]
-    no_pod = doctor_filter.doctor_node_report(_facts(), "gpu1", "gpu1", gpu_node=True, units=UNITS,
-                                              cluster=[answers[0], {"rc": 0, "stdout": '{"kind": "PodList", "items": []}'}])
+    no_pod = doctor_filter.doctor_node_report(_facts(), _context(
+        answers[0], {"rc": 0, "stdout": '{"kind": "PodList", "items": []}'}))
     assert [c["detail"] for c in no_pod["checks"] if c["check"] == "device_plugin"] == [
         "no device plugin pod on this node"]
-    failed = doctor_filter.doctor_node_report(_facts(), "gpu1", "gpu1", gpu_node=True, units=UNITS,
-                                              cluster=[{"rc": 1, "stderr": "connection refused"}, {"rc": 0}])
+    failed = doctor_filter.doctor_node_report(_facts(), _context({"rc": 1, "stderr": "connection refused"}, {"rc": 0}))
     ready = [c for c in failed["checks"] if c["check"] == "node_ready"][0]
     assert ready["status"] == "fail" and "connection refused" in ready["detail"]
     fleet = doctor_filter.doctor_fleet_report([report, failed])
@@ -194,3 +207,57 @@ def test_gpu_node_read_as_the_specs_read_booleans(value):
     report = _doctor.node_report_from_run("cp1", "cp1", {"count": 0, "gpus": [], "driver": {}}, gpu_node=value,
                                           units=UNITS, boolean=boolean)
     assert _statuses(report)["driver_loaded"] == ["skip"]
+
+
+NODES = {"rc": 0, "stdout": json.dumps({"kind": "NodeList", "items": [{"kind": "Node", "metadata": {
+    "name": "gpu1", "labels": {}}, "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                                                          "allocatable": {"nvidia.com/gpu": "1"}}}]})}
+
+
+@pytest.mark.parametrize("context, expected", [
+    # No host in the control plane group: the API server is not asked, whatever was registered.
+    (_context(NODES, first_control_plane=""), "the API server was not asked (no admin kubeconfig on the first"
+                                              " control plane)"),
+    # The kubectl task skipped (no admin kubeconfig), or its result not set on the first control
+    # plane (None: the role's default is {'skipped': true}).
+    (_context({"skipped": True}), "the API server was not asked (no admin kubeconfig on the first control plane)"),
+    (_context(None), "the API server was not asked (no admin kubeconfig on the first control plane)"),
+    (_context(NODES), "Ready"),
+    # Not in k8s_cluster: no cluster checks.
+    (_context(NODES, kubernetes_nodes=["cp1"]), "not a Kubernetes node (group k8s_cluster)"),
+    (_context(NODES, kubernetes_nodes=None), "not a Kubernetes node (group k8s_cluster)"),
+])
+def test_context_reads_the_cluster_answers_of_the_first_control_plane(context, expected):
+    report = doctor_filter.doctor_node_report(_facts(), context)
+    assert [c["detail"] for c in report["checks"] if c["check"] == "node_ready"] == [expected]
+
+
+@pytest.mark.parametrize("files, status", [
+    ({MARKER: None}, "ok"), ({MARKER: ""}, "ok"), ({}, "ok"), (None, "ok"),
+    ({MARKER: "os_prereqs: nouveau is loaded\n"}, "warn"), ({"/elsewhere": "reason\n"}, "ok"),
+])
+def test_context_reads_the_reboot_marker_from_host_state(files, status):
+    report = _doctor.node_report_from_context(_facts(), _context(host_state={"files": files, "units": UNITS}))
+    assert _statuses(report)["pending_reboot"] == [status]
+
+
+def test_context_reads_the_kernel_log_stdout():
+    with_xid = _context(kernel_log={"stdout": "source: dmesg\n" + XID_LOG})
+    assert _statuses(doctor_filter.doctor_node_report(_facts(), with_xid))["xid_errors"][0] in ("warn", "fail")
+    for kernel_log in ({}, None, {"stdout": ""}, {"stdout": "source: none"}):
+        report = _doctor.node_report_from_context(_facts(), _context(kernel_log=kernel_log))
+        assert _statuses(report)["xid_errors"] == ["skip"]
+
+
+def test_context_without_units_and_with_settings_as_strings():
+    report = _doctor.node_report_from_context(_facts(), _context(
+        NODES, host_state={}, gpu_node="no", replicas="2", rename_by_default="yes", label_sets=None), boolean=boolean)
+    assert _statuses(report)["kubelet"] == ["fail"]
+    assert [c["detail"] for c in report["checks"] if c["check"] == "allocatable"] == ["not a GPU node"]
+
+
+def test_filter_refuses_what_is_not_a_context():
+    with pytest.raises(AnsibleFilterError, match="the doctor role's context"):
+        doctor_filter.doctor_node_report(_facts(), "gpu1")
+    with pytest.raises(AnsibleFilterError, match="kubegpu_gpu facts"):
+        doctor_filter.doctor_node_report([], _context())

@@ -491,3 +491,81 @@ def test_installed_packages_keeps_package_facts_as_it_is():
     assert dp.installed_packages(facts) == facts
     assert dp.installed_packages(_state({"jq": "1.6-2.1"}, absent=["curl"])) == {
         "jq": [{"name": "jq", "version": "1.6-2.1"}]}
+
+
+# --- what the stage reads on the host, enables and merges ---------------------------------------
+
+@pytest.mark.parametrize("selection, expected", [
+    # No selection (a run whose tags skip it): the repository key's packages alone.
+    ({}, ["gnupg", "ca-certificates"]),
+    (None, ["gnupg", "ca-certificates"]),
+    ({"names": ["nvidia-driver-580-server-open", "@nvidia-driver:580-open/default", "libnvidia-compute-580"],
+      "headers_packages": ["linux-headers-6.8.0-51-generic", "nvidia-driver-580-server-open"],
+      "conflicts": ["nvidia-driver-535"], "hold": ["nvidia-driver-580-server-open", "gnupg"]},
+     ["nvidia-driver-580-server-open", "libnvidia-compute-580", "linux-headers-6.8.0-51-generic",
+      "nvidia-driver-535", "gnupg", "ca-certificates"]),
+    ({"names": ["a"], "headers_packages": None, "conflicts": [], "hold": []}, ["a", "gnupg", "ca-certificates"]),
+])
+def test_state_packages(selection, expected):
+    assert dp.state_packages(selection) == expected
+
+
+UNIT = "nvidia-persistenced"
+
+
+@pytest.mark.parametrize("changes, units, needed", [
+    # Packages installed in this run: enable, whatever host_state read before.
+    ({"install": True}, {"nvidia-persistenced.service": {"unit_file": "enabled"}}, True),
+    # Enabled, or a unit that needs no enabling.
+    ({"install": False}, {"nvidia-persistenced.service": {"unit_file": "enabled"}}, False),
+    ({"install": False}, {"nvidia-persistenced.service": {"unit_file": "static"}}, False),
+    ({"install": False}, {"nvidia-persistenced.service": {"unit_file": "enabled-runtime"}}, False),
+    ({"install": False}, {"nvidia-persistenced.service": {"unit_file": "alias"}}, False),
+    ({"install": False}, {"nvidia-persistenced.service": {"unit_file": "indirect"}}, False),
+    ({"install": False}, {"nvidia-persistenced.service": {"unit_file": "generated"}}, False),
+    # Disabled, masked, unknown to systemd or not read.
+    ({"install": False}, {"nvidia-persistenced.service": {"unit_file": "disabled"}}, True),
+    ({"install": False}, {"nvidia-persistenced.service": {"unit_file": "masked"}}, True),
+    ({"install": False}, {"nvidia-persistenced.service": {"unit_file": ""}}, True),
+    ({"install": False}, {"nvidia-persistenced.service": {}}, True),
+    ({"install": False}, {}, True),
+    ({}, None, True),
+])
+def test_unit_needs_enabling(changes, units, needed):
+    assert dp.unit_needs_enabling(changes, {"units": units}, UNIT) is needed
+
+
+APT_SOURCES = [{"path": "/etc/apt/sources.list", "format": "list"},
+               {"path": "/etc/apt/sources.list.d/debian.sources", "format": "deb822"}]
+SOURCE_PATHS = {"/etc/apt/sources.list": {"exists": True, "mode": "0644"},
+                "/etc/apt/sources.list.d/debian.sources": {"exists": True, "mode": "0600"}}
+BOOKWORM_DEB822 = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n"
+
+
+def test_merge_apt_sources_merges_each_file_host_state_read():
+    state = {"files": {"/etc/apt/sources.list": "deb http://d/debian bookworm main\n",
+                       "/etc/apt/sources.list.d/debian.sources": BOOKWORM_DEB822}, "paths": SOURCE_PATHS}
+    repo = {"kind": "apt_components", "components": ["non-free"], "codename": "bookworm"}
+    merged = dp.merge_apt_sources(APT_SOURCES, state, repo, "trixie")
+    assert [(m["path"], m["mode"], m["merge"]["matched"], m["merge"]["changed"]) for m in merged] == [
+        ("/etc/apt/sources.list", "0644", 1, True), ("/etc/apt/sources.list.d/debian.sources", "0600", 1, True)]
+    assert merged[0]["merge"]["content"] == "deb http://d/debian bookworm main non-free\n"
+    assert "Components: main non-free\n" in merged[1]["merge"]["content"]
+
+
+def test_merge_apt_sources_leaves_out_missing_files_and_takes_the_host_release():
+    # A file host_state did not find reads None; an empty file is read (and matches nothing).
+    state = {"files": {"/etc/apt/sources.list": "", "/etc/apt/sources.list.d/debian.sources": None}, "paths": SOURCE_PATHS}
+    merged = dp.merge_apt_sources(APT_SOURCES, state, {"components": ["restricted"]}, "noble")
+    assert merged == [{"path": "/etc/apt/sources.list", "mode": "0644",
+                       "merge": {"content": "", "matched": 0, "changed": False}}]
+    # Without a codename in the selection, the host's distribution_release.
+    state = {"files": {"/etc/apt/sources.list": "deb http://a/ubuntu noble main\n"}, "paths": {}}
+    merged = dp.merge_apt_sources(APT_SOURCES, state, {"components": ["restricted"]}, "noble")
+    assert merged[0]["merge"]["content"] == "deb http://a/ubuntu noble main restricted\n" and merged[0]["mode"] is None
+    assert dp.merge_apt_sources(APT_SOURCES, {}, {}, "noble") == [] == dp.merge_apt_sources(None, None, None, "x")
+
+
+def test_merge_apt_sources_refuses_an_unknown_format():
+    with pytest.raises(DriverPackagesError):
+        dp.merge_apt_sources([{"path": "/x", "format": "toml"}], {"files": {"/x": ""}}, {"components": []}, "x")

@@ -55,3 +55,28 @@ def test_problems_and_summary():
 def test_unknown_strategy():
     with pytest.raises(r.GpuResourcesError):
         r.expected_resources({}, mig_strategy="auto")
+
+
+# --- the resource a validate test Job requests ---------------------------------------------------
+
+GPU_ONLY = {"resources": {"nvidia.com/gpu": {"count": 8, "exact": True}}, "problems": [], "notes": []}
+SHARED = {"resources": {"nvidia.com/gpu.shared": {"count": 32, "exact": True}}, "problems": [], "notes": []}
+MIXED = {"resources": {"nvidia.com/mig-*": {"count": 1, "exact": False}}, "problems": [], "notes": []}
+
+
+@pytest.mark.parametrize("requested, extended, expected, resource", [
+    # Asked for: that one, whatever the node advertises.
+    ("nvidia.com/mig-3g.40gb", {"nvidia.com/gpu": "8"}, GPU_ONLY, "nvidia.com/mig-3g.40gb"),
+    # The first expected resource the node advertises, in the node's order.
+    ("", {"nvidia.com/gpu.shared": "32", "nvidia.com/gpu": "8"}, SHARED, "nvidia.com/gpu.shared"),
+    ("", {"example.com/fpga": "1", "nvidia.com/gpu": "8"}, GPU_ONLY, "nvidia.com/gpu"),
+    # MIG mixed, profiles unknown: the node's first nvidia.com/mig-<profile>.
+    ("", {"nvidia.com/mig-2g.20gb": "1", "nvidia.com/mig-1g.10gb": "3"}, MIXED, "nvidia.com/mig-2g.20gb"),
+    (None, {"nvidia.com/mig-1g.10gb": "3"}, GPU_ONLY, "nvidia.com/mig-1g.10gb"),
+    # Nothing advertised yet (or no node read): nvidia.com/gpu.
+    ("", {}, GPU_ONLY, "nvidia.com/gpu"),
+    ("", None, MIXED, "nvidia.com/gpu"),
+    ("", {"nvidia.com/gpu": "0"}, {}, "nvidia.com/gpu"),
+])
+def test_job_resource(requested, extended, expected, resource):
+    assert r.job_resource(requested, extended, expected) == resource

@@ -153,3 +153,97 @@ def test_ca_cert_hash_of_a_v1_certificate(tmp_path):
 def test_ca_cert_hash_refuses_garbage(pem):
     with pytest.raises(_kubeadm.KubeadmParseError):
         _kubeadm.ca_cert_hash(pem)
+
+
+# --- roles/kubernetes and roles/node decisions ------------------------------------------------
+
+CP_FACTS = {"ansible_facts": {"default_ipv4": {"address": "10.0.0.11"}}, "ansible_host": "bastion-alias-cp1"}
+
+
+@pytest.mark.parametrize("endpoint, cp_vars, expected", [
+    # The HA endpoint, with or without its port.
+    ("k8s-api.example.com", CP_FACTS, "k8s-api.example.com:6443"),
+    ("k8s-api.example.com:8443", CP_FACTS, "k8s-api.example.com:8443"),
+    ("10.0.0.100", {}, "10.0.0.100:6443"),
+    # The address the API server advertises: set, else the default route's.
+    ("", dict(CP_FACTS, kubernetes_apiserver_advertise_address="10.1.0.11"), "10.1.0.11:6443"),
+    (None, CP_FACTS, "10.0.0.11:6443"),
+    ("", dict(CP_FACTS, kubernetes_apiserver_advertise_address=""), "10.0.0.11:6443"),
+    ("", dict(CP_FACTS, kubernetes_apiserver_advertise_address=None), "10.0.0.11:6443"),
+    # No facts for the first control plane (a --limit that left it out): ansible_host, else its name.
+    ("", {"ansible_host": "bastion-alias-cp1"}, "bastion-alias-cp1:6443"),
+    ("", {"ansible_facts": {}}, "cp1:6443"),
+    ("", {"ansible_facts": {"default_ipv4": {}}, "ansible_host": None}, "cp1:6443"),
+    ("", None, "cp1:6443"),
+])
+def test_api_endpoint(endpoint, cp_vars, expected):
+    assert _kubeadm.api_endpoint(endpoint, "cp1", cp_vars, 6443) == expected
+
+
+def test_api_endpoint_port_as_a_string():
+    assert _kubeadm.api_endpoint("", "cp1", {}, "7443") == "cp1:7443"
+
+
+@pytest.mark.parametrize("pending, control_planes, expected", [
+    ([], [], "Nothing to join."),
+    (None, None, "Nothing to join."),
+    (["cp2", "w1", "w2"], ["cp2"], "Joining control planes cp2, then workers w1, w2"),
+    (["w1"], [], "Joining control planes -, then workers w1"),
+    (["cp2", "cp3"], ["cp2", "cp3"], "Joining control planes cp2, cp3, then workers -"),
+])
+def test_join_report(pending, control_planes, expected):
+    assert _kubeadm.join_report(pending, control_planes) == expected
+
+
+@pytest.mark.parametrize("result, expected", [
+    ({"stderr": "token %s, key %s, again %s" % (DOC_TOKEN, DOC_KEY, DOC_TOKEN), "msg": "non-zero return code"},
+     "token <token>, key <certificate-key>, again <token>"),
+    # No stderr (the module failed before running kubeadm): its msg.
+    ({"msg": "no such file %s" % DOC_TOKEN}, "no such file <token>"),
+    # An empty stderr stays empty; no result at all (the join task never ran): "".
+    ({"stderr": "", "msg": "x"}, ""),
+    ({}, ""),
+    (None, ""),
+])
+def test_join_error_redacts_the_secrets(result, expected):
+    assert _kubeadm.join_error(result, DOC_TOKEN, DOC_KEY) == expected
+
+
+def test_join_error_without_secrets_leaves_the_text():
+    assert _kubeadm.join_error({"stderr": "failed <none> %s" % DOC_TOKEN}) == "failed <none> %s" % DOC_TOKEN
+    assert _kubeadm.join_error({"stderr": "failed"}, "", None) == "failed"
+
+
+@pytest.mark.parametrize("files, expected", [
+    ([], []),
+    (None, []),
+    (["cri-tools_1.35.0_amd64.deb", "kubeadm_1.35.0_amd64.deb", "Kubectl_1.35.0_amd64.deb",
+      "kubelet_1.35.0_amd64.deb", "kubernetes-cni_1.6.0_amd64.deb"],
+     ["cri-tools_1.35.0_amd64.deb", "kubernetes-cni_1.6.0_amd64.deb", "kubeadm_1.35.0_amd64.deb",
+      "Kubectl_1.35.0_amd64.deb", "kubelet_1.35.0_amd64.deb"]),
+    (["kubelet.deb", "kubernetes-cni.deb", "cri-tools.deb"], ["kubernetes-cni.deb", "cri-tools.deb", "kubelet.deb"]),
+])
+def test_local_debs_install_the_dependencies_first(files, expected):
+    assert _kubeadm.local_debs(files, "/var/cache/kubegpu/kubernetes/") == [
+        "/var/cache/kubegpu/kubernetes/" + name for name in expected]
+
+
+CLUSTER = ["cp1", "w1", "w2"]
+FIX = ("the first control plane of a cluster with 2 other node(s); resetting it removes the admin kubeconfig every"
+       " kubegpu playbook uses (and, without another control plane, the cluster). Fix: name the nodes to reset with"
+       " --limit (without cp1), reorder kube_control_plane so that another control plane is first, or pass"
+       " -e reset_node_confirm_control_plane=true.")
+
+
+@pytest.mark.parametrize("host, play_hosts, cluster, confirmed, expected", [
+    # A --limit without the first control plane, a single-node cluster, or confirmed: allowed.
+    ("w1", ["w1", "w2"], CLUSTER, False, ""),
+    ("cp1", ["cp1"], ["cp1"], False, ""),
+    ("cp1", ["cp1", "w1"], CLUSTER, True, ""),
+    # The first control plane itself, and every other node of that run.
+    ("cp1", ["cp1", "w1"], CLUSTER, False, "cp1 is " + FIX),
+    ("w1", ["w1", "cp1"], CLUSTER, False,
+     "w1: not reset: this run (no --limit, or a --limit that includes it) also resets cp1, which is " + FIX),
+])
+def test_reset_refusal(host, play_hosts, cluster, confirmed, expected):
+    assert _kubeadm.reset_refusal(host, "cp1", play_hosts, cluster, confirmed, "kube_control_plane") == expected
