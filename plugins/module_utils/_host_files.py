@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: Apache-2.0
-"""Files a stage owns on a host, and lines it owns in a shared file, in one pass (the
-host_files module).
+"""Files a stage owns on a host, its directories, and lines it owns in a shared file, in
+one pass (the host_files module).
 
-Each file is read, compared with what it should be (content, mode, owner, or absent) and
-written only where it differs; each line is added to or removed from its file only where
-that is needed. One module run per host for all of a stage's files, instead of one
+Each directory is created or given its mode and owner only where that differs; each file
+is read, compared with what it should be (content, mode, owner, or absent) and written
+only where it differs; each line is added to or removed from its file only where that is
+needed. One module run per host for all of a stage's files, instead of one
 module run per file behind a Jinja condition. Runs on the managed host: Python 3.8,
 standard library only.
 """
@@ -55,6 +56,31 @@ def plan_file(spec):
     if _attrs_differ(path, _mode(spec.get('mode') or '0644'), uid, gid):
         return 'attrs', before, after
     return None, before, after
+
+
+def _dir_text(path):
+    """A directory as the diff shows it: its mode and owner, or nothing where it is absent."""
+    if not os.path.isdir(path):
+        return ''
+    st = os.stat(path)
+    return 'directory %04o %d:%d\n' % (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+
+
+def plan_directory(spec):
+    """('mkdir'|'attrs'|None, before text, after text) for one directory spec. A path
+    that exists and is not a directory is an error (ValueError): nothing is replaced."""
+    path = spec['path']
+    mode = _mode(spec.get('mode') or '0755')
+    uid, gid = _ids(spec.get('owner') or 'root', spec.get('group') or 'root')
+    after = 'directory %04o %d:%d\n' % (mode, uid, gid)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ValueError('%s exists and is not a directory; it was NOT changed. Fix: move it away, '
+                         'then run again.' % path)
+    if not os.path.isdir(path):
+        return 'mkdir', '', after
+    if _attrs_differ(path, mode, uid, gid):
+        return 'attrs', _dir_text(path), after
+    return None, after, after
 
 
 def line_text(before, line, state):
@@ -117,12 +143,19 @@ def _set_attrs(path, spec):
 
 
 def _text(data):
-    return '' if data is None else data.decode('utf-8', 'replace')
+    if data is None:
+        return ''
+    return data if isinstance(data, str) else data.decode('utf-8', 'replace')
 
 
 def run(module):
     result = {'changed': False, 'changed_paths': [], 'diff': []}
     actions = []
+    for spec in module.params['directories']:
+        try:
+            actions.append((spec,) + plan_directory(spec))
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
     for spec in module.params['files']:
         actions.append((spec,) + plan_file(spec))
     for spec in module.params['lines']:
@@ -143,7 +176,10 @@ def run(module):
         module.exit_json(**result)
     for spec, action, before, after in actions:
         path = spec['path']
-        if action == 'remove':
+        if action == 'mkdir':
+            os.makedirs(path, _mode(spec['mode']))
+            _set_attrs(path, spec)
+        elif action == 'remove':
             if spec.get('backup'):
                 result.setdefault('backup_files', []).append(module.backup_local(path))
             os.unlink(path)

@@ -9,14 +9,16 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: host_files
-short_description: The files a stage owns and its lines in shared files, in one pass
+short_description: The files and directories a stage owns and its lines in shared files, in one pass
 version_added: "0.3.0"
 description:
+  - Creates each directory of O(directories) that is missing and gives it its mode and owner where they
+    differ. A path there that is not a directory is refused and left alone.
   - Reads each file of O(files), compares it with what it should be (its content, mode and owner; or absent)
     and writes or removes it only where it differs, atomically.
   - Adds each line of O(lines) to its file, or removes it, only where that is needed; the rest of the file is kept.
-  - One module run for all of a stage's files, instead of one module run per file behind a condition that
-    reads the host first.
+  - Directories first, then files, then lines. One module run for all of a stage's files, instead of one
+    module run per file behind a condition that reads the host first.
 author:
   - kubegpu maintainers (@kubegpu)
 attributes:
@@ -25,11 +27,35 @@ attributes:
     description: Reports what would be written and removed; changes nothing.
   diff_mode:
     support: full
-    description: Returns each changed file before and after (not for an entry with O(files[].no_diff)).
+    description:
+      - Returns each changed file before and after (not for an entry with O(files[].no_diff)).
+      - A directory shows as C(directory <mode> <uid>:<gid>), empty where it is absent.
   idempotent:
     support: full
-    description: Reports C(changed=false) when every file and line is as it should be.
+    description: Reports C(changed=false) when every directory, file and line is as it should be.
 options:
+  directories:
+    description: Directories this stage owns (missing parents are created too).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The directory.
+        type: path
+        required: true
+      mode:
+        description: The directory's mode (octal, as a string).
+        type: str
+        default: "0755"
+      owner:
+        description: The directory's owner.
+        type: str
+        default: root
+      group:
+        description: The directory's group.
+        type: str
+        default: root
   files:
     description: Files this stage owns.
     type: list
@@ -122,6 +148,16 @@ options:
 """
 
 EXAMPLES = r"""
+- name: Write crictl's config and a registry's hosts.toml, with containerd's drop-in directory
+  kubegpu.cluster.host_files:
+    directories:
+      - path: /etc/containerd/conf.d
+    files:
+      - path: /etc/crictl.yaml
+        content: "runtime-endpoint: unix:///run/containerd/containerd.sock\n"
+      - path: /etc/containerd/certs.d/docker.io/hosts.toml
+        content: "server = \"https://registry-1.docker.io\"\n"
+
 - name: Blacklist nouveau and record the reboot it needs
   kubegpu.cluster.host_files:
     files:
@@ -134,7 +170,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed_paths:
-  description: The files this run changed, created or removed (would, in check mode).
+  description: The directories and files this run changed, created or removed (would, in check mode).
   returned: always
   type: list
   elements: str
@@ -164,6 +200,11 @@ _COMMON = dict(
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            directories=dict(type='list', elements='dict', default=[],
+                             options=dict(path=dict(type='path', required=True),
+                                          mode=dict(type='str', default='0755'),
+                                          owner=dict(type='str', default='root'),
+                                          group=dict(type='str', default='root'))),
             files=dict(type='list', elements='dict', default=[],
                        options=dict(_COMMON, content=dict(type='str', default=''),
                                     validate=dict(type='str'))),

@@ -48,8 +48,7 @@ def _stage4_publishes(config_text, **overrides):
     tasks = yaml.safe_load((k8s.ROLES / "container_runtime" / "tasks" / "containerd.yml").read_text(encoding="utf-8"))
     publish = next(t for t in tasks if "container_runtime_cri_handlers" in str(t.get("ansible.builtin.set_fact", "")))
     expression = publish["ansible.builtin.set_fact"]["container_runtime_cri_handlers"]
-    state = {"files": {"/etc/containerd/config.toml": config_text}}
-    renderer.overrides.update({"_container_runtime_config": result, "_container_runtime_state": state})
+    renderer.overrides.update({"_container_runtime_config": result})
     return {**published, "container_runtime_cri_handlers": renderer.templar("gpu1").template(trust_as_template(expression))}
 
 

@@ -1,17 +1,29 @@
 # SPDX-License-Identifier: Apache-2.0
-"""container_runtime reads every package it installs with host_state (rendered role vars).
+"""container_runtime's variables, rendered as Ansible does (the Renderer of
+test_k8s_render.py): what the stage hands to the modules that read, compare and act.
 
-The stage installs a package only where host_state reported it missing; a package the
-read left out would never be installed. The NVIDIA Container Toolkit was such a package
-(found 2026-11-30): these render the role's variables as Ansible does and check that
-every packages.yml include's packages are in host_state's list, for each runtime mode.
+- the files kubegpu.cluster.host_files writes (crictl, one hosts.toml per registry) are
+  the role's own templates rendered for each entry, and their directories;
+- packages.yml names the pinned packages with their version (apt name=version, dnf
+  name-version) and leaves the comparison to the package module;
+- nothing in the role guesses again what a module would do: no host_state filter, no
+  expression over 300 characters (scripts/yaml_metrics.py counts them);
+- docker.yml's daemon.json task (real ansible-playbook on localhost): the role's
+  variables reach kubegpu.cluster.docker_daemon_json as they did the Jinja merge before.
 """
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from ansible_collections.kubegpu.cluster.tests.unit.compat import trust_as_template
 
 # The Renderer of test_k8s_render.py: Ansible's Templar with role defaults, vars, inventory.
 _spec = importlib.util.spec_from_file_location(
@@ -19,63 +31,143 @@ _spec = importlib.util.spec_from_file_location(
 _k8s = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_k8s)
 EXAMPLE, ROLES, Renderer = _k8s.EXAMPLE, _k8s.ROLES, _k8s.Renderer
+ROLE = ROLES / "container_runtime"
+_metrics_spec = importlib.util.spec_from_file_location(
+    "kubegpu_yaml_metrics", ROLES.parent / "scripts" / "yaml_metrics.py")
+metrics = importlib.util.module_from_spec(_metrics_spec)
+_metrics_spec.loader.exec_module(metrics)
 
-DEBIAN = Renderer(EXAMPLE, "container_runtime")._file(ROLES / "container_runtime" / "vars" / "Debian.yml")
-# What each include of packages.yml installs (tasks/containerd.yml, docker.yml, nvidia_toolkit.yml).
-INCLUDES = {
-    "containerd": "_container_runtime_containerd_packages[container_runtime_containerd_source]",
-    "docker": "_container_runtime_docker_packages[container_runtime_docker_source]",
-    "toolkit": "_container_runtime_nvidia_toolkit_packages",
-}
-
-
-def render(expression, **overrides):
-    renderer = Renderer(EXAMPLE, "container_runtime", overrides={**DEBIAN, **overrides})
-    return renderer.expr("gpu1", expression)
+DEBIAN = Renderer(EXAMPLE, "container_runtime")._file(ROLE / "vars" / "Debian.yml")
+REDHAT = Renderer(EXAMPLE, "container_runtime")._file(ROLE / "vars" / "RedHat.yml")
+MIRRORS = [{"registry": "docker.io", "mirrors": [{"host": "https://mirror.gcr.io"}]},
+           {"registry": "quay.io", "server": "https://quay.io"}]
 
 
-@pytest.mark.parametrize("mode", [
-    {"kubegpu_container_runtime": "containerd", "container_runtime_containerd_source": "distro"},
-    {"kubegpu_container_runtime": "containerd", "container_runtime_containerd_source": "docker"},
-    {"kubegpu_container_runtime": "docker", "container_runtime_docker_source": "distro"},
-    {"kubegpu_container_runtime": "docker", "container_runtime_docker_source": "docker"},
+def renderer(**overrides):
+    # role_path: where the template lookup of vars/main.yml finds the role's templates.
+    return Renderer(EXAMPLE, "container_runtime", overrides={**DEBIAN, "role_path": str(ROLE), **overrides})
+
+
+def template(render, name, **extra):
+    """The role's template as the template module renders it (ansible_managed: its default)."""
+    templar = render.templar("gpu1")
+    templar = templar.copy_with_new_env(
+        available_variables={**templar.available_variables, "ansible_managed": "Ansible managed", **extra})
+    source = (ROLE / "templates" / name).read_text(encoding="utf-8")
+    return templar.template(trust_as_template(source), escape_backslashes=False)
+
+
+def test_host_files_are_the_roles_templates_one_hosts_toml_per_registry():
+    render = renderer(container_runtime_registry_mirrors=MIRRORS)
+    files = render.expr("gpu1", "_container_runtime_host_files")
+    crictl = template(render, "crictl.yaml.j2")
+    assert files[0] == {"path": "/etc/crictl.yaml", "content": crictl}
+    assert "runtime-endpoint: unix:///run/containerd/containerd.sock" in crictl
+    for entry, spec in zip(MIRRORS, files[1:]):
+        text = template(render, "hosts.toml.j2", item=entry)
+        assert spec == {"path": "/etc/containerd/certs.d/%s/hosts.toml" % entry["registry"], "content": text}
+    assert len(files) == 3
+    assert '[host."https://mirror.gcr.io"]' in files[1]["content"] and 'server = "https://quay.io"' in files[2]["content"]
+    assert render.expr("gpu1", "_container_runtime_config_dirs") == [
+        "/etc/containerd/conf.d", "/etc/containerd/certs.d",
+        "/etc/containerd/certs.d/docker.io", "/etc/containerd/certs.d/quay.io"]
+
+
+def test_no_crictl_and_no_registry_directory_write_nothing_of_theirs():
+    render = renderer(container_runtime_registry_mirrors=MIRRORS, container_runtime_crictl_config=False,
+                      container_runtime_registry_config_path="")
+    assert render.expr("gpu1", "_container_runtime_host_files") == []
+    assert render.expr("gpu1", "_container_runtime_config_dirs") == ["/etc/containerd/conf.d"]
+
+
+def _package_names(family, pkgs, versioned, version):
+    # The include's own vars, as Ansible loads them (templates trusted).
+    task_vars = dict(renderer()._file(ROLE / "tasks" / "packages.yml")[0]["vars"])
+    render = renderer(**(DEBIAN if family == "apt" else REDHAT), **task_vars,
+                      _container_runtime_pkgs=pkgs, _container_runtime_pkg_versioned=versioned,
+                      _container_runtime_pkg_version=version, _container_runtime_pkg_hold=True)
+    return render.expr("gpu1", "kubegpu_package_names"), render.expr("gpu1", "kubegpu_package_hold")
+
+
+@pytest.mark.parametrize("family, version, names", [
+    ("apt", "", ["docker-ce", "docker-ce-cli", "containerd.io"]),
+    ("apt", "5:27.5.1*", ["docker-ce=5:27.5.1*", "docker-ce-cli=5:27.5.1*", "containerd.io"]),
+    ("dnf", "27.5.1", ["docker-ce-27.5.1", "docker-ce-cli-27.5.1", "containerd.io"]),
 ])
-def test_every_installed_package_is_read_by_host_state(mode):
-    gpu = dict(mode, kubegpu_gpu_node=True, container_runtime_nvidia_toolkit_install=True)
-    read = render("_container_runtime_state_packages", **gpu)
-    runtime = "containerd" if mode["kubegpu_container_runtime"] == "containerd" else "docker"
-    for include in (runtime, "toolkit"):
-        installed = render(INCLUDES[include], **gpu)
-        assert installed and set(installed) <= set(read), (include, installed, read)
+def test_packages_are_named_with_their_pinned_version(family, version, names):
+    pkgs = ["docker-ce", "docker-ce-cli", "containerd.io"]
+    assert _package_names(family, pkgs, ["docker.io", "docker-ce", "docker-ce-cli"], version) == (names, pkgs)
 
 
-def test_the_toolkit_is_read_only_where_it_is_installed():
-    assert "nvidia-container-toolkit" not in render(
-        "_container_runtime_state_packages", kubegpu_gpu_node=False, container_runtime_nvidia_toolkit_install=True)
-    assert "nvidia-container-toolkit" not in render(
-        "_container_runtime_state_packages", kubegpu_gpu_node=True, container_runtime_nvidia_toolkit_install=False)
+def test_the_role_leaves_the_comparisons_to_the_modules():
+    lengths = {}
+    for path in ROLE.rglob("*.yml"):
+        text = path.read_text(encoding="utf-8")
+        for name in ("host_file_differs", "containerd_config_pending", "_pkgs_need", "_state_packages"):
+            assert name not in text, (path, name)
+        lengths[str(path.relative_to(ROLE))] = [len(e) for e in metrics.expressions(yaml.load(text, Loader=metrics._Loader))]
+    assert len(lengths["tasks/containerd.yml"]) > 20
+    assert {name: max(found) for name, found in lengths.items() if found and max(found) > 300} == {}
 
 
-def test_a_pinned_toolkit_version_is_read_too():
-    versions = render("_container_runtime_state_versions", kubegpu_gpu_node=True,
-                      container_runtime_nvidia_toolkit_install=True,
-                      container_runtime_nvidia_toolkit_version="1.18.0-1",
-                      container_runtime_containerd_version="1.7.24")
-    assert versions["nvidia-container-toolkit"] == "1.18.0-1"
-    assert versions["containerd"] == "1.7.24"
+def _merge_daemon_json(tmp_path, **extra_vars):
+    """docker.yml's daemon.json block on localhost (owner root left out), role defaults as vars."""
+    tasks = yaml.safe_load((ROLE / "tasks" / "docker.yml").read_text(encoding="utf-8"))
+    block = next(t for t in tasks if "kubegpu.cluster.docker_daemon_json" in str(t.get("block")))
+    for task in block["block"]:
+        for key in ("owner", "group"):
+            task["kubegpu.cluster.docker_daemon_json"].pop(key)
+    play = [{"name": "daemon.json", "hosts": "all", "gather_facts": False,
+             "vars_files": [str(ROLE / "defaults" / "main.yml")], "tasks": [block],
+             "handlers": [{"name": "Restart docker", "listen": "restart docker",
+                           "ansible.builtin.debug": {"msg": "docker restarted"}}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
+    variables = {"ansible_python_interpreter": sys.executable, "kubegpu_gpu_node": True,
+                 "container_runtime_docker_daemon_json_path": str(tmp_path / "docker" / "daemon.json"), **extra_vars}
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROLES.parent / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(ROLES.parent / ".collections"), ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_NOCOLOR="1")
+    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", json.dumps(variables), str(tmp_path / "play.yml")],
+                          capture_output=True, text=True, check=False, cwd=str(tmp_path), env=env)
+    return done.returncode, done.stdout
 
 
-def test_packages_host_state_did_not_read_are_installed_and_held():
-    """The fallback: a package missing from the read counts as to install (apt is idempotent)."""
-    state = {"packages": {"containerd": {"installed": True, "held": True}}, "packages_missing": []}
-    common = {"_container_runtime_state": state, "_container_runtime_pkg_hold": True,
-              "_container_runtime_pkg_family": "apt"}
-    assert render("_container_runtime_pkgs_to_install", _container_runtime_pkgs=["containerd"], **common) == []
-    assert render("_container_runtime_pkgs_need", _container_runtime_pkgs=["containerd"], **common) is False
-    assert render("_container_runtime_pkgs_to_install", _container_runtime_pkgs=["containerd", "other"],
-                  **common) == ["other"]
-    assert render("_container_runtime_pkgs_need", _container_runtime_pkgs=["containerd", "other"], **common) is True
-    unheld = {"_container_runtime_state": {"packages": {"containerd": {"installed": True, "held": False}},
-                                           "packages_missing": []},
-              "_container_runtime_pkg_hold": True, "_container_runtime_pkg_family": "apt"}
-    assert render("_container_runtime_pkgs_need", _container_runtime_pkgs=["containerd"], **unheld) is True
+def test_docker_daemon_json_is_merged_once_and_the_restart_notified(tmp_path):
+    path = tmp_path / "docker" / "daemon.json"
+    path.parent.mkdir()
+    path.write_text('{"debug": true, "exec-opts": ["native.cgroupdriver=cgroupfs", "native.umask=normal"]}')
+    rc, out = _merge_daemon_json(tmp_path, container_runtime_docker_registry_mirrors=["https://mirror.example"],
+                                 container_runtime_docker_daemon_extra={"log-opts": {"max-file": "5"}})
+    assert rc == 0 and "docker restarted" in out, out[-3000:]
+    assert json.loads(path.read_text()) == {
+        "debug": True, "exec-opts": ["native.umask=normal", "native.cgroupdriver=systemd"],
+        "log-driver": "json-file", "log-opts": {"max-size": "100m", "max-file": "5"}, "live-restore": True,
+        "registry-mirrors": ["https://mirror.example"], "default-runtime": "nvidia",
+        "runtimes": {"nvidia": {"path": "/usr/bin/nvidia-container-runtime", "runtimeArgs": []}}}
+    assert len(list(path.parent.glob("daemon.json.*~"))) == 1                # the backup
+    rc, out = _merge_daemon_json(tmp_path, container_runtime_docker_registry_mirrors=["https://mirror.example"],
+                                 container_runtime_docker_daemon_extra={"log-opts": {"max-file": "5"}})
+    assert rc == 0 and "changed=0" in out and "docker restarted" not in out, out[-3000:]
+
+
+def test_docker_daemon_json_of_a_gpu_node_that_keeps_runc_the_default(tmp_path):
+    rc, out = _merge_daemon_json(tmp_path, container_runtime_nvidia_default=False)
+    assert rc == 0, out[-3000:]
+    written = json.loads((tmp_path / "docker" / "daemon.json").read_text())
+    assert "default-runtime" not in written and "nvidia" in written["runtimes"]
+    rc, out = _merge_daemon_json(tmp_path, kubegpu_gpu_node=False, container_runtime_docker_daemon_json_path=str(
+        tmp_path / "cpu.json"))
+    assert rc == 0, out[-3000:]
+    assert "runtimes" not in json.loads((tmp_path / "cpu.json").read_text())
+
+
+def test_a_daemon_json_that_is_not_an_object_stops_the_host_with_the_fix(tmp_path):
+    path = tmp_path / "docker" / "daemon.json"
+    path.parent.mkdir()
+    path.write_text("[1, 2]\n")
+    rc, out = _merge_daemon_json(tmp_path)
+    message = " ".join(out.split())
+    assert rc != 0
+    assert "localhost: %s is not a valid JSON object (daemon.json is JSON but not an object)" % path in message
+    assert "re-run the container_runtime stage" in message and path.read_text() == "[1, 2]\n"

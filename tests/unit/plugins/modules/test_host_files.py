@@ -31,8 +31,9 @@ def module_exits(monkeypatch):
     patch_module_exits(monkeypatch)
 
 
-def run(files=(), lines=(), check_mode=False, diff=False, run_command=None):
-    args = {"files": [dict(owner=OWNER, group=GROUP, **f) for f in files],
+def run(files=(), lines=(), check_mode=False, diff=False, run_command=None, directories=()):
+    args = {"directories": [dict(owner=OWNER, group=GROUP, **d) for d in directories],
+            "files": [dict(owner=OWNER, group=GROUP, **f) for f in files],
             "lines": [dict(owner=OWNER, group=GROUP, **entry) for entry in lines]}
     if check_mode:
         args["_ansible_check_mode"] = True
@@ -132,3 +133,33 @@ def test_no_diff_keeps_a_secret_out_of_the_diff(tmp_path):
     path = tmp_path / "proxy.conf"
     result = run(files=[{"path": str(path), "content": "http://user:s3cret@proxy\n", "no_diff": True}], diff=True)
     assert result["changed"] is True and result["diff"] == []
+
+
+def test_directories_created_then_left_alone_and_their_mode_put_right(tmp_path):
+    certs = tmp_path / "containerd" / "certs.d"
+    registry = certs / "docker.io"
+    dirs = [{"path": str(tmp_path / "containerd" / "conf.d")}, {"path": str(certs)}, {"path": str(registry)}]
+    hosts = {"path": str(registry / "hosts.toml"), "content": "server = \"https://registry-1.docker.io\"\n"}
+    check = run(directories=dirs, files=[hosts], check_mode=True, diff=True)
+    assert check["changed"] is True and not (tmp_path / "containerd").exists()
+    uid, gid = os.getuid(), os.getgid()
+    assert check["diff"][0] == {"before_header": dirs[0]["path"], "after_header": dirs[0]["path"],
+                                "before": "", "after": "directory 0755 %d:%d\n" % (uid, gid)}
+    result = run(directories=dirs, files=[hosts])
+    assert result["changed_paths"] == [d["path"] for d in dirs] + [hosts["path"]]
+    assert [mode(tmp_path / "containerd" / name) for name in ("conf.d", "certs.d")] == ["0o755", "0o755"]
+    assert mode(registry) == "0o755" and (registry / "hosts.toml").read_text().startswith("server")
+    assert run(directories=dirs, files=[hosts])["changed"] is False
+
+    registry.chmod(0o700)
+    drift = run(directories=dirs, files=[hosts], diff=True)
+    assert drift["changed_paths"] == [str(registry)] and mode(registry) == "0o755"
+    assert drift["diff"][0]["before"] == "directory 0700 %d:%d\n" % (uid, gid)
+
+
+def test_a_file_where_a_directory_belongs_is_refused_and_kept(tmp_path):
+    path = tmp_path / "conf.d"
+    path.write_text("not a directory\n")
+    result = run(directories=[{"path": str(path)}])
+    assert result["_failed"] and "%s exists and is not a directory" % path in result["msg"]
+    assert path.read_text() == "not a directory\n"

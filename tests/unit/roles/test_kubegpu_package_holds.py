@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The kubegpu role's entry point `package` holds (apt) only what is not held yet: one
+read-only dpkg-query for the whole hold list, then dpkg_selections for the others - none
+on a converged host. Real ansible-playbook on localhost; dpkg and dpkg-query are fakes on
+PATH that keep the selections in a file and log every call."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+VENV_BIN = Path(sys.executable).parent
+
+# name -> selection; a package not in the file is not installed.
+FAKE = r'''#!%(python)s
+import json, os, sys
+state = %(state)r
+log = %(log)r
+selections = json.load(open(state))
+with open(log, "a") as stream:
+    stream.write(json.dumps([os.path.basename(sys.argv[0])] + sys.argv[1:]) + "\n")
+args = sys.argv[1:]
+if os.path.basename(sys.argv[0]) == "dpkg-query":
+    names = args[3:]
+    missing = [n for n in names if n not in selections]
+    for name in names:
+        if name in selections:
+            print("%%s %%s ok installed" %% (name, selections[name]))
+    for name in missing:
+        print("dpkg-query: no packages found matching %%s" %% name, file=sys.stderr)
+    sys.exit(1 if missing else 0)
+if args[0] == "--get-selections":
+    if args[1] in selections:
+        print("%%s\t%%s" %% (args[1], selections[args[1]]))
+    sys.exit(0)
+if args[0] == "--set-selections":
+    name, selection = sys.stdin.read().split()
+    selections[name] = selection
+    json.dump(selections, open(state, "w"))
+    sys.exit(0)
+sys.exit(2)
+'''
+
+
+def run(tmp_path, package_vars, check=False):
+    bin_dir = tmp_path / "bin"
+    if not bin_dir.exists():
+        bin_dir.mkdir()
+        for name in ("dpkg", "dpkg-query"):
+            fake = bin_dir / name
+            fake.write_text(FAKE % {"python": sys.executable, "state": str(tmp_path / "selections.json"),
+                                    "log": str(tmp_path / "calls.log")})
+            fake.chmod(0o755)
+    (tmp_path / "calls.log").write_text("")
+    play = [{"name": "Hold", "hosts": "all", "gather_facts": False, "tasks": [{
+        "name": "Install and hold", "ansible.builtin.include_role": {
+            "name": "kubegpu.cluster.kubegpu", "tasks_from": "package"},
+        "vars": dict({"kubegpu_package_manager": "apt", "kubegpu_package_names": []}, **package_vars)}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"), ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_NOCOLOR="1", PATH=os.pathsep.join([str(bin_dir), str(VENV_BIN), os.environ.get("PATH", "")]))
+    argv = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+            "-e", json.dumps({"ansible_python_interpreter": sys.executable}), str(tmp_path / "play.yml")]
+    done = subprocess.run(argv + (["--check"] if check else []), capture_output=True, text=True,
+                          check=False, cwd=str(tmp_path), env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    calls = [json.loads(line) for line in (tmp_path / "calls.log").read_text().splitlines()]
+    return calls, json.loads((tmp_path / "selections.json").read_text())
+
+
+def test_one_read_then_only_the_packages_not_held_yet(tmp_path):
+    (tmp_path / "selections.json").write_text(json.dumps({"containerd": "hold", "runc": "install"}))
+    hold = {"kubegpu_package_hold": ["containerd", "runc"]}
+    read = ["dpkg-query", "--show", "--showformat", "${Package} ${Status}\\n", "containerd", "runc"]
+
+    calls, selections = run(tmp_path, hold, check=True)
+    assert calls == [read, ["dpkg", "--get-selections", "runc"]]          # check mode: read, nothing set
+    assert selections == {"containerd": "hold", "runc": "install"}
+
+    calls, selections = run(tmp_path, hold)
+    assert calls == [read, ["dpkg", "--get-selections", "runc"], ["dpkg", "--set-selections"]]
+    assert selections == {"containerd": "hold", "runc": "hold"}
+
+    calls, _selections = run(tmp_path, hold)                              # converged: the read alone
+    assert calls == [read]
+
+
+def test_a_caller_that_read_the_holds_itself_is_trusted(tmp_path):
+    (tmp_path / "selections.json").write_text(json.dumps({"containerd": "hold", "runc": "install"}))
+    calls, selections = run(tmp_path, {"kubegpu_package_hold": ["containerd", "runc"],
+                                       "kubegpu_package_held": ["containerd"]})
+    assert calls == [["dpkg", "--get-selections", "runc"], ["dpkg", "--set-selections"]]
+    assert selections["runc"] == "hold"
+
+
+def test_nothing_to_hold_reads_nothing(tmp_path):
+    (tmp_path / "selections.json").write_text(json.dumps({}))
+    assert run(tmp_path, {"kubegpu_package_hold": []})[0] == []
