@@ -1,15 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Drift on a converged host is found and put right, and a re-run without drift skips
-the changing tasks (os_prereqs and container_runtime on a real Debian 12 systemd host,
-a GPU node by group).
+"""Drift on a converged host is found and put right, and a re-run without drift
+changes nothing (os_prereqs and container_runtime on a real Debian 12 systemd host, a
+GPU node by group).
 
-The stages read the host once (kubegpu.cluster.host_state) and run a changing task
-only where the host differs from what that task makes. This proves both halves on a
-real host: a no-op re-run skips the package, file and service tasks; and every kind of
-drift those reads cover - a package removed, a hold released, a file edited or its
-mode changed, a file or directory removed, a stray file, a unit stopped or disabled, a
-swap line in fstab - is reported by check mode without being touched, then put right
-by the next run, which is followed by one with nothing to do.
+Every changing task of both stages is a module that reads, compares and acts in one run
+(host_files, swap_off, kernel_prereqs, containerd_config, the package module, systemd):
+on a converged host each runs and reports ok, and no task is guarded by a prediction of
+what its module would do. This proves it on a real host: a no-op re-run changes nothing;
+and every kind of drift - a package removed, a hold released, a file edited or its mode
+changed, a file or directory removed, a stray file, a unit stopped or disabled, a swap
+line in fstab, a sysctl value, config.toml - is reported by check mode without being
+touched, then put right by the next run, which is followed by one with nothing to do.
 """
 
 from __future__ import annotations
@@ -31,36 +32,25 @@ MODULES_FILE = "/etc/modules-load.d/kubegpu.conf"
 KERNEL_TASK = "Load the kernel modules and set the kernel parameters, now and at boot"
 CONFIG_TOML = "/etc/containerd/config.toml"
 MERGE_TASK = "Merge the settings into " + CONFIG_TOML
+CR_FILES_TASK = "Write the registry host files, /etc/crictl.yaml and their directories"
 SWAP_TASK = "Turn swap off, now and at boot"
-NOUVEAU_TASK = "Blacklist nouveau"
-PROXY_TASK = "Configure the apt proxy, or remove it where no proxy is configured"
+OS_FILES_TASK = "Write this stage's files (apt proxy, nouveau blacklist, chrony container drop-in) and reboot marker line"
+PACKAGES_TASK = "Install the base packages (apt)"
+TIME_SYNC_TASK = "Enable and start the time sync service"
 
 # Changing tasks a re-run without drift must skip: each would otherwise be a module
 # run (apt, file, template, systemd) on every host on every run.
 SKIPPED_WHEN_CONVERGED = [
-    "Install the base packages (apt)",
-    KERNEL_TASK,
-    MERGE_TASK,
-    "Create the chrony unit drop-in directory in a container",
-    "Let chronyd run in a container without steering the host's clock",
-    "Enable and start the time sync service",
-    "Refresh the apt package lists when missing or older than an hour",
-    "Install tomlkit, needed by kubegpu.cluster.containerd_config",
-    "Install containerd",
+    "Download the apt package index on a host that has none",
+    # The entry point `package` read dpkg's selections: containerd is held already.
     "Hold containerd",
-    "Create containerd's drop-in and registry directories",
-    "Write the registry host files (certs.d/<registry>/hosts.toml)",
-    "Write /etc/crictl.yaml for the containerd socket",
-    "Start containerd and enable it at boot",
 ]
 
-# os_prereqs' includes of changing tasks (tasks/main.yml): skipped on a converged host.
-OS_PREREQS_GATES = [
-    "Install the base packages where one is missing",
-    "Set up time synchronisation where it is not",
-]
 # Modules that read, compare and act in one run: on a converged host they run and report ok.
-MODULES_OK_WHEN_CONVERGED = [SWAP_TASK, NOUVEAU_TASK, PROXY_TASK, "Record the reboot needed to unload nouveau"]
+MODULES_OK_WHEN_CONVERGED = [OS_FILES_TASK, PACKAGES_TASK, SWAP_TASK, KERNEL_TASK, TIME_SYNC_TASK,
+                             "Install tomlkit, needed by kubegpu.cluster.containerd_config", "Install containerd",
+                             "Read the dpkg selections of containerd", CR_FILES_TASK, MERGE_TASK,
+                             "Start containerd and enable it at boot"]
 
 DRIFT = f"""
 set -e
@@ -128,12 +118,9 @@ def test_drift_found_and_put_right(gpu_host, ansible_playbook, docker_cli):
     assert noop.returncode == 0, noop.stdout[-4000:]
     assert recap(noop.stdout)["changed"] == 0, noop.stdout[-4000:]
     results = task_results(noop.stdout)
-    # Skipped, or not even reached: os_prereqs includes a file of changing tasks only
-    # where the reading leaves something in it to do, and these includes were skipped.
+    # Skipped, or not even reached: nothing to download or hold on a converged host.
     ran = {name: results.get(name) for name in SKIPPED_WHEN_CONVERGED if results.get(name) not in (None, "skipping")}
     assert ran == {}, "ran on a converged host: %s" % ran
-    gates = {name: results.get(name) for name in OS_PREREQS_GATES}
-    assert gates == dict.fromkeys(OS_PREREQS_GATES, "skipping"), gates
     modules = {name: results.get(name) for name in MODULES_OK_WHEN_CONVERGED}
     assert modules == dict.fromkeys(MODULES_OK_WHEN_CONVERGED, "ok"), modules
 
@@ -160,17 +147,13 @@ def test_drift_found_and_put_right(gpu_host, ansible_playbook, docker_cli):
     assert fixed.returncode == 0, fixed.stdout[-4000:]
     changed = {name for name, status in task_results(fixed.stdout).items() if status == "changed"}
     for name in [
-        "Install the base packages (apt)",
+        PACKAGES_TASK,
         "Hold containerd",
-        "Write /etc/crictl.yaml for the containerd socket",
-        "Let chronyd run in a container without steering the host's clock",
-        NOUVEAU_TASK,
-        "Enable and start the time sync service",
+        CR_FILES_TASK,
+        OS_FILES_TASK,
+        TIME_SYNC_TASK,
         "Start containerd and enable it at boot",
         SWAP_TASK,
-        "Create containerd's drop-in and registry directories",
-        "Write the registry host files (certs.d/<registry>/hosts.toml)",
-        PROXY_TASK,
         KERNEL_TASK,
         MERGE_TASK,
     ]:
