@@ -26,6 +26,8 @@ description:
     loaded and whether this host may reboot to load it (with the reason when it may not).
   - C(nvidia_driver_after_reboot_problem) is empty when the planned driver is loaded after the reboot, else the
     message for the user.
+  - C(nvidia_driver_upgrade_problem(after, in_container)) is empty when a driver upgrade kept every GPU of the
+    input (the GPU facts before it) and left the driver loaded, else the message.
   - >-
     C(nvidia_driver_state_packages) lists the packages the stage reads on the host (input a selection, or {}):
     the selection's, then C(gnupg) and C(ca-certificates), each once, without dnf's @module profiles.
@@ -175,6 +177,11 @@ def nvidia_driver_after_reboot_problem(gpu_facts, plan, host="this host"):
     return _plan.after_reboot_problem(gpu_facts, plan, host=host)
 
 
+def nvidia_driver_upgrade_problem(before, after, in_container=False):
+    """Empty when the upgrade kept every GPU and the driver is loaded (see _driver_plan.upgrade_problem)."""
+    return _plan.upgrade_problem(before, after, in_container=bool(in_container))
+
+
 class FilterModule:
     """kubegpu NVIDIA driver filters."""
 
@@ -194,4 +201,5 @@ class FilterModule:
             "nvidia_driver_unit_needs_enabling": nvidia_driver_unit_needs_enabling,
             "nvidia_driver_reboot_decision": nvidia_driver_reboot_decision,
             "nvidia_driver_after_reboot_problem": nvidia_driver_after_reboot_problem,
+            "nvidia_driver_upgrade_problem": nvidia_driver_upgrade_problem,
         }

@@ -305,3 +305,24 @@ def after_reboot_problem(gpu_facts, plan_, host="this host"):
             "is blacklisted." % (host, now, _plan_text(plan_), reason,
                                  "; ".join(gpu_facts.get("warnings") or []) or "no warnings",
                                  "; ".join(driver.get("install_hints") or []) or "none"))
+
+
+def upgrade_problem(before, after, in_container=False):
+    """"" when a driver upgrade kept every GPU and left the driver loaded, else the message.
+
+    ``before`` and ``after`` are the GPU facts (kubegpu_gpu) read before and after the
+    upgrade. A host with no GPU before (pinned by the gpu group) has nothing to compare;
+    a container loads no kernel module of its own, so only the GPU count is compared
+    there (whether the host kernel's module serves it is the smoke Job's to prove).
+    """
+    before = before or {}
+    after = after or {}
+    count_before = int(before.get("count") or 0)
+    count_after = int(after.get("count") or 0)
+    driver = after.get("driver") or {}
+    loaded = bool(driver.get("loaded"))
+    if count_after >= count_before and (count_before == 0 or loaded or in_container):
+        return ""
+    return ("GPU facts after the upgrade: %d GPU(s) (before: %d), driver loaded: %s (%s); warnings: %s"
+            % (count_after, count_before, loaded, driver.get("version") or "-",
+               "; ".join(after.get("warnings") or []) or "-"))

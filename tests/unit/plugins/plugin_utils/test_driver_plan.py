@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan import (
-    DriverPlanError, after_reboot_problem, loaded_check, parse_branch, plan, reboot_decision)
+    DriverPlanError, after_reboot_problem, loaded_check, parse_branch, plan, reboot_decision, upgrade_problem)
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "gpu"
 H100_FACTS = json.loads((FIXTURES / "h100-device-nvml" / "facts-nvml.json").read_text())
@@ -310,3 +310,26 @@ def test_unknown_architecture_assumed_supported():
 )
 def test_parse_branch(raw, parsed):
     assert parse_branch(raw) == parsed
+
+
+@pytest.mark.parametrize("before, after, in_container, ok", [
+    ({"count": 2}, {"count": 2, "driver": {"loaded": True, "version": "580.95.05"}}, False, True),
+    ({"count": 2}, {"count": 1, "driver": {"loaded": True}}, False, False),
+    ({"count": 2}, {"count": 2, "driver": {"loaded": False}}, False, False),
+    # a container loads no module of its own: only the count is compared
+    ({"count": 2}, {"count": 2, "driver": {"loaded": False}}, True, True),
+    ({"count": 2}, {"count": 1, "driver": {"loaded": False}}, True, False),
+    # pinned by the gpu group without detected GPUs: nothing to compare
+    ({}, {"count": 0}, False, True),
+    (None, None, False, True),
+])
+def test_upgrade_problem(before, after, in_container, ok):
+    problem = upgrade_problem(before, after, in_container)
+    assert (problem == "") is ok
+
+
+def test_upgrade_problem_says_what_it_saw():
+    problem = upgrade_problem({"count": 8}, {"count": 7, "driver": {"loaded": True, "version": "580.95.05"},
+                                             "warnings": ["GPU 0000:1b:00.0 fell off the bus"]})
+    assert problem == ("GPU facts after the upgrade: 7 GPU(s) (before: 8), driver loaded: True (580.95.05); "
+                       "warnings: GPU 0000:1b:00.0 fell off the bus")
