@@ -42,14 +42,17 @@ TIME_SYNC_TASK = "Enable and start the time sync service"
 # run (apt, file, template, systemd) on every host on every run.
 SKIPPED_WHEN_CONVERGED = [
     "Download the apt package index on a host that has none",
+    # The entry point `package` read dpkg's status: nothing missing, apt not started.
+    PACKAGES_TASK,
+    "Install tomlkit, needed by kubegpu.cluster.containerd_config",
+    "Install containerd",
     # The entry point `package` read dpkg's selections: containerd is held already.
     "Hold containerd",
 ]
 
 # Modules that read, compare and act in one run: on a converged host they run and report ok.
-MODULES_OK_WHEN_CONVERGED = [OS_FILES_TASK, PACKAGES_TASK, SWAP_TASK, KERNEL_TASK, TIME_SYNC_TASK,
-                             "Install tomlkit, needed by kubegpu.cluster.containerd_config", "Install containerd",
-                             "Read the dpkg selections of containerd", CR_FILES_TASK, MERGE_TASK,
+MODULES_OK_WHEN_CONVERGED = [OS_FILES_TASK, SWAP_TASK, KERNEL_TASK, TIME_SYNC_TASK,
+                             "Read which packages are installed and held of containerd", CR_FILES_TASK, MERGE_TASK,
                              "Start containerd and enable it at boot"]
 
 DRIFT = f"""
