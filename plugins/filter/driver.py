@@ -163,13 +163,14 @@ def nvidia_driver_reboot_decision(gpu_facts, plan, context):
     """loaded_ok, reason, reboot_needed, reboot_ok, message (see _driver_plan.reboot_decision).
 
     context: was_loaded, in_container, check_mode, reboot_allowed, reboot_on_upgrade (booleans
-    as Ansible may pass them), host, virtualization_type."""
+    as Ansible may pass them), host, virtualization_type, load_error (modprobe's refusal)."""
     return _plan.reboot_decision(gpu_facts, plan, _pd._as_bool(context.get("was_loaded")),
                                  _pd._as_bool(context.get("in_container")), _pd._as_bool(context.get("check_mode")),
                                  _pd._as_bool(context.get("reboot_allowed")),
                                  _pd._as_bool(context.get("reboot_on_upgrade")),
                                  host=context.get("host") or "this host",
-                                 virtualization_type=context.get("virtualization_type") or "")
+                                 virtualization_type=context.get("virtualization_type") or "",
+                                 load_error=context.get("load_error") or "")
 
 
 def nvidia_driver_after_reboot_problem(gpu_facts, plan, host="this host"):

@@ -262,7 +262,7 @@ def _plan_text(plan_):
 
 
 def reboot_decision(gpu_facts, plan_, was_loaded, in_container, check_mode, reboot_allowed, reboot_on_upgrade,
-                    host="this host", virtualization_type=""):
+                    host="this host", virtualization_type="", load_error=""):
     """After stage 3 installed packages and tried to load the module: is the planned
     driver loaded, and if not, may this host reboot to load it?
 
@@ -272,6 +272,9 @@ def reboot_decision(gpu_facts, plan_, was_loaded, in_container, check_mode, rebo
     A reboot is allowed when nvidia_driver_reboot_allowed is true and, where a driver
     was loaded before this run (an upgrade), nvidia_driver_reboot_on_upgrade too; never
     in a container (it uses the host kernel's modules) and never in check mode.
+    ``load_error`` is what modprobe said when it could not load the module in this run
+    (e.g. a key Secure Boot rejects): the message repeats it, since a reboot that does
+    not happen here is the user's to do, and it may not help.
     """
     ok, reason = loaded_check((gpu_facts or {}).get("driver"), plan_)
     allowed = bool(reboot_allowed) and (not was_loaded or bool(reboot_on_upgrade))
@@ -287,6 +290,8 @@ def reboot_decision(gpu_facts, plan_, was_loaded, in_container, check_mode, rebo
             why = "not allowed: set nvidia_driver_reboot_allowed%s or reboot the host yourself (drain it first)" % (
                 " and nvidia_driver_reboot_on_upgrade (a driver was loaded before this run)" if was_loaded else "")
         message = "%s: reboot required to load driver %s (%s), %s." % (host, _plan_text(plan_), reason, why)
+        if load_error:
+            message += " modprobe said: %s" % load_error
     return {"loaded_ok": ok, "reason": reason, "reboot_needed": not ok,
             "reboot_ok": (not ok) and allowed and possible, "message": message}
 

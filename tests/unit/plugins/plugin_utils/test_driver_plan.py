@@ -255,6 +255,16 @@ def test_reboot_decision(facts, kwargs, loaded_ok, reboot_ok, says):
         assert decision["message"] == ""
 
 
+def test_a_reboot_left_to_the_user_repeats_what_modprobe_said():
+    refusal = "modprobe: ERROR: could not insert 'nvidia': Key was rejected by service"
+    decision = reboot_decision(NOT_LOADED, R580_OPEN, was_loaded=False, in_container=False, check_mode=False,
+                               reboot_allowed=False, reboot_on_upgrade=True, host="gpu1", load_error=refusal)
+    assert decision["message"].endswith("(drain it first). modprobe said: " + refusal)
+    # A reboot that happens says nothing here; after it, after_reboot_problem judges.
+    assert reboot_decision(NOT_LOADED, R580_OPEN, was_loaded=False, in_container=False, check_mode=False,
+                           reboot_allowed=True, reboot_on_upgrade=True, load_error=refusal)["message"] == ""
+
+
 def test_after_reboot_problem_names_what_is_loaded_and_what_to_check():
     assert after_reboot_problem(LOADED_580, R580_OPEN, "gpu1") == ""
     message = after_reboot_problem({"driver": {"loaded": True, "version": "570.195.03", "flavour": "open",
