@@ -13,7 +13,9 @@ delegated to another host is counted too, and also under `delegated`; one delega
 the controller (localhost) is counted under `controller_module_runs` instead.
 Action plugins that run more than one module (template and copy run `stat` and then
 `copy` or `file`) count once: the figure is "tasks that ran a module on the host", not
-AnsiballZ payloads.
+AnsiballZ payloads. The exception is kubegpu.cluster.packages, which runs anything from
+none (a reading handed over, nothing to install) to several modules and says how many in
+its result (`module_runs`): that number is counted.
 """
 
 from __future__ import annotations
@@ -51,9 +53,14 @@ def is_controller_action(action):
     return action in CONTROLLER_ACTIONS
 
 
-def module_runs_in(result, looped):
+COUNTED_BY_ITSELF = frozenset(("kubegpu.cluster.packages",))
+
+
+def module_runs_in(result, looped, action=None):
     """How many module runs a non-skipped result of a module task stands for: one, or
-    for a loop one per item that was not skipped."""
+    for a loop one per item that was not skipped; what kubegpu.cluster.packages says."""
+    if action in COUNTED_BY_ITSELF and isinstance(result.get("module_runs"), int):
+        return result["module_runs"]
     items = result.get("results")
     if looped and isinstance(items, list):
         return sum(1 for r in items if isinstance(r, dict) and not r.get("skipped"))
@@ -118,7 +125,7 @@ class CallbackModule(CallbackBase):
         if is_controller_action(action):
             return
         task = result._task
-        runs = module_runs_in(result._result, bool(getattr(task, "loop", None) or getattr(task, "loop_with", None)))
+        runs = module_runs_in(result._result, bool(getattr(task, "loop", None) or getattr(task, "loop_with", None)), action)
         target = delegated_to(result._result)
         if target in LOCAL_NAMES:
             h["controller_module_runs"] += runs

@@ -81,12 +81,15 @@ def test_no_crictl_and_no_registry_directory_write_nothing_of_theirs():
 
 
 def _package_names(family, pkgs, versioned, version):
-    # The include's own vars, as Ansible loads them (templates trusted).
-    task_vars = dict(renderer()._file(ROLE / "tasks" / "packages.yml")[0]["vars"])
-    render = renderer(**(DEBIAN if family == "apt" else REDHAT), **task_vars,
+    # The task's own vars and its kubegpu.cluster.packages options, as Ansible loads them
+    # (templates trusted).
+    task = renderer()._file(ROLE / "tasks" / "packages.yml")[0]
+    options = task["kubegpu.cluster.packages"]
+    render = renderer(**(DEBIAN if family == "apt" else REDHAT), **dict(task["vars"]),
+                      _names=options["names"], _hold=options["hold"],
                       _container_runtime_pkgs=pkgs, _container_runtime_pkg_versioned=versioned,
                       _container_runtime_pkg_version=version, _container_runtime_pkg_hold=True)
-    return render.expr("gpu1", "kubegpu_package_names"), render.expr("gpu1", "kubegpu_package_hold")
+    return render.expr("gpu1", "_names"), render.expr("gpu1", "_hold")
 
 
 @pytest.mark.parametrize("family, version, names", [

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The kubegpu role's entry point `package` holds (apt) only what is not held yet, and
-installs only what is missing. Which packages are held or missing comes from one
+"""kubegpu.cluster.packages (and the kubegpu role's entry point `package` that calls it)
+holds (apt) only what is not held yet, and installs only what is missing. Which packages are held or missing comes from one
 host_state reading of dpkg's status (plugins/plugin_utils/_packages.py, tested in
 tests/unit/plugins/plugin_utils/test_packages.py; on a real host by
 tests/integration/test_drift.py: a released hold put back, a converged re-run that
@@ -51,7 +51,7 @@ sys.exit(2)
 '''
 
 
-def run(tmp_path, package_vars, check=False):
+def run(tmp_path, package_vars, check=False, tasks=None):
     bin_dir = tmp_path / "bin"
     if not bin_dir.exists():
         bin_dir.mkdir()
@@ -61,7 +61,7 @@ def run(tmp_path, package_vars, check=False):
                                     "log": str(tmp_path / "calls.log")})
             fake.chmod(0o755)
     (tmp_path / "calls.log").write_text("")
-    play = [{"name": "Hold", "hosts": "all", "gather_facts": False, "tasks": [{
+    play = [{"name": "Hold", "hosts": "all", "gather_facts": False, "tasks": tasks or [{
         "name": "Install and hold", "ansible.builtin.include_role": {
             "name": "kubegpu.cluster.kubegpu", "tasks_from": "package"},
         "vars": dict({"kubegpu_package_manager": "apt", "kubegpu_package_names": []}, **package_vars)}]}]
@@ -89,3 +89,53 @@ def test_a_caller_that_read_the_holds_itself_is_trusted(tmp_path):
 def test_nothing_to_hold_reads_nothing(tmp_path):
     (tmp_path / "selections.json").write_text(json.dumps({}))
     assert run(tmp_path, {"kubegpu_package_hold": []})[0] == []
+
+
+# Packages every Debian host has (this controller's dpkg status is the reading: host_state
+# reads /var/lib/dpkg/status itself). The results are written where the test reads them.
+INSTALLED = ["bash", "dpkg"]
+
+
+def packages_results(tmp_path, tasks):
+    out = tmp_path / "results.json"
+    tasks = tasks + [{"name": "Write the results", "ansible.builtin.copy": {
+        "dest": str(out), "content": "{{ {'plain': plain, 'handed': handed | default({}), "
+                                     "'partial': partial | default({})} | to_json }}"}}]
+    run(tmp_path, {}, tasks=tasks)
+    return json.loads(out.read_text())
+
+
+def test_installed_packages_are_read_once_and_apt_is_not_run(tmp_path):
+    (tmp_path / "selections.json").write_text(json.dumps({}))
+    result = packages_results(tmp_path, [
+        {"name": "Install what is there", "kubegpu.cluster.packages": {"manager": "apt", "names": INSTALLED,
+                                                                        "update_cache": True},
+         "register": "plain"}])["plain"]
+    assert result["changed"] is False
+    assert result["installed"] == [] and result["held_now"] == [] and result["index_downloaded"] is False
+    # the reading only: neither apt nor its lists
+    assert result["module_runs"] == 1
+    assert "cache_updated" not in result
+
+
+def test_a_handed_reading_that_answers_the_call_is_not_read_again(tmp_path):
+    (tmp_path / "selections.json").write_text(json.dumps({}))
+    results = packages_results(tmp_path, [
+        {"name": "The stage's own reading", "kubegpu.cluster.host_state": {
+            "packages": INSTALLED, "globs": ["/var/lib/apt/lists/*_Packages*"]}, "register": "stage"},
+        {"name": "Install with it", "kubegpu.cluster.packages": {"manager": "apt", "names": INSTALLED,
+                                                                 "reading": "{{ stage }}"},
+         "register": "handed"},
+        # apt's lists not looked at: not an answer, read again
+        {"name": "A reading of the packages only", "kubegpu.cluster.host_state": {"packages": INSTALLED},
+         "register": "packages_only"},
+        {"name": "Install with that", "kubegpu.cluster.packages": {"manager": "apt", "names": INSTALLED,
+                                                                   "reading": "{{ packages_only }}"},
+         "register": "partial"},
+        {"name": "Install pinned, with the stage's reading (read without the pin)",
+         "kubegpu.cluster.packages": {"manager": "apt", "names": ["bash=*"], "reading": "{{ stage }}"},
+         "register": "plain"}])
+    assert results["handed"]["module_runs"] == 0 and results["handed"]["installed"] == []
+    assert results["partial"]["module_runs"] == 1 and results["partial"]["installed"] == []
+    # a reading without the pin does not answer a pinned request: read again, with it
+    assert results["plain"]["module_runs"] == 1 and results["plain"]["installed"] == []
