@@ -69,7 +69,14 @@ def plan(proc_swaps_text, fstab_text, list_units_text, container_type, mask_unit
 
 
 def run(module):
-    p = module.params
+    """The swap_off module: apply() with its own options, then exit."""
+    module.exit_json(**apply(module, module.params))
+
+
+def apply(module, p):
+    """Read, compare and act (swap_off's options in ``p``: fstab, proc_swaps, mask_units,
+    container_type, backup); returns the result. kernel_prereqs calls it too (its
+    swap_off option), so one module run does both."""
     fstab_path = p['fstab']
     fstab_before = _read(fstab_path)
     systemctl = module.get_bin_path('systemctl') if p['mask_units'] else None
@@ -87,7 +94,7 @@ def run(module):
         result['diff'] = [{'before_header': fstab_path, 'after_header': fstab_path,
                            'before': fstab_before, 'after': planned['fstab']}]
     if module.check_mode or not result['changed']:
-        module.exit_json(**result)
+        return result
 
     if planned['swapoff']:
         rc, out, err = module.run_command([module.get_bin_path('swapoff', required=True), '-a'])
@@ -107,4 +114,4 @@ def run(module):
         if rc != 0:
             units = ' '.join(planned['mask'])
             module.fail_json(msg='systemctl mask %s failed (rc=%d): %s' % (units, rc, (err or out).strip()), **result)
-    module.exit_json(**result)
+    return result

@@ -21,15 +21,17 @@ description:
   - What the host does not allow is reported in RV(notes), never faked - a module a
     container cannot load, a key C(/proc/sys) lacks, a read-only key that differs.
   - One module run replaces a probe, a load and a write task per module and parameter.
+  - With O(swap_off), first what M(kubegpu.cluster.swap_off) does (active swap off, its fstab lines commented
+    out with a backup, swap units masked; in a container reported instead), in the same module run.
 author:
   - kubegpu maintainers (@kubegpu)
 attributes:
   check_mode:
     support: full
-    description: Reports what would be written, loaded and set; changes nothing.
+    description: Reports what would be written, loaded, set and (O(swap_off)) turned off; changes nothing.
   diff_mode:
     support: full
-    description: Returns the two files before and after.
+    description: Returns the two files before and after, and O(swap_fstab) where swap lines are commented out.
   idempotent:
     support: full
     description: Reports C(changed=false) when the files, modules and values already match.
@@ -69,6 +71,24 @@ options:
     description: The modprobe program.
     type: str
     default: modprobe
+  swap_off:
+    description:
+      - Also turn swap off, now and at boot, as M(kubegpu.cluster.swap_off) does (its result in RV(swap), its notes
+        in RV(notes)); O(backup) applies to O(swap_fstab) too.
+    type: bool
+    default: false
+  swap_fstab:
+    description: The fstab whose swap lines are commented out (O(swap_off)).
+    type: path
+    default: /etc/fstab
+  swap_proc_swaps:
+    description: Where the active swap areas are read (O(swap_off)).
+    type: path
+    default: /proc/swaps
+  swap_mask_units:
+    description: Mask the systemd swap units too (O(swap_off)).
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -107,6 +127,12 @@ backup_file:
   description: The copy of O(sysctl_file) made before it changed.
   returned: when a backup was made
   type: str
+swap:
+  description:
+    - With O(swap_off), what M(kubegpu.cluster.swap_off) returns (C(swapoff), C(active), C(fstab_commented),
+      C(masked), C(backup_file) of O(swap_fstab)); its notes are in RV(notes).
+  returned: when O(swap_off) is set
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -125,6 +151,10 @@ def main():
             container_type=dict(type='str', default=''),
             backup=dict(type='bool', default=True),
             modprobe=dict(type='str', default='modprobe'),
+            swap_off=dict(type='bool', default=False),
+            swap_fstab=dict(type='path', default='/etc/fstab'),
+            swap_proc_swaps=dict(type='path', default='/proc/swaps'),
+            swap_mask_units=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )

@@ -175,3 +175,49 @@ def test_a_failing_swapoff_fails_with_its_message(tmp_path):
     result = host.run()
     assert result["_failed"] and result["msg"] == "swapoff -a failed (rc=1): swapoff: operation not permitted"
     assert host.fstab.read_text() == FSTAB       # nothing after the failure
+
+
+# -- the same, in kernel_prereqs' run (os_prereqs: one module run for swap and kernel) --
+
+def _kernel_prereqs(host, tmp_path, check_mode=False, swap_off=True, **extra):
+    from ansible_collections.kubegpu.cluster.plugins.modules import kernel_prereqs
+    args = dict(swap_off=swap_off, swap_fstab=str(host.fstab), swap_proc_swaps=str(host.proc), modules=[], sysctl={},
+                modules_file=str(tmp_path / "modules.conf"), sysctl_file=str(tmp_path / "sysctl.conf"), **extra)
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    with patch_module_args(args):
+        with mock.patch.object(basic.AnsibleModule, "run_command", host.run_command):
+            with pytest.raises(Exit) as caught:
+                kernel_prereqs.main()
+    return caught.value.args[0]
+
+
+def test_kernel_prereqs_turns_swap_off_in_the_same_run(tmp_path):
+    host = Host(tmp_path)
+    checked = _kernel_prereqs(host, tmp_path, check_mode=True)
+    assert checked["changed"] is True and checked["swap"]["swapoff"] is True and host.changing_calls() == []
+    assert "# kubegpu" not in host.fstab.read_text()
+
+    result = _kernel_prereqs(host, tmp_path)
+    assert result["changed"] is True and not result["_failed"]
+    assert result["swap"]["swapoff"] is True and len(result["swap"]["fstab_commented"]) == 2
+    assert result["swap"]["masked"] == ["dev-disk-by\\x2duuid-2222.swap", "swapfile.swap"]
+    assert "backup_file" in result["swap"]
+    assert [c[0].rsplit("/", 1)[-1] for c in host.changing_calls()] == ["swapoff", "systemctl"]
+    assert "# kubegpu: swap off for kubelet: UUID=2222" in host.fstab.read_text()
+
+    again = _kernel_prereqs(host, tmp_path)
+    assert again["changed"] is False and again["swap"]["fstab_commented"] == [] and again["swap"]["masked"] == []
+
+
+def test_kernel_prereqs_reports_a_containers_swap_in_its_notes(tmp_path):
+    host = Host(tmp_path, swaps=("/dev/sda2",))
+    result = _kernel_prereqs(host, tmp_path, container_type="docker", swap_mask_units=False)
+    assert result["swap"]["swapoff"] is False
+    assert result["notes"][0].startswith("swap: /dev/sda2 is active, but this host is a docker container")
+
+
+def test_kernel_prereqs_leaves_swap_alone_without_swap_off(tmp_path):
+    host = Host(tmp_path)
+    result = _kernel_prereqs(host, tmp_path, swap_off=False)
+    assert "swap" not in result and host.calls == [] and host.fstab.read_text() == FSTAB
