@@ -20,6 +20,17 @@ from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _packages
 DEFAULT_LOCK_TIMEOUT = 180
 LOCK_RETRY_DELAY = 10
 LOCK_MESSAGE = "Could not get lock"
+# This module's options -> the package module's, where set.
+APT_OPTIONS = {"update_cache": "update_cache", "cache_valid_time": "cache_valid_time",
+               "install_recommends": "install_recommends", "allow_downgrade": "allow_downgrade",
+               "allow_change_held_packages": "allow_change_held_packages"}
+DNF_OPTIONS = {"install_recommends": "install_weak_deps", "allow_downgrade": "allow_downgrade",
+               "disable_excludes": "disable_excludes"}
+
+
+def _options(args, names):
+    """The options of ``names`` (ours -> the package module's) that the call sets."""
+    return dict((theirs, args[ours]) for ours, theirs in names.items() if args.get(ours) is not None)
 
 
 class ActionModule(ActionBase):
@@ -104,42 +115,30 @@ class ActionModule(ActionBase):
             module_args = {"state": args["state"], "lock_timeout": args["lock_timeout"]}
             if to_install:
                 module_args["name"] = to_install
-            for option in ("update_cache", "cache_valid_time", "install_recommends", "allow_downgrade",
-                           "allow_change_held_packages"):
-                if args.get(option) is not None:
-                    module_args[option] = args[option]
+            module_args.update(_options(args, APT_OPTIONS))
             install = self._locked("ansible.builtin.apt", module_args, args["lock_timeout"])
             if install.get("failed"):
                 return install
             outcome.update(install)
             outcome["installed"] = list(to_install)
-        holds = self._holds(args, bool(outcome.get("changed")), reading, "apt")
-        if holds.get("failed"):
-            return holds
-        outcome["held_now"] = holds["held_now"]
-        outcome["changed"] = bool(outcome.get("changed")) or holds["changed"]
-        return outcome
+        return self._with_holds(args, outcome, reading, "apt")
 
     def _apt_debs(self, args):
         results = []
         for deb in args["debs"]:
-            module_args = {"deb": deb, "lock_timeout": args["lock_timeout"]}
-            for option in ("allow_downgrade", "allow_change_held_packages"):
-                if args.get(option) is not None:
-                    module_args[option] = args[option]
+            module_args = dict({"deb": deb, "lock_timeout": args["lock_timeout"]},
+                               **_options(args, {"allow_downgrade": "allow_downgrade",
+                                                 "allow_change_held_packages": "allow_change_held_packages"}))
             one = self._locked("ansible.builtin.apt", module_args, args["lock_timeout"])
             one["item"] = deb
             results.append(one)
             if one.get("failed"):
                 return {"failed": True, "changed": any(r.get("changed") for r in results), "results": results,
                         "msg": "packages: installing %s failed: %s" % (deb, one.get("msg", ""))}
-        changed = any(r.get("changed") for r in results)
-        holds = self._holds(args, changed, None, "apt")
-        if holds.get("failed"):
-            return holds
-        return {"changed": changed or holds["changed"], "results": results, "installed": list(args["debs"]),
-                "held_now": holds["held_now"], "index_downloaded": False,
-                "msg": "installed %d package files" % len(results)}
+        outcome = {"changed": any(r.get("changed") for r in results), "results": results,
+                   "installed": list(args["debs"]), "held_now": [], "index_downloaded": False,
+                   "msg": "installed %d package files" % len(results)}
+        return self._with_holds(args, outcome, None, "apt")
 
     # --- dnf ---------------------------------------------------------------------------
     def _dnf(self, args):
@@ -147,24 +146,25 @@ class ActionModule(ActionBase):
         outcome = {"changed": False, "installed": list(names), "held_now": [], "index_downloaded": False,
                    "msg": "nothing to install"}
         if names:
-            module_args = {"name": names, "state": args["state"], "lock_timeout": args["lock_timeout"]}
-            for option, dnf_option in (("install_recommends", "install_weak_deps"), ("allow_downgrade", "allow_downgrade"),
-                                       ("disable_excludes", "disable_excludes")):
-                if args.get(option) is not None:
-                    module_args[dnf_option] = args[option]
+            module_args = dict({"name": names, "state": args["state"], "lock_timeout": args["lock_timeout"]},
+                               **_options(args, DNF_OPTIONS))
             install = self._module("ansible.builtin.dnf", module_args)
             if install.get("failed"):
                 return install
             outcome.update(install)
             outcome["installed"] = list(names)
-        holds = self._holds(args, bool(outcome.get("changed")), None, "dnf")
+        return self._with_holds(args, outcome, None, "dnf")
+
+    # --- holds -------------------------------------------------------------------------
+    def _with_holds(self, args, outcome, reading, manager):
+        """The install's outcome, then the holds: the call's result."""
+        holds = self._holds(args, bool(outcome.get("changed")), reading, manager)
         if holds.get("failed"):
             return holds
         outcome["held_now"] = holds["held_now"]
         outcome["changed"] = bool(outcome.get("changed")) or holds["changed"]
         return outcome
 
-    # --- holds -------------------------------------------------------------------------
     def _holds(self, args, installed, reading, manager):
         """Hold what is not held yet; not in check mode where the install would change
         something (the packages are not there yet to hold)."""

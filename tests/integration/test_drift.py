@@ -111,7 +111,7 @@ def package_results(output, names, host="gpu1"):
         match = re.match(r"TASK \[(?:[\w.]+ : )?(.*?)\]", block)
         if not match or match.group(1) not in names:
             continue
-        result = re.search(r"^(ok|changed): \[%s\] => (\{.*?^\})$" % re.escape(host), block, re.M | re.S)
+        result = re.search(r"^(ok|changed): \[%s\] => (\{.*\})$" % re.escape(host), block, re.M)
         if result:
             data = json.loads(result.group(2))
             found[match.group(1)] = (result.group(1), data["installed"], data["module_runs"])

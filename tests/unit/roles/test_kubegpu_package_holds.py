@@ -108,8 +108,8 @@ def packages_results(tmp_path, tasks):
 def test_installed_packages_are_read_once_and_apt_is_not_run(tmp_path):
     (tmp_path / "selections.json").write_text(json.dumps({}))
     result = packages_results(tmp_path, [
-        {"name": "Install what is there", "kubegpu.cluster.packages": {"manager": "apt", "names": INSTALLED,
-                                                                        "update_cache": True},
+        {"name": "Install what is there",
+         "kubegpu.cluster.packages": {"manager": "apt", "names": INSTALLED, "update_cache": True},
          "register": "plain"}])["plain"]
     assert result["changed"] is False
     assert result["installed"] == [] and result["held_now"] == [] and result["index_downloaded"] is False

@@ -17,7 +17,7 @@ from ansible.module_utils import basic
 from ansible_collections.kubegpu.cluster.tests.unit.compat import ModuleExit, patch_module_args, patch_module_exits
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _swap
-from ansible_collections.kubegpu.cluster.plugins.modules import swap_off
+from ansible_collections.kubegpu.cluster.plugins.modules import kernel_prereqs, swap_off
 
 HEADER = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
 FSTAB = (
@@ -73,8 +73,8 @@ class Host:
             return 0, self.units, ""
         return 0, "", ""
 
-    def run(self, check_mode=False, diff=False, **extra):
-        args = dict(fstab=str(self.fstab), proc_swaps=str(self.proc), **extra)
+    def run(self, check_mode=False, diff=False, module=swap_off, **extra):
+        args = dict(fstab=str(self.fstab), proc_swaps=str(self.proc), **extra) if module is swap_off else extra
         if check_mode:
             args["_ansible_check_mode"] = True
         if diff:
@@ -82,7 +82,7 @@ class Host:
         with patch_module_args(args):
             with mock.patch.object(basic.AnsibleModule, "run_command", self.run_command):
                 with pytest.raises(Exit) as caught:
-                    swap_off.main()
+                    module.main()
         return caught.value.args[0]
 
     def changing_calls(self):
@@ -180,16 +180,9 @@ def test_a_failing_swapoff_fails_with_its_message(tmp_path):
 # -- the same, in kernel_prereqs' run (os_prereqs: one module run for swap and kernel) --
 
 def _kernel_prereqs(host, tmp_path, check_mode=False, swap_off=True, **extra):
-    from ansible_collections.kubegpu.cluster.plugins.modules import kernel_prereqs
-    args = dict(swap_off=swap_off, swap_fstab=str(host.fstab), swap_proc_swaps=str(host.proc), modules=[], sysctl={},
-                modules_file=str(tmp_path / "modules.conf"), sysctl_file=str(tmp_path / "sysctl.conf"), **extra)
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    with patch_module_args(args):
-        with mock.patch.object(basic.AnsibleModule, "run_command", host.run_command):
-            with pytest.raises(Exit) as caught:
-                kernel_prereqs.main()
-    return caught.value.args[0]
+    return host.run(check_mode=check_mode, module=kernel_prereqs, swap_off=swap_off, swap_fstab=str(host.fstab),
+                    swap_proc_swaps=str(host.proc), modules=[], sysctl={},
+                    modules_file=str(tmp_path / "modules.conf"), sysctl_file=str(tmp_path / "sysctl.conf"), **extra)
 
 
 def test_kernel_prereqs_turns_swap_off_in_the_same_run(tmp_path):
