@@ -25,7 +25,8 @@ description:
     checks that failed before the test Jobs (input what the wait found missing);
     C(validate_job_result(log_read, kind, passed_before, check_mode)) C(ok) or why the test Job failed (input the
     registered C(kubectl get job));
-    C(validate_job_id) the ten hex digits that name a test (input the role's C(_validate_job_inputs)).
+    C(validate_job_id) the ten hex digits that name a test (input the role's C(_validate_job_inputs));
+    C(reboot_reasons) the reasons the reboot marker records, one a line (input its text; doctor reads it the same way).
   - >-
     C(kubernetes_api_endpoint(first_control_plane, control_plane_vars, port)) gives the C(host:port) joins use
     (input C(kubernetes_control_plane_endpoint)): that endpoint, else the address the first control plane's API
@@ -102,6 +103,7 @@ class FilterModule:
             "kubegpu_report_table": _k8s_parse.report_table,
             "validate_node_problems": _validate.node_problems,
             "validate_node_checks": _validate.node_checks,
+            "reboot_reasons": _validate.reboot_reasons,
             "validate_job_result": _validate.job_result,
             "validate_job_id": _validate.job_id,
             "kubernetes_api_endpoint": _kubeadm.api_endpoint,

@@ -20,6 +20,7 @@ from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_health
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_labels
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _k8s_parse
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _validate
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "warn", "fail", "skip")
@@ -215,7 +216,7 @@ def _cluster_checks(kubernetes_node, node, expected, gpu_node, plugin_pod, units
 
 
 def _reboot_check(marker):
-    reasons = [line.strip() for line in (marker or "").splitlines() if line.strip()]
+    reasons = _validate.reboot_reasons(marker)
     if reasons:
         return _check("pending_reboot", "warn", "reboot required: %s" % "; ".join(reasons))
     return _check("pending_reboot", "ok", "no reboot pending")

@@ -37,6 +37,12 @@ def node_problems(info, node_name, expected, wait_gpus):
     return problems
 
 
+def reboot_reasons(marker_text):
+    """The reasons for a reboot the shared marker records (one a line, each stage's own
+    line prefixed with the stage; blank lines and surrounding space dropped)."""
+    return [line.strip() for line in str(marker_text or "").splitlines() if line.strip()]
+
+
 def node_checks(wait_problems, gpu_node, runtime_class_name, runtime_class_read, reboot_marker, reboot_reasons):
     """The node's failed checks before its test Jobs: what the wait found missing, then on a
     GPU node whose test pods use RuntimeClass nvidia a cluster without it

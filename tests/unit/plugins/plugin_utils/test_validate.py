@@ -121,3 +121,11 @@ def test_job_id_changes_with_every_input(change):
 def test_job_id_reads_the_inputs_by_name():
     assert _validate.job_id(dict(reversed(list(INPUTS.items())), extra="ignored")) == _validate.job_id(INPUTS)
     assert _validate.job_id({}) == _validate.job_id(None)
+
+
+def test_the_reboot_markers_reasons_are_its_lines():
+    text = "os_prereqs: nouveau is loaded\n\n  nvidia_driver: the driver 580 is installed, 570 loaded  \n"
+    assert _validate.reboot_reasons(text) == ["os_prereqs: nouveau is loaded",
+                                              "nvidia_driver: the driver 580 is installed, 570 loaded"]
+    assert _validate.reboot_reasons("") == [] and _validate.reboot_reasons(None) == []
+    assert FilterModule().filters()["reboot_reasons"]("a\n") == ["a"]
