@@ -87,6 +87,8 @@ class ActionModule(ActionBase):
 
     # --- apt ---------------------------------------------------------------------------
     def _apt(self, args):
+        if args.get("debs"):
+            return self._apt_debs(args)
         names = args.get("names")
         reading = None
         if _packages.reads_first(args, "apt"):
@@ -96,9 +98,6 @@ class ActionModule(ActionBase):
                 reading = self._module("kubegpu.cluster.host_state", request)
                 if reading.get("failed"):
                     return dict(reading, msg="packages: reading dpkg's status failed: %s" % reading.get("msg", ""))
-        if args.get("debs"):
-            return self._apt_debs(args)
-
         to_install = _packages.to_install(names, reading) if names is not None else []
         refresh_only = names is None and bool(args.get("update_cache"))
         outcome = {"changed": False, "installed": list(to_install), "held_now": [], "index_downloaded": False,
@@ -120,7 +119,6 @@ class ActionModule(ActionBase):
             if install.get("failed"):
                 return install
             outcome.update(install)
-            outcome["installed"] = list(to_install)
         return self._with_holds(args, outcome, reading, "apt")
 
     def _apt_debs(self, args):
@@ -152,7 +150,6 @@ class ActionModule(ActionBase):
             if install.get("failed"):
                 return install
             outcome.update(install)
-            outcome["installed"] = list(names)
         return self._with_holds(args, outcome, None, "dnf")
 
     # --- holds -------------------------------------------------------------------------

@@ -168,17 +168,8 @@ def _write_file(module, path, content, mode, backup):
     return backup_file
 
 
-def run(module):
-    p = module.params
-    # Swap first (kubelet's prerequisite, as the swap_off module does it): one module run
-    # for both where the caller asks for it.
-    swap = None
-    if p.get("swap_off"):
-        # Here, not at the top: _swap imports this file's _read.
-        from ansible_collections.kubegpu.cluster.plugins.module_utils import _swap
-        swap = _swap.apply(module, {"fstab": p["swap_fstab"], "proc_swaps": p["swap_proc_swaps"],
-                                    "mask_units": p["swap_mask_units"], "container_type": p["container_type"],
-                                    "backup": p["backup"]})
+def apply(module, p):
+    """Read, compare and act (kernel_prereqs' options in ``p``); returns the result."""
     modules, settings = p["modules"], p["sysctl"]
     container_type = p["container_type"] or ""
     active = dict((name, os.path.exists(module_probe_path(name, p["module_probes"]))) for name in modules)
@@ -243,10 +234,18 @@ def run(module):
         result["set"] = planned["set"]
     result["notes"] = notes(planned, settings, p["sysctl_file"], p["modules_file"], container_type,
                             module.check_mode, loaded_later)
-    if swap is not None:
-        result["swap"] = dict((key, value) for key, value in swap.items() if key not in ("changed", "notes", "diff"))
-        result["notes"] = swap["notes"] + result["notes"]
-        result["changed"] = bool(result["changed"] or swap["changed"])
-        if module._diff and swap.get("diff"):
-            result["diff"] = swap["diff"] + result.get("diff", [])
-    module.exit_json(**result)
+    return result
+
+
+def with_swap(result, swap):
+    """kernel_prereqs' result with the swap_off part's (its swap_off option): the swap
+    result under ``swap``, its notes first, changed where either changed, its diff first."""
+    if swap is None:
+        return result
+    result = dict(result)
+    result["swap"] = dict((key, value) for key, value in swap.items() if key not in ("changed", "notes", "diff"))
+    result["notes"] = swap["notes"] + result["notes"]
+    result["changed"] = bool(result["changed"] or swap["changed"])
+    if swap.get("diff"):
+        result["diff"] = swap["diff"] + result.get("diff", [])
+    return result

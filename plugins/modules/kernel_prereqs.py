@@ -137,7 +137,7 @@ swap:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils._kernel import run
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _kernel, _swap
 
 
 def main():
@@ -158,7 +158,15 @@ def main():
         ),
         supports_check_mode=True,
     )
-    run(module)
+    p = module.params
+    # Swap first (kubelet's prerequisite), as the swap_off module does it: one module run
+    # for both where swap_off is set.
+    swap = None
+    if p['swap_off']:
+        swap = _swap.apply(module, {'fstab': p['swap_fstab'], 'proc_swaps': p['swap_proc_swaps'],
+                                    'mask_units': p['swap_mask_units'], 'container_type': p['container_type'],
+                                    'backup': p['backup']})
+    module.exit_json(**_kernel.with_swap(_kernel.apply(module, p), swap))
 
 
 if __name__ == '__main__':
