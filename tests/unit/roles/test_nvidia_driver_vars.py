@@ -29,5 +29,8 @@ SKIPPED = {"skipped": True, "changed": False}
 def test_what_modprobe_said_reaches_the_reboot_decision(nouveau, modprobe, said):
     registered = {name: value for name, value in (("_nvidia_driver_nouveau", nouveau),
                                                   ("_nvidia_driver_modprobe", modprobe)) if value is not None}
+    # the context's other entries, as tasks/run.yml has them (ansible-core 2.17 renders the
+    # whole mapping at once)
+    registered.update(_nvidia_driver_was_loaded=False, _nvidia_driver_in_container=False, ansible_check_mode=False)
     render = _k8s.Renderer(_k8s.EXAMPLE, "nvidia_driver", overrides=registered)
     assert render.expr("gpu1", "_nvidia_driver_reboot_context.load_error") == said
