@@ -40,9 +40,11 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_health
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _doctor
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
+
+_gpu_health = _lazy.Module("module_utils._gpu_health")
+_doctor = _lazy.Module("plugin_utils._doctor")
+_preflight_inventory = _lazy.Module("plugin_utils._preflight_inventory")
 
 
 def gpu_xid_events(text):
@@ -57,7 +59,7 @@ def doctor_node_report(facts, context):
     if not isinstance(context, Mapping):
         raise AnsibleFilterError("doctor_node_report expects the doctor role's context (a mapping)")
     try:
-        return _doctor.node_report_from_context(facts, context, boolean=boolean)
+        return _doctor.node_report_from_context(facts, context, boolean=_preflight_inventory.boolean)
     except TypeError as exc:
         raise AnsibleFilterError("doctor_node_report: %s" % exc) from exc
 

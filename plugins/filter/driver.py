@@ -57,9 +57,11 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_packages as _dp
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_plan as _plan
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_driver as _pd
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
+
+_dp = _lazy.Module("plugin_utils._driver_packages")
+_plan = _lazy.Module("plugin_utils._driver_plan")
+_pd = _lazy.Module("plugin_utils._preflight_driver")
 
 
 def _call(name, func, *args, **kwargs):

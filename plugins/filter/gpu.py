@@ -76,17 +76,18 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan import DriverPlanError
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan import plan as _plan
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils._gpu_labels import node_labels
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_operator
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
+
+_driver_plan = _lazy.Module("plugin_utils._driver_plan")
+_gpu_labels = _lazy.Module("plugin_utils._gpu_labels")
+_gpu_operator = _lazy.Module("plugin_utils._gpu_operator")
+_gpu_resources = _lazy.Module("plugin_utils._gpu_resources")
 
 
 def gpu_node_labels(facts, label_sets=None, strategy="first"):
     """Node labels for a host's kubegpu_gpu facts."""
     try:
-        return node_labels(facts, label_sets=label_sets or ["gfd"], strategy=strategy)
+        return _gpu_labels.node_labels(facts, label_sets=label_sets or ["gfd"], strategy=strategy)
     except ValueError as exc:
         raise AnsibleFilterError("gpu_node_labels: %s" % exc) from exc
 
@@ -94,8 +95,8 @@ def gpu_node_labels(facts, label_sets=None, strategy="first"):
 def gpu_driver_plan(facts, branch="auto", flavour="auto"):
     """Driver branch and kernel-module flavour that drive every GPU on the host."""
     try:
-        return _plan(facts, branch=branch, flavour=flavour)
-    except DriverPlanError as exc:
+        return _driver_plan.plan(facts, branch=branch, flavour=flavour)
+    except _driver_plan.DriverPlanError as exc:
         raise AnsibleFilterError("gpu_driver_plan: %s" % exc) from exc
 
 

@@ -62,8 +62,12 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _k8s_parse, _kubeadm
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _reports, _validate
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
+
+_k8s_parse = _lazy.Module("plugin_utils._k8s_parse")
+_kubeadm = _lazy.Module("plugin_utils._kubeadm")
+_reports = _lazy.Module("plugin_utils._reports")
+_validate = _lazy.Module("plugin_utils._validate")
 
 
 def _wrap(name, func):

@@ -49,7 +49,9 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
+
+_network = _lazy.Module("plugin_utils._network")
 
 
 def _mapping(value, name):

@@ -87,13 +87,30 @@ _value:
   type: raw
 """
 
+from collections.abc import Mapping
+
 from ansible.errors import AnsibleFilterError
 from jinja2 import Undefined
 
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_host as _host
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_inventory as _inventory
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_rules as _rules
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_specs as _specs
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
+
+_host = _lazy.Module("plugin_utils._preflight_host")
+_inventory = _lazy.Module("plugin_utils._preflight_inventory")
+_rules = _lazy.Module("plugin_utils._preflight_rules")
+_specs = _lazy.Module("plugin_utils._preflight_specs")
+
+
+def _plain(value):
+    """``value`` with its mappings and lists as plain dicts and lists.
+
+    ansible-core 2.19 hands a variable's containers over as lazy templating containers;
+    each deep copy of one (the argument spec validator copies what it validates) templates
+    it again. Rendered once here, the rules work on plain data."""
+    if isinstance(value, Mapping):
+        return dict((key, _plain(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _host_variables(hostvars, host, wanted, variables=None):
@@ -116,6 +133,7 @@ def _host_variables(hostvars, host, wanted, variables=None):
         try:
             value = variables[name]
             error = "undefined" if isinstance(value, Undefined) else ""
+            value = value if error else _plain(value)
         except Exception as exc:  # pylint: disable=broad-except
             error = str(exc)
         if error and name in _inventory.LEGACY_VARIABLES and hasattr(hostvars, "raw_get"):

@@ -37,7 +37,9 @@ _value:
   type: raw
 """
 
-from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _runtime_class
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
+
+_runtime_class = _lazy.Module("plugin_utils._runtime_class")
 
 
 def containerd_cri_handlers(text, merged=None):

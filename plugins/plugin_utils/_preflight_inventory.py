@@ -26,10 +26,10 @@ import json
 import re
 from pathlib import Path
 
-import yaml  # PyYAML: an ansible-core requirement, on every controller
 from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean as _convert_bool
 
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _yaml
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_rules
 
 CONTROL_PLANE, WORKERS, CLUSTER, ETCD = "kube_control_plane", "kube_node", "k8s_cluster", "etcd"
@@ -538,12 +538,12 @@ def collection_variables(root=None):
     base = Path(root) if root else Path(__file__).resolve().parents[2]
     specs, referenced = {}, set()
     for path in sorted(base.glob("roles/*/meta/argument_specs.yml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = _yaml.load(path) or {}
         for entry in (data.get("argument_specs") or {}).values():
             for name, option in ((entry or {}).get("options") or {}).items():
                 specs[name] = (option or {}).get("type", "str")
     for path in sorted(base.glob("roles/*/defaults/main.yml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = _yaml.load(path) or {}
         for name in data if isinstance(data, dict) else ():
             specs.setdefault(name, "raw")
     for pattern in ("roles/*/*/*.yml", "roles/*/templates/*.j2", "playbooks/*.yml"):

@@ -29,11 +29,11 @@ import json
 import re
 from pathlib import Path
 
-import yaml  # PyYAML: an ansible-core requirement, on every controller
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import ArgumentValueError
 
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _yaml
 
 # What each spec type accepts, as the messages say it.
 _ACCEPTED = {
@@ -93,7 +93,7 @@ def collection_specs(root=None):
     specs = {}
     for path in sorted(_root(root).glob("roles/*/meta/argument_specs.yml")):
         role = path.parent.parent.name
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = _yaml.load(path) or {}
         main = (data.get("argument_specs") or {}).get("main") or {}
         for name, option in (main.get("options") or {}).items():
             specs.setdefault(str(name), []).append((role, dict(option or {})))
@@ -105,7 +105,7 @@ def collection_defaults(root=None):
     """{variable: value} of every role's defaults/main.yml, as written (templates stay strings)."""
     defaults = {}
     for path in sorted(_root(root).glob("roles/*/defaults/main.yml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = _yaml.load(path) or {}
         if isinstance(data, dict):
             for name, value in data.items():
                 defaults.setdefault(str(name), value)
@@ -117,7 +117,7 @@ def container_types(root=None):
     """Virtualization types that are containers, as stage 3 lists them
     (roles/nvidia_driver/vars/main.yml _nvidia_driver_container_types)."""
     path = _root(root) / "roles" / "nvidia_driver" / "vars" / "main.yml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data = _yaml.load(path) if path.is_file() else {}
     return tuple((data or {}).get("_nvidia_driver_container_types") or ())
 
 
