@@ -17,10 +17,15 @@ description:
     for a node that published none) and is true when pods on any of them need
     C(runtimeClassName) C(handler), that is when it is not that node's default or is unknown. Stage 7 and validate
     both decide with it (docs/contracts.md).
+  - C(reading_path_exists(path, results=[])) takes a registered result of M(kubegpu.cluster.host_state)
+    (option C(paths)) read before a stage's installs, and returns whether C(path) exists, or null where the
+    reading cannot tell - it did not run or did not read C(path), or one of C(results) (the installs since)
+    changed something; the caller then looks again (container_runtime's containerd program).
 author: kubegpu maintainers
 options:
   _input:
-    description: config.toml text (containerd_cri_handlers) or a list of handler answers.
+    description: config.toml text (containerd_cri_handlers), a list of handler answers, or a host_state
+      result (reading_path_exists).
     type: raw
     required: true
 """
@@ -33,12 +38,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C({default, names}) or null; or a boolean.
+  description: C({default, names}) or null; or a boolean (or null, reading_path_exists).
   type: raw
 """
 
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
 
+_packages = _lazy.Module("plugin_utils._packages")
 _runtime_class = _lazy.Module("plugin_utils._runtime_class")
 
 
@@ -52,6 +58,11 @@ def nvidia_runtime_class_needed(nodes, handler="nvidia"):
     return _runtime_class.runtime_class_needed(nodes, handler=handler)
 
 
+def reading_path_exists(reading, path, results=None):
+    """Whether path exists per a reading taken before the installs in results; None: look again."""
+    return _packages.path_exists_after(reading, str(path), list(results or []))
+
+
 class FilterModule:
     """kubegpu runtime filters."""
 
@@ -59,4 +70,5 @@ class FilterModule:
         return {
             "containerd_cri_handlers": containerd_cri_handlers,
             "nvidia_runtime_class_needed": nvidia_runtime_class_needed,
+            "reading_path_exists": reading_path_exists,
         }

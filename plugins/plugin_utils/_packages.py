@@ -105,3 +105,22 @@ def to_hold(hold, held_known, installed, reading):
         return hold
     already = held_known if held_known is not None else held(hold, reading)
     return [name for name in hold if name not in already]
+
+
+def path_exists_after(reading, path, results=()):
+    """Whether ``path`` exists, from a host_state reading taken before a stage's installs;
+    None where the reading cannot tell and the caller must look again.
+
+    The reading tells when it read ``path`` and none of ``results`` (the registered
+    results of the installs run since) changed anything: then the host is as it was read.
+    A reading that is missing, skipped, failed or without ``path`` cannot tell, nor can one
+    taken before an install that changed something (even in check mode, where the install
+    only would have)."""
+    if not isinstance(reading, dict) or reading.get("failed") or reading.get("skipped"):
+        return None
+    found = (reading.get("paths") or {}).get(path)
+    if not isinstance(found, dict) or "exists" not in found:
+        return None
+    if any(isinstance(result, dict) and result.get("changed") for result in results or ()):
+        return None
+    return bool(found["exists"])

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._packages import (
-    APT_LISTS, handed_reading, held, manager, no_index, read_request, reads_first, split_request, to_hold, to_install)
+    APT_LISTS, handed_reading, held, manager, no_index, path_exists_after, read_request, reads_first, split_request, to_hold,
+    to_install)
 
 
 def test_a_request_splits_into_names_and_pinned_versions():
@@ -104,3 +105,21 @@ def test_what_is_held_now():
     # an install moves the packages: all held again
     assert to_hold(["containerd", "runc"], ["containerd", "runc"], True, reading) == ["containerd", "runc"]
     assert to_hold([], None, False, None) == []
+
+
+def test_a_reading_before_unchanged_installs_tells_whether_a_path_exists():
+    reading = {"changed": False, "paths": {"/usr/bin/containerd": {"exists": True}, "/usr/bin/runc": {"exists": False}}}
+    unchanged = [{"changed": False}, {"skipped": True, "changed": False}, {}]
+    assert path_exists_after(reading, "/usr/bin/containerd", unchanged) is True
+    assert path_exists_after(reading, "/usr/bin/runc", unchanged) is False
+
+
+def test_the_reading_cannot_tell_after_an_install_or_without_the_path():
+    reading = {"changed": False, "paths": {"/usr/bin/containerd": {"exists": False}}}
+    # an install since changed the host (in check mode: would have): look again
+    assert path_exists_after(reading, "/usr/bin/containerd", [{"changed": False}, {"changed": True}]) is None
+    # a path it did not read, or a reading that did not run
+    assert path_exists_after(reading, "/usr/local/bin/containerd") is None
+    assert path_exists_after(None, "/usr/bin/containerd") is None
+    assert path_exists_after({"skipped": True, "changed": False}, "/usr/bin/containerd") is None
+    assert path_exists_after({"failed": True, "msg": "x"}, "/usr/bin/containerd") is None
