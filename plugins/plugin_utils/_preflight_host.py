@@ -30,7 +30,7 @@ from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_invento
 RULE_SETTINGS = (
     "kubernetes_version", "kubernetes_control_plane_endpoint", "kubegpu_pod_cidr", "kubegpu_service_cidr",
     "calico_block_size", "kubegpu_http_proxy", "kubegpu_https_proxy", "gpu_operator_toolkit_enabled",
-    "kubegpu_gpu_group", "nfs_client_mounts",
+    "kubegpu_gpu_group", "nfs_client_mounts", "gpu_node_labels_label_sets",
 ) + _rules.HOST_FACT_SETTINGS + _driver.SETTINGS + _rules.GPU_MODE_SETTINGS + _rules.NFS_PROVISIONER_SETTINGS
 # Typed by their own rule in roles/preflight (cidr_problems: "must be a string in CIDR notation").
 _OWN_CHECK = (_network.POD_CIDR, _network.SERVICE_CIDR)
@@ -104,6 +104,8 @@ def host_report(host, variables, facts, groups, probe=None, cgroup_v1_fatal=None
     if not any(name in refused for name in _rules.GPU_MODE_SETTINGS):
         for record in _rules.gpu_mode_problems(settings, boolean):
             add(record)
+    if "gpu_node_labels_label_sets" not in refused and "kubegpu_gpu_operator" not in refused:
+        warnings.extend(_rules.gpu_mode_warnings(settings, boolean))
     if "nfs_client_mounts" not in refused:
         for record in _rules.nfs_mount_problems(settings["nfs_client_mounts"]):
             add(record)

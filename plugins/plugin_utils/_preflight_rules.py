@@ -19,7 +19,8 @@ none:
 - host_fact_problems: the OS, architecture, Python and control-plane resources this run's
   facts show, against preflight's own settings;
 - gpu_mode_problems: kubegpu's device plugin or NVIDIA's GPU Operator, consistently set
-  (the gpu_operator and nvidia_device_plugin stages);
+  (the gpu_operator and nvidia_device_plugin stages); gpu_mode_warnings: the GFD label set
+  written twice in operator mode (a warning);
 - nfs_mount_problems / nfs_provisioner_problems: the NFS entries the nfs_client stage mounts
   and its provisioner's settings;
 - python_probe_command / python_problem: the Python Ansible will run kubegpu's modules with,
@@ -327,6 +328,23 @@ def _time_slicing(replicas):
         return int(str(replicas).strip()) > 1
     except (TypeError, ValueError):
         return False        # the argument spec check names it
+
+
+def gpu_mode_warnings(settings, boolean):
+    """Warning records of the GPU software mode: in GPU Operator mode, the gfd label set of
+    gpu_node_labels_label_sets (its default) writes the nvidia.com/gpu.* labels that the
+    Operator's GPU Feature Discovery writes too."""
+    settings = settings or {}
+    if not _flag(settings, "kubegpu_gpu_operator", boolean, False):
+        return []
+    label_sets = settings.get("gpu_node_labels_label_sets")
+    label_sets = ["gfd"] if label_sets is None else label_sets
+    if not isinstance(label_sets, (list, tuple)) or "gfd" not in label_sets:
+        return []
+    return [problem("gpu_node_labels_label_sets",
+                    "includes gfd while kubegpu_gpu_operator is true; the Operator's GPU Feature Discovery"
+                    " writes the same nvidia.com/gpu.* labels",
+                    "gpu_node_labels_label_sets without gfd (e.g. [kubegpu]) in operator mode")]
 
 
 def gpu_mode_problems(settings, boolean):

@@ -7,7 +7,7 @@
 - gpu_operator: the chart values (driver.enabled false always; toolkit.enabled from
   container_runtime_nvidia_toolkit_install; extra values merged), and the helm command's
   change guard;
-- preflight modes.yml: the mode contradictions it refuses.
+- preflight's GPU mode rules (plugin_utils/_preflight_rules.py): the contradictions it refuses.
 The Renderer (Ansible's own Templar with role defaults, vars and an inventory) comes from
 test_k8s_render.py.
 """

@@ -49,7 +49,7 @@ def test_a_proxy_url_apt_cannot_use_is_refused_before_anything_is_written(tmp_pa
     assert expected in out, out[-4000:]
     assert "s3cret" not in out
     assert "TASK [kubegpu.cluster.os_prereqs : Refuse a proxy URL apt or dnf cannot use]" in out
-    # Nothing else of the role ran: the proxy files are written later, by tasks/proxy.yml.
+    # Nothing else of the role ran: the proxy files are written later, by tasks/files.yml and tasks/redhat.yml.
     assert "Configure the apt proxy" not in out and "Configure the dnf proxy" not in out
 
 

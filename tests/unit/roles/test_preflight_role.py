@@ -323,7 +323,8 @@ def test_playbook_nat_ports_node_names_and_on_pass(tmp_path):
         kubegpu_gpu_operator=on
         """ % {"local": LOCAL}, *NO_NETWORKS, playbook=ROOT / "playbooks" / "preflight.yml")
     assert done.returncode == 0, out[-4000:]
-    assert "Preflight WARNING (not fatal) on gpu_1: kubegpu_gpu_operator is true" in out, out[-3000:]
+    assert "host gpu_1: variable gpu_node_labels_label_sets: includes gfd while kubegpu_gpu_operator is true" in out, \
+        out[-3000:]
 
 
 def test_playbook_deepops_group_names_get_their_renames(tmp_path):

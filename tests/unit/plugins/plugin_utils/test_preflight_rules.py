@@ -216,7 +216,7 @@ def test_proxy_problems_filter():
 
 def test_the_os_prereqs_role_calls_the_same_rule_before_it_writes_anything():
     """roles/os_prereqs, run alone (playbooks/os_prereqs.yml), refuses a proxy URL preflight refuses, with the
-    same function, in its first task: before facts.yml and before proxy.yml writes apt's or dnf's proxy."""
+    same function, in its first task: before facts.yml and before files.yml and redhat.yml write apt's or dnf's proxy."""
     tasks = yaml.safe_load((ROOT / "roles" / "os_prereqs" / "tasks" / "main.yml").read_text(encoding="utf-8"))
     first = tasks[0]
     assert "kubegpu.cluster.proxy_problems" in str(first.get("vars"))
@@ -341,6 +341,20 @@ def test_gpu_mode_operator_rules_only_in_operator_mode():
     # Plugin mode: the Operator's values do not matter; "false" from -e is false.
     assert _mode(kubegpu_gpu_operator="false", gpu_operator_values={"driver": {"enabled": True}},
                  kubegpu_container_runtime="docker") == []
+
+
+def test_gpu_mode_warns_of_the_gfd_label_set_in_operator_mode_only():
+    # the default label set (gfd) in operator mode: GFD's labels written twice, a warning
+    found = pr.gpu_mode_warnings({"kubegpu_gpu_operator": "yes"}, pi.boolean)
+    assert [(w["variable"], "GPU Feature Discovery" in w["problem"], "[kubegpu]" in w["fix"]) for w in found] == [
+        ("gpu_node_labels_label_sets", True, True)]
+    assert pr.gpu_mode_warnings({"kubegpu_gpu_operator": True, "gpu_node_labels_label_sets": ["gfd", "kubegpu"]},
+                                pi.boolean) != []
+    # without gfd, or in device plugin mode: nothing
+    assert pr.gpu_mode_warnings({"kubegpu_gpu_operator": True, "gpu_node_labels_label_sets": ["kubegpu"]},
+                                pi.boolean) == []
+    assert pr.gpu_mode_warnings({"kubegpu_gpu_operator": "false"}, pi.boolean) == []
+    assert pr.gpu_mode_warnings({}, pi.boolean) == []
 
 
 def test_gpu_mode_filter_is_the_same_rule():
