@@ -174,3 +174,50 @@ def test_a_daemon_json_that_is_not_an_object_stops_the_host_with_the_fix(tmp_pat
     assert rc != 0
     assert "localhost: %s is not a valid JSON object (daemon.json is JSON but not an object)" % path in message
     assert "re-run the container_runtime stage" in message and path.read_text() == "[1, 2]\n"
+
+
+def _run_nvidia_cdi(tmp_path, **extra_vars):
+    """tasks/nvidia_cdi.yml on localhost with role defaults and vars, paths under tmp_path;
+    the systemd tasks left out (no systemd here): what the one reading decides is shown."""
+    tasks = yaml.safe_load((ROLE / "tasks" / "nvidia_cdi.yml").read_text(encoding="utf-8"))
+    tasks = [t for t in tasks if "ansible.builtin.systemd_service" not in t]
+    tasks.append({"name": "Show what the reading found", "ansible.builtin.debug": {
+        "msg": "PATHS {{ _container_runtime_nvidia_paths.paths | dict2items | map(attribute='key') | list | sort }}"}})
+    play = [{"name": "cdi", "hosts": "all", "gather_facts": False,
+             "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")], "tasks": tasks}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
+    variables = {"ansible_python_interpreter": sys.executable,
+                 "container_runtime_nvidia_runtime_binary": str(tmp_path / "nvidia-container-runtime"),
+                 "_container_runtime_nvidia_ctk": str(tmp_path / "nvidia-ctk"),
+                 "_container_runtime_unit_dir": str(tmp_path) + "/",
+                 "container_runtime_nvidia_cdi_spec_path": str(tmp_path / "nvidia.yaml"), **extra_vars}
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROLES.parent / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(ROLES.parent / ".collections"), ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", json.dumps(variables), str(tmp_path / "play.yml")],
+                          capture_output=True, text=True, check=False, cwd=str(tmp_path), env=env)
+    return done.returncode, done.stdout
+
+
+def test_the_nvidia_runtime_and_cdi_paths_are_read_once(tmp_path):
+    # Without CDI: only the runtime's program is read, and its absence is reported.
+    rc, out = _run_nvidia_cdi(tmp_path, container_runtime_nvidia_cdi=False)
+    assert rc == 0, out[-3000:]
+    assert "PATHS %s" % json.dumps([str(tmp_path / "nvidia-container-runtime")]).replace('"', "'") in out, out[-3000:]
+    assert "but that program is absent on this" in out
+    assert "Generate the NVIDIA CDI spec] *" in out and not (tmp_path / "nvidia.yaml").exists()
+
+    # With CDI and the toolkit there: nvidia-ctk generates the spec (a stand-in that writes it).
+    runtime = tmp_path / "nvidia-container-runtime"
+    runtime.write_text("#!/bin/sh\n")
+    ctk = tmp_path / "nvidia-ctk"
+    ctk.write_text("#!/bin/sh\nfor a; do case $a in --output=*) echo cdiVersion > ${a#--output=};; esac; done\n")
+    ctk.chmod(0o755)
+    rc, out = _run_nvidia_cdi(tmp_path, container_runtime_nvidia_cdi=True)
+    assert rc == 0, out[-3000:]
+    read = sorted([str(runtime), str(ctk), str(tmp_path / "nvidia-cdi-refresh.path"),
+                   str(tmp_path / "nvidia-cdi-refresh.service")])
+    assert "PATHS %s" % json.dumps(read).replace('"', "'") in out, out[-3000:]
+    assert "but that program is absent" not in out
+    assert (tmp_path / "nvidia.yaml").read_text() == "cdiVersion\n"
