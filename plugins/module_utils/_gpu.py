@@ -11,6 +11,8 @@ first that answers provides the GPU list:
 
 Whatever layer answers, the sysfs scan (cheap) adds NUMA node, bound kernel
 driver, NVSwitches and non-NVIDIA GPUs; /proc adds the kernel-module flavour.
+Where a GPU has MIG enabled (and only then), one `nvidia-smi -L` call lists its
+MIG devices (`mig_devices`, parsed by _mig.parse_list).
 A layer that fails is recorded in `errors` and the next one is tried; this
 function never raises for a broken or missing driver.
 
@@ -22,7 +24,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_nvml, _gpu_smi, _gpu_sysfs
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_nvml, _gpu_smi, _gpu_sysfs, _mig
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_data import (
     FAMILY_ORDER,
     NVIDIA_VENDOR,
@@ -141,6 +143,45 @@ def _unique(values):
     return seen
 
 
+def add_mig_devices(gpus, smi_path, runner=None, timeout=10):
+    """Set ``mig_devices`` on the GPUs that have MIG enabled, from one ``nvidia-smi -L``.
+
+    Each entry: profile (C(1g.10gb), or C(1c.3g.20gb) for a compute instance smaller than
+    its GPU instance), uuid, device (the -L device number), gi_id and ci_id (None: -L does
+    not give them). Left None, with a returned warning, when nvidia-smi cannot tell.
+    GPUs without MIG get no key; nothing is run when no GPU has MIG enabled."""
+    enabled = [g for g in gpus if g.get("mig_mode_current") == "enabled"]
+    if not enabled:
+        return []
+    for gpu in enabled:
+        gpu["mig_devices"] = None
+    if smi_path is None:
+        return ["MIG is enabled but nvidia-smi is not found: the MIG devices are not reported"]
+    argv = [smi_path, "-L"]
+    try:
+        rc, out, err = (runner or _gpu_smi.run_command)(argv, timeout)
+    except Exception as exc:  # noqa: BLE001 - a broken extra call must not fail fact gathering
+        return ["%s: %s; the MIG devices are not reported" % (" ".join(argv), exc)]
+    if rc != 0:
+        return ["%s exited %s; the MIG devices are not reported" % (" ".join(argv), rc)]
+    listed = _mig.parse_list(out)
+    by_uuid = dict((g["uuid"], g) for g in listed)
+    by_index = dict((g["index"], g) for g in listed)
+    missing = []
+    for gpu in enabled:
+        entry = by_uuid.get(gpu["uuid"]) if gpu.get("uuid") else by_index.get(gpu.get("index"))
+        if entry is None:
+            missing.append(str(gpu.get("index")))
+            continue
+        gpu["mig_devices"] = [
+            {"profile": d["profile"], "uuid": d["uuid"], "device": d["device"], "gi_id": d["gi_id"], "ci_id": d["ci_id"]}
+            for d in entry["mig_devices"]
+        ]
+    if missing:
+        return ["%s did not list GPU(s) %s; their MIG devices are not reported" % (" ".join(argv), ", ".join(missing))]
+    return []
+
+
 def collect(
     sources=SOURCES,
     nvidia_smi_path=None,
@@ -227,6 +268,9 @@ def collect(
         gpus = []
         if nvidia_pci_gpus:
             warnings.append("no layer answered; %d NVIDIA GPU(s) on the PCI bus are not reported" % len(nvidia_pci_gpus))
+
+    if source in ("nvml", "nvidia_smi"):
+        warnings.extend(add_mig_devices(gpus, smi_path, smi_runner, timeout))
 
     version = host.get("driver_version") or kmod["version"]
     # The loaded kernel module and the user-space library disagree (an upgrade installed

@@ -82,8 +82,9 @@ attributes:
 notes:
   - The full structure, the label sets and the driver plan are described in the collection's
     docs/gpu_facts.md.
-  - Only reads files and runs nvidia-smi (C(-q -x), and C(--query-gpu=pci.bus_id,compute_cap --format=csv,noheader)
-    when a GPU is missing from the collection's table); changes nothing on the host.
+  - Only reads files and runs nvidia-smi (C(-q -x), C(--query-gpu=pci.bus_id,compute_cap --format=csv,noheader)
+    when a GPU is missing from the collection's table, and C(-L) when a GPU has MIG enabled); changes nothing on
+    the host.
 seealso:
   - name: NVML API reference
     description: The C API this module calls through ctypes.
@@ -209,6 +210,17 @@ ansible_facts:
               description: MIG mode after the next GPU reset, C(enabled) or C(disabled); null as above.
               type: str
               sample: disabled
+            mig_devices:
+              description:
+                - The GPU's MIG devices, from one C(nvidia-smi -L) call made only when a GPU has MIG enabled. Each
+                  has C(profile) (C(1g.10gb); C(1c.3g.20gb) for a compute instance smaller than its GPU instance),
+                  C(uuid), C(device) (the C(-L) device number), C(gi_id) and C(ci_id) (null, C(-L) does not give
+                  them; C(kubegpu.cluster.mig_layout) returns them).
+                - Null when MIG is enabled but nvidia-smi could not list them (a warning says why).
+              returned: when MIG is enabled on the GPU
+              type: list
+              elements: dict
+              sample: [{profile: 3g.40gb, uuid: MIG-c7384736-a75d-5afc-978f-d2f1294409fd, device: 0, gi_id: null, ci_id: null}]
             numa_node:
               description: NUMA node of the PCI device (sysfs C(numa_node)); null when the platform has none.
               type: int

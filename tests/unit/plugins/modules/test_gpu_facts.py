@@ -173,3 +173,60 @@ def test_gather_timeout_bounds_a_hanging_nvidia_smi(tmp_path):
     assert facts["layers"][1] == {"source": "nvidia_smi", "status": "failed",
                                   "message": "%s -q -x timed out after 1s; its process group was killed" % smi}
     assert facts["source"] == "sysfs" and facts["count"] == 1
+
+
+def _smi_script(tmp_path, case, listing):
+    """An nvidia-smi printing the case's XML for -q -x and `listing` for -L; logs its calls."""
+    log = tmp_path / "calls"
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho \"$*\" >> '%s'\n"
+                   "case \"$1\" in -q) cat '%s' ;; -L) cat '%s' ;; *) exit 2 ;; esac\n"
+                   % (log, case / "nvidia-smi-q-x.xml", listing))
+    smi.chmod(0o755)
+    return smi, log
+
+
+def test_mig_devices_reported_when_mig_is_enabled(tmp_path):
+    """MIG enabled: one more call, nvidia-smi -L, gives each GPU's MIG devices in the shape
+    plugins/plugin_utils/_gpu_resources.py reads (dicts with profile)."""
+    case = FIXTURES / "a100-mig-enabled"
+    root = fakehost.build(str(case), str(tmp_path / "root"))
+    smi, log = _smi_script(tmp_path, case, case / "nvidia-smi-L.txt")
+    facts = run({"sysfs_root": root, "proc_root": root, "nvidia_smi_path": str(smi)})["ansible_facts"]["kubegpu_gpu"]
+    assert facts["mig_enabled"] is True
+    assert facts["gpus"][0]["mig_devices"] == [
+        {"profile": "3g.40gb", "uuid": "MIG-a1000000-0000-5000-8000-000000000002", "device": 0, "gi_id": None, "ci_id": None},
+        {"profile": "2g.20gb", "uuid": "MIG-a1000000-0000-5000-8000-000000000003", "device": 1, "gi_id": None, "ci_id": None},
+        {"profile": "1g.10gb", "uuid": "MIG-a1000000-0000-5000-8000-000000000009", "device": 2, "gi_id": None, "ci_id": None},
+        {"profile": "1g.10gb", "uuid": "MIG-a1000000-0000-5000-8000-00000000000a", "device": 3, "gi_id": None, "ci_id": None},
+    ]
+    assert log.read_text().splitlines() == ["-q -x", "-L"]
+    assert facts["warnings"] == []
+    from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources
+    expected = _gpu_resources.expected_resources(facts, mig_strategy="mixed")["resources"]
+    assert expected["nvidia.com/mig-1g.10gb"] == {"count": 2, "exact": True}
+    assert expected["nvidia.com/mig-3g.40gb"] == {"count": 1, "exact": True}
+
+
+def test_no_extra_call_without_mig(tmp_path):
+    """MIG disabled (the real H100 capture): no -L call, no mig_devices key."""
+    case = FIXTURES / "h100-80gb-hbm3-ubuntu2404"
+    root = fakehost.build(str(case), str(tmp_path / "root"))
+    smi, log = _smi_script(tmp_path, case, FIXTURES / "mig" / "h100-nvl-L.txt")
+    facts = run({"sysfs_root": root, "proc_root": root, "nvidia_smi_path": str(smi)})["ansible_facts"]["kubegpu_gpu"]
+    assert log.read_text().splitlines() == ["-q -x"]
+    assert "mig_devices" not in facts["gpus"][0]
+
+
+def test_mig_devices_unknown_when_listing_fails(tmp_path):
+    """-L failing, or listing another GPU (matched by UUID): mig_devices null, a warning."""
+    case = FIXTURES / "a100-mig-enabled"
+    root = fakehost.build(str(case), str(tmp_path / "root"))
+    smi, _log = _smi_script(tmp_path, case, tmp_path / "missing-file")
+    facts = run({"sysfs_root": root, "proc_root": root, "nvidia_smi_path": str(smi)})["ansible_facts"]["kubegpu_gpu"]
+    assert facts["gpus"][0]["mig_devices"] is None
+    assert facts["warnings"] == ["%s -L exited 1; the MIG devices are not reported" % smi]
+    smi, _log = _smi_script(tmp_path, case, FIXTURES / "mig" / "h100-nvl-L.txt")
+    facts = run({"sysfs_root": root, "proc_root": root, "nvidia_smi_path": str(smi)})["ansible_facts"]["kubegpu_gpu"]
+    assert facts["gpus"][0]["mig_devices"] is None
+    assert facts["warnings"] == ["%s -L did not list GPU(s) 0; their MIG devices are not reported" % smi]
