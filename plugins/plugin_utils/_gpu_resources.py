@@ -20,7 +20,15 @@ The rules follow NVIDIA/k8s-device-plugin (read at commit 1b826acc, 2026-08):
 - internal/rm/device_map.go ``updateDeviceMapWithReplicas`` with api/config/v1
   replicas.go and consts.go: time-slicing of ``nvidia.com/gpu`` with ``replicas`` r
   advertises r devices per device; with ``renameByDefault`` they are advertised as
-  ``nvidia.com/gpu.shared`` (``DefaultSharedResourceNameSuffix``) instead.
+  ``nvidia.com/gpu.shared`` (``DefaultSharedResourceNameSuffix``) instead. Only the
+  resources named in the sharing block are replicated: kubegpu's config names
+  ``nvidia.com/gpu`` (plugin_utils/_gpu_sharing.plugin_config), so with ``mixed`` the
+  ``nvidia.com/mig-<profile>`` devices stay one each.
+- MPS (api/config/v1/sharing.go ``SharingStrategy``) replicates the same way
+  (``updateDeviceMapWithReplicas`` is given ``ReplicatedResources()``, the MPS block), but
+  cmd/nvidia-device-plugin/main.go ``validateFlags`` refuses MPS with ``mixed`` and
+  internal/plugin/mps.go ``getMPSOptions`` refuses MPS over MIG devices: the plugin then
+  advertises nothing.
 
 kubegpu.cluster.gpu_facts reports per GPU whether MIG is enabled (``mig_mode_current``)
 but not its MIG devices (instances and profiles). Where a GPU's facts carry a list
@@ -36,6 +44,7 @@ SHARED_SUFFIX = ".shared"
 MIG_PREFIX = "nvidia.com/mig-"
 MIG_ANY = MIG_PREFIX + "*"
 STRATEGIES = ("none", "single", "mixed")
+SHARING = ("none", "time-slicing", "mps")
 
 
 class GpuResourcesError(ValueError):
@@ -53,8 +62,11 @@ def _mig_profiles(gpu):
     return [d.get("profile") if isinstance(d, dict) else str(d) for d in devices]
 
 
-def expected_resources(facts, mig_strategy="none", replicas=1, rename_by_default=False):
+def expected_resources(facts, mig_strategy="none", replicas=1, rename_by_default=False, sharing=None):
     """What the device plugin advertises on a node with these GPU facts.
+
+    ``replicas`` > 1 shares ``nvidia.com/gpu`` the way ``sharing`` says (``time-slicing``,
+    the default, or ``mps``; plugin_utils/_gpu_sharing.sharing gives all three settings).
 
     Returns ``{"resources": {name: {"count": n, "exact": bool}}, "problems": [...],
     "notes": [...]}``. ``exact`` false means "at least n" (MIG devices unknown); the name
@@ -64,6 +76,11 @@ def expected_resources(facts, mig_strategy="none", replicas=1, rename_by_default
     if mig_strategy not in STRATEGIES:
         raise GpuResourcesError("mig strategy %r is not one of %s" % (mig_strategy, ", ".join(STRATEGIES)))
     replicas = max(int(replicas or 1), 1)
+    sharing = str(sharing or "time-slicing")
+    if sharing not in SHARING:
+        raise GpuResourcesError("sharing %r is not one of %s" % (sharing, ", ".join(SHARING)))
+    if sharing == "none":
+        replicas = 1
     gpus = (facts or {}).get("gpus") or []
     count = int((facts or {}).get("count") or len(gpus))
     resources, problems, notes = {}, [], []
@@ -104,14 +121,31 @@ def expected_resources(facts, mig_strategy="none", replicas=1, rename_by_default
             else:
                 for profile in profiles:
                     add(MIG_PREFIX + str(profile).replace("+", "."), 1)
+    if mig_strategy == "single":
+        # assertAllMigDevicesAreValid(uniform): one MIG device type on the whole node.
+        kinds = sorted(set(p for g in mig for p in (_mig_profiles(g) or [])))
+        if len(kinds) > 1:
+            problems.append("migStrategy single needs one MIG profile on the node, found %s; the device plugin"
+                            " refuses this node (\"more than one MIG device type present on node\")" % ", ".join(kinds))
     if mig and any(_mig_profiles(g) is None for g in mig):
         notes.append("gpu_facts does not report MIG devices: expecting at least one per MIG-enabled GPU")
+
+    if replicas > 1 and sharing == "mps":
+        refused = None
+        if mig_strategy == "mixed":
+            refused = "MPS with migStrategy mixed: the device plugin refuses to start"
+        elif mig_strategy == "single" and mig:
+            refused = "MPS over MIG devices (%d MIG-enabled GPU(s), migStrategy single): the device plugin refuses" \
+                      " to start" % len(mig)
+        if refused:
+            problems.append(refused)
+            return {"resources": {}, "problems": problems, "notes": notes}
 
     if count or gpus:
         name = GPU
         if replicas > 1:
             name = GPU + SHARED_SUFFIX if rename_by_default else GPU
-            notes.append("time-slicing: %d replicas per device" % replicas)
+            notes.append("%s: %d replicas per device" % (sharing, replicas))
         if gpu_count or mig_strategy != "mixed" or not mig:
             add(name, gpu_count * replicas, exact=gpu_exact)
     return {"resources": resources, "problems": problems, "notes": notes}

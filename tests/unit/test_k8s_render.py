@@ -390,9 +390,15 @@ def _plugin(overrides=None, inventory=EXAMPLE, facts=None):
     return renderer, by_kind(docs, "DaemonSet")[0], config
 
 
-def _assert_gpu_placement(pod_spec):
+# The GPU Operator / mig-parted convention: a node whose nvidia.com/gpu.deploy.device-plugin
+# is "false" or "paused-for-mig-change" runs no device plugin (nor MPS daemon).
+PAUSED = {"key": "nvidia.com/gpu.deploy.device-plugin", "operator": "NotIn", "values": ["false", "paused-for-mig-change"]}
+
+
+def _assert_gpu_placement(pod_spec, paused=True):
     terms = pod_spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    assert terms == [{"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}]
+    present = {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}
+    assert terms == [{"matchExpressions": [present, PAUSED] if paused else [present]}]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod_spec["tolerations"]
     assert pod_spec["priorityClassName"] == "system-node-critical"
 
@@ -401,7 +407,7 @@ def test_device_plugin_default():
     _renderer, daemonset, config = _plugin()
     pod = daemonset["spec"]["template"]["spec"]
     _assert_gpu_placement(pod)
-    assert pod["containers"][0]["image"] == "nvcr.io/nvidia/k8s-device-plugin:v0.18.2"
+    assert pod["containers"][0]["image"] == "nvcr.io/nvidia/k8s-device-plugin:v0.20.1"
     for security in container_security(pod):
         assert security == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     assert config == {"version": "v1", "flags": {
@@ -432,6 +438,95 @@ def test_device_plugin_time_slicing():
     assert config["sharing"]["timeSlicing"]["renameByDefault"] is False
     for security in container_security(daemonset["spec"]["template"]["spec"]):
         assert security["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_device_plugin_mps():
+    """MPS (k8s-device-plugin api/config/v1/sharing.go): the sharing.mps block, mpsRoot, the
+    plugin's MPS mounts and the control daemon DaemonSet (upstream chart
+    templates/daemonset-mps-control-daemon.yml)."""
+    overrides = {"nvidia_device_plugin_mps_replicas": 4}
+    renderer, daemonset, config = _plugin(overrides)
+    assert config["sharing"] == {"mps": {"renameByDefault": False, "failRequestsGreaterThanOne": True,
+                                         "resources": [{"name": "nvidia.com/gpu", "replicas": 4}]}}
+    assert config["flags"]["mpsRoot"] == "/run/nvidia/mps"
+    pod = daemonset["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["mps-root"] == "/mps" and mounts["mps-shm"] == "/dev/shm"
+    volumes = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    assert volumes["mps-root"] == "/run/nvidia/mps" and volumes["mps-shm"] == "/run/nvidia/mps/shm"
+    for security in container_security(pod):
+        assert security == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    manifests = renderer.expr("cp1", "_nvidia_device_plugin_manifests")
+    assert manifests[manifests.index("device-plugin.yaml") + 1] == "mps-control-daemon.yaml"
+    _text, docs = renderer.render("cp1", "mps-control-daemon.yaml.j2")
+    for doc in docs:
+        validate_k8s(doc)
+    (daemon,) = by_kind(docs, "DaemonSet")
+    daemon_pod = daemon["spec"]["template"]["spec"]
+    _assert_gpu_placement(daemon_pod)
+    assert daemon_pod["hostPID"] is True
+    assert daemon_pod["initContainers"][0]["command"] == ["mps-control-daemon", "mount-shm"]
+    assert daemon_pod["initContainers"][0]["volumeMounts"][0]["mountPropagation"] == "Bidirectional"
+    assert daemon_pod["containers"][0]["command"] == ["mps-control-daemon"]
+    assert daemon_pod["containers"][0]["securityContext"] == {"privileged": True}
+    # The daemon reads the plugin's config (the same ConfigMap) and rolls with it.
+    assert {"name": "config", "configMap": {"name": "nvidia-device-plugin-config"}} in daemon_pod["volumes"]
+    assert daemon["spec"]["template"]["metadata"]["annotations"] == daemonset["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_device_plugin_mps_settings():
+    _r, _d, config = _plugin({"nvidia_device_plugin_mps_replicas": 2, "nvidia_device_plugin_mps_rename_by_default": True,
+                              "nvidia_device_plugin_mps_fail_requests_greater_than_one": False,
+                              "nvidia_device_plugin_mps_root": "/var/run/mps"})
+    assert config["sharing"]["mps"]["renameByDefault"] is True
+    assert config["sharing"]["mps"]["failRequestsGreaterThanOne"] is False
+    assert config["flags"]["mpsRoot"] == "/var/run/mps"
+    assert "timeSlicing" not in config["sharing"]
+
+
+def test_device_plugin_without_mps_has_no_daemon():
+    renderer, daemonset, config = _plugin()
+    assert "mps-control-daemon.yaml" not in renderer.expr("cp1", "_nvidia_device_plugin_manifests")
+    names = {v["name"] for v in daemonset["spec"]["template"]["spec"]["volumes"]}
+    assert not names & {"mps-root", "mps-shm", "driver-root"}
+    assert "mpsRoot" not in config["flags"] and "sharing" not in config
+
+
+@pytest.mark.parametrize("strategy", ["cdi-cri", "cdi-annotations"])
+def test_device_plugin_cdi_strategy(strategy):
+    """A cdi-* strategy: the plugin generates its CDI spec from the host's driver root, mounted
+    at its containerDriverRoot /driver-root, with hooks pointing to the host's nvidia-ctk."""
+    _r, daemonset, config = _plugin({"nvidia_device_plugin_device_list_strategy": strategy})
+    assert config["flags"]["plugin"] == {"deviceListStrategy": strategy, "deviceIDStrategy": "uuid",
+                                         "nvidiaCTKPath": "/usr/bin/nvidia-ctk"}
+    pod = daemonset["spec"]["template"]["spec"]
+    assert {"name": "driver-root", "mountPath": "/driver-root", "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    assert {"name": "driver-root", "hostPath": {"path": "/", "type": "Directory"}} in pod["volumes"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["NVIDIA_DRIVER_ROOT"] == "/"
+
+
+def test_device_plugin_volume_mounts_adds_sys_admin():
+    """Upstream's chart adds CAP_SYS_ADMIN for the volume-mounts strategy too (requiresCapSysAdmin)."""
+    _r, daemonset, config = _plugin({"nvidia_device_plugin_device_list_strategy": "volume-mounts"})
+    assert config["flags"]["plugin"]["deviceListStrategy"] == "volume-mounts"
+    for security in container_security(daemonset["spec"]["template"]["spec"]):
+        assert security["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN"]}
+
+
+def test_device_plugin_allocation_policy():
+    _r, _d, config = _plugin({"nvidia_device_plugin_shared_devices_allocation_policy": "packed"})
+    assert config["flags"]["plugin"]["sharedDevicesAllocationPolicy"] == "packed"
+
+
+def test_device_plugin_settings_refused_by_the_stage():
+    """The stage's own check (tasks/main.yml) refuses what preflight refuses: the same filters."""
+    renderer = Renderer(EXAMPLE, "nvidia_device_plugin", overrides={
+        "nvidia_device_plugin_mps_replicas": 2, "nvidia_device_plugin_time_slicing_replicas": 2,
+        "nvidia_device_plugin_device_list_strategy": "cdi-cri", "kubegpu_cdi": False})
+    problems = renderer.expr("cp1", "_nvidia_device_plugin_settings | kubegpu.cluster.gpu_sharing_problems")
+    assert [p["variable"] for p in problems] == ["nvidia_device_plugin_mps_replicas",
+                                                 "nvidia_device_plugin_device_list_strategy"]
 
 
 def test_device_plugin_config_change_rolls_the_pods():
@@ -485,13 +580,13 @@ def test_gfd_and_dcgm_exporter(mig):
     for doc in gfd + dcgm:
         validate_k8s(doc)
     gfd_pod = by_kind(gfd, "DaemonSet")[0]["spec"]["template"]["spec"]
-    _assert_gpu_placement(gfd_pod)
+    _assert_gpu_placement(gfd_pod, paused=False)
     assert gfd_pod["containers"][0]["command"] == ["gpu-feature-discovery"]
     for security in container_security(gfd_pod):
         assert security["capabilities"]["drop"] == ["ALL"]
         assert ("add" in security["capabilities"]) == (mig != "none")
     dcgm_pod = by_kind(dcgm, "DaemonSet")[0]["spec"]["template"]["spec"]
-    _assert_gpu_placement(dcgm_pod)
+    _assert_gpu_placement(dcgm_pod, paused=False)
     assert dcgm_pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN"]}
     assert by_kind(dcgm, "Service")[0]["spec"]["ports"][0]["port"] == 9400
 
@@ -527,6 +622,21 @@ def test_validate_job(kind, image, command, runtime_class):
 def test_validate_expected_gpus_with_time_slicing():
     renderer = Renderer(EXAMPLE, "validate", overrides={"validate_gpu_replicas": 4}, facts={"gpu1": H100_FACTS})
     assert renderer.expr("gpu1", "validate_expected_resources")["resources"]["nvidia.com/gpu"]["count"] == 32
+
+
+@pytest.mark.parametrize("overrides, name, count", [
+    ({"nvidia_device_plugin_mps_replicas": 4}, "nvidia.com/gpu", 32),
+    ({"nvidia_device_plugin_mps_replicas": 2, "nvidia_device_plugin_mps_rename_by_default": True},
+     "nvidia.com/gpu.shared", 16),
+    ({"nvidia_device_plugin_time_slicing_replicas": 3}, "nvidia.com/gpu", 24),
+    ({"nvidia_device_plugin_time_slicing_replicas": 3, "nvidia_device_plugin_time_slicing_rename_by_default": True},
+     "nvidia.com/gpu.shared", 24),
+])
+def test_validate_expected_resources_follow_the_sharing(overrides, name, count):
+    """validate (and add_node / upgrade_driver through it) expects the sharing the device plugin
+    stage renders, MPS or time-slicing, from the same variables."""
+    renderer = Renderer(EXAMPLE, "validate", overrides=overrides, facts={"gpu1": H100_FACTS})
+    assert renderer.expr("gpu1", "validate_expected_resources")["resources"] == {name: {"count": count, "exact": True}}
 
 
 def test_job_names_are_valid_for_odd_node_names():
@@ -581,7 +691,8 @@ def test_every_template_is_covered():
         "kubernetes": {"kubeadm-init.yaml.j2", "kubeadm-join.yaml.j2"},
         "calico": {"installation.yaml.j2", "ippool.yaml.j2"},
         "nvidia_device_plugin": {"_common.j2", "device-plugin.yaml.j2", "runtimeclass.yaml.j2",
-                                 "gpu-feature-discovery.yaml.j2", "dcgm-exporter.yaml.j2"},
+                                 "gpu-feature-discovery.yaml.j2", "dcgm-exporter.yaml.j2",
+                                 "mps-control-daemon.yaml.j2"},
         "validate": {"job.yaml.j2"},
     }
     for role in ("kubernetes", "calico", "nvidia_device_plugin", "gpu_node_labels", "validate"):
@@ -598,3 +709,19 @@ def test_schema_validation_is_strict():
     daemonset["spec"]["template"]["spec"]["containers"][0]["securityContxt"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         validate_k8s(daemonset)
+
+
+# --- CDI: one setting (kubegpu_cdi) for containerd, the device plugin and the Operator ---------
+
+@pytest.mark.parametrize("overrides, gpu_node, operator", [
+    ({}, True, True),                                               # the GPU Operator chart's default
+    ({"kubegpu_cdi": False}, False, False),
+    ({"kubegpu_cdi": False, "container_runtime_nvidia_cdi": True}, True, True),   # the stage's override
+    ({"container_runtime_nvidia_cdi": False}, False, False),
+])
+def test_cdi_is_one_setting(overrides, gpu_node, operator):
+    runtime = Renderer(EXAMPLE, "container_runtime", overrides=overrides, facts={"gpu1": H100_FACTS})
+    assert runtime.expr("gpu1", "_container_runtime_cdi_wanted | bool") is gpu_node
+    assert runtime.expr("cpu1", "_container_runtime_cdi_wanted | bool") is False
+    _text, (values,) = Renderer(EXAMPLE, "gpu_operator", overrides=overrides).render("cp1", "values.yaml.j2")
+    assert values["cdi"] == {"enabled": operator}

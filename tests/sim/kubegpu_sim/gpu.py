@@ -2,7 +2,8 @@
 """Simulated GPUs and NVIDIA k8s-device-plugin's resource rules (test-only).
 
 Upstream read for these rules: github.com/NVIDIA/k8s-device-plugin at commit
-1b826acc6af3079d8923bac395c3124b8861a9a6 (2026-08, the v0.18 line we deploy):
+1b826acc6af3079d8923bac395c3124b8861a9a6 (2026-08, tag v0.20.0; kubegpu pins v0.20.1, whose
+changes do not touch these rules):
   cmd/nvidia-device-plugin/main.go          validateFlags, startPlugins, main
   internal/plugin/factory.go                getResourceManagers (NVML init, failOnInitError)
   internal/plugin/server.go                 getAllocateResponse, uniqueDeviceIDsFromAnnotatedDeviceIDs,
@@ -268,8 +269,18 @@ def _replicated(sharing, key):
         # <name>.shared (consts.go DefaultSharedResourceNameSuffix).
         rename = name + ".shared" if rename_default else ""
         out.append({"name": name, "replicas": int(r["replicas"]), "rename": rename})
-    return {"resources": out, "failRequestsGreaterThanOne": bool(block.get("failRequestsGreaterThanOne")),
+    return {"resources": out, "failRequestsGreaterThanOne": fail_requests_greater_than_one(sharing, key),
             "renameByDefault": rename_default}
+
+
+def fail_requests_greater_than_one(sharing, key):
+    """sharing.<key>.failRequestsGreaterThanOne as the plugin reads it: unset means false
+    for timeSlicing and true for mps (api/config/v1/config.go parseConfig: "Preserve the
+    historical MPS behavior unless the config explicitly relaxes it")."""
+    block = sharing.get(key) or {}
+    if "failRequestsGreaterThanOne" not in block or block.get("failRequestsGreaterThanOne") is None:
+        return key == "mps"
+    return _bool(block.get("failRequestsGreaterThanOne"))
 
 
 def sharing_strategy(sharing):
@@ -293,8 +304,8 @@ class PluginState:
         self.logs = logs
         strategy = sharing_strategy(config["sharing"])
         self.strategy = strategy
-        block = config["sharing"].get("mps" if strategy == "mps" else "timeSlicing") or {}
-        self.fail_gt_one = bool(block.get("failRequestsGreaterThanOne"))
+        key = "mps" if strategy == "mps" else "timeSlicing"
+        self.fail_gt_one = strategy != "none" and fail_requests_greater_than_one(config["sharing"], key)
 
     def capacity(self):
         return {name: len(devs) for name, devs in self.resources.items()}
@@ -371,6 +382,9 @@ def start_plugin(config, gpus, nvml_loadable, mps_daemon_ready=False):
     if flags["plugin"].get("deviceIDStrategy") not in ("uuid", "index"):
         raise PluginError("unable to validate flags: invalid --device-id-strategy option: %s"
                           % flags["plugin"].get("deviceIDStrategy"))
+    policy = flags["plugin"].get("sharedDevicesAllocationPolicy")
+    if policy is not None and policy not in ("distributed", "packed"):
+        raise PluginError("unable to validate flags: invalid --shared-devices-allocation-policy option: %s" % policy)
     if strategy == "mps":
         if mig == "mixed":
             raise PluginError("unable to validate flags: using --mig-strategy=mixed is not supported with MPS")

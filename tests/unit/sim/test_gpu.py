@@ -181,3 +181,129 @@ def test_visible_gpus(visible, count):
 def test_driver_version_from_package():
     assert gpu.driver_version_from_package("535.247.01-1~deb12u1") == "535.247.01"
     assert gpu.cuda_version_for_driver("580.159.04") == "13.0"
+
+
+def test_mps_fail_requests_greater_than_one_defaults_to_true():
+    """api/config/v1/config.go parseConfig: MPS keeps failRequestsGreaterThanOne unless the
+    file sets it; time-slicing's stays false."""
+    mps = {"mps": {"resources": [{"name": "nvidia.com/gpu", "replicas": 2}]}}
+    state = gpu.start_plugin(config(sharing=mps, mpsRoot="/run/nvidia/mps"), gpus("h100-1gpu"), True, True)
+    with pytest.raises(gpu.PluginError, match="maximum request size for shared resources is 1; found 2"):
+        state.allocate("nvidia.com/gpu", 2, set())
+    relaxed = {"mps": dict(mps["mps"], failRequestsGreaterThanOne=False)}
+    state = gpu.start_plugin(config(sharing=relaxed, mpsRoot="/run/nvidia/mps"), gpus("h100-1gpu"), True, True)
+    assert len(state.allocate("nvidia.com/gpu", 2, set())[0]) == 2
+    sliced = gpu.start_plugin(config(sharing={"timeSlicing": mps["mps"]}), gpus("h100-1gpu"), True)
+    assert len(sliced.allocate("nvidia.com/gpu", 2, set())[0]) == 2
+
+
+def test_mps_over_mig_devices_is_refused(tmp_path):
+    """internal/plugin/mps.go getMPSOptions, after the device map (uniform MIG devices) is built."""
+    mps = {"mps": {"resources": [{"name": "nvidia.com/gpu", "replicas": 2}]}}
+    layout = tmp_path / "mig.json"
+    layout.write_text('{"0": ["1g.10gb", "1g.10gb"]}')
+    g = gpu.read_gpus(tree("a100-mig"), "n", gpu.load_mig_layout(str(layout)))
+    with pytest.raises(gpu.PluginError, match="sharing using MPS is not supported for MIG devices"):
+        gpu.start_plugin(config(mig="single", sharing=mps, mpsRoot="/run/nvidia/mps"), g, True, True)
+
+
+def test_shared_devices_allocation_policy():
+    assert gpu.start_plugin(config(), gpus("h100-1gpu"), True).capacity() == {"nvidia.com/gpu": 1}
+    cfg = config()
+    cfg["flags"]["plugin"]["sharedDevicesAllocationPolicy"] = "spread"
+    with pytest.raises(gpu.PluginError, match="invalid --shared-devices-allocation-policy option: spread"):
+        gpu.start_plugin(cfg, gpus("h100-1gpu"), True)
+
+
+# --- the simulated plugin against kubegpu's own rule and config ---------------------------------
+# kubegpu renders the config with plugin_utils/_gpu_sharing.plugin_config and expects
+# plugin_utils/_gpu_resources.expected_resources; the simulator is an independent reading of
+# the same upstream code. Both must give upstream's numbers for the fixtures' GPUs.
+
+def _facts(gpu_list):
+    """The fixture's GPUs as kubegpu.cluster.gpu_facts reports them (with the MIG devices)."""
+    return {"count": len(gpu_list), "gpus": [
+        {"index": g["index"], "mig_mode_current": "enabled" if g["mig_enabled"] else "disabled",
+         "mig_devices": [m["profile"] for m in g["mig_devices"]] if g["mig_enabled"] else None}
+        for g in gpu_list]}
+
+
+MODES = {
+    "whole": {},
+    "mig-single": {"nvidia_device_plugin_mig_strategy": "single"},
+    "mig-mixed": {"nvidia_device_plugin_mig_strategy": "mixed"},
+    "time-slicing": {"nvidia_device_plugin_time_slicing_replicas": 4},
+    "time-slicing-renamed": {"nvidia_device_plugin_time_slicing_replicas": 4,
+                             "nvidia_device_plugin_time_slicing_rename_by_default": True},
+    "mps": {"nvidia_device_plugin_mps_replicas": 4},
+    "mps-renamed": {"nvidia_device_plugin_mps_replicas": 2, "nvidia_device_plugin_mps_rename_by_default": True},
+}
+# Upstream's numbers, by hand: H100 capture 1 GPU; HGX 8 GPUs; A100 with MIG enabled and
+# the layout of a100-mig.mig.json (3g.40gb, 2g.20gb, 1g.10gb, 1g.10gb).
+UPSTREAM = {
+    ("h100-1gpu", "whole"): {"nvidia.com/gpu": 1},
+    ("h100-1gpu", "time-slicing"): {"nvidia.com/gpu": 4},
+    ("h100-1gpu", "mps"): {"nvidia.com/gpu": 4},
+    ("h100-1gpu", "mps-renamed"): {"nvidia.com/gpu.shared": 2},
+    ("hgx-h100-8gpu", "whole"): {"nvidia.com/gpu": 8},
+    ("hgx-h100-8gpu", "mig-single"): {"nvidia.com/gpu": 8},        # no GPU has MIG enabled
+    ("hgx-h100-8gpu", "mig-mixed"): {"nvidia.com/gpu": 8},
+    ("hgx-h100-8gpu", "time-slicing"): {"nvidia.com/gpu": 32},
+    ("hgx-h100-8gpu", "time-slicing-renamed"): {"nvidia.com/gpu.shared": 32},
+    ("hgx-h100-8gpu", "mps"): {"nvidia.com/gpu": 32},
+    ("hgx-h100-8gpu", "mps-renamed"): {"nvidia.com/gpu.shared": 16},
+    ("a100-mig", "whole"): {"nvidia.com/gpu": 1},                  # migStrategy none: the whole GPU
+    ("a100-mig", "mig-mixed"): {"nvidia.com/mig-3g.40gb": 1, "nvidia.com/mig-2g.20gb": 1,
+                                "nvidia.com/mig-1g.10gb": 2},
+}
+
+
+def _plugin_config_text(variables):
+    import yaml
+    from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_sharing
+    from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
+    return yaml.safe_dump(_gpu_sharing.plugin_config(variables, boolean))
+
+
+@pytest.mark.parametrize("fixture, mode", sorted(UPSTREAM))
+def test_modes_give_upstreams_numbers(fixture, mode):
+    from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources, _gpu_sharing
+    from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
+    variables = MODES[mode]
+    layout = "a100-mig.mig.json" if fixture == "a100-mig" else None
+    g = gpus(fixture, layout)
+    state = gpu.start_plugin(gpu.parse_config(_plugin_config_text(variables)), g, True, mps_daemon_ready=True)
+    assert state.capacity() == UPSTREAM[(fixture, mode)]
+    shared = _gpu_sharing.sharing(variables, boolean)
+    expected = _gpu_resources.expected_resources(
+        _facts(g), mig_strategy=variables.get("nvidia_device_plugin_mig_strategy", "none"),
+        replicas=shared["replicas"], rename_by_default=shared["rename_by_default"], sharing=shared["strategy"])
+    assert expected["problems"] == []
+    assert {name: want["count"] for name, want in expected["resources"].items()} == UPSTREAM[(fixture, mode)]
+    assert all(want["exact"] for want in expected["resources"].values())
+    assert _gpu_resources.resource_problems(state.capacity(), expected) == []
+
+
+@pytest.mark.parametrize("variables, error", [
+    ({"nvidia_device_plugin_mig_strategy": "single"}, "more than one MIG device type present on node"),
+    # The device map is built (and refused) before the MPS options are read.
+    ({"nvidia_device_plugin_mig_strategy": "single", "nvidia_device_plugin_mps_replicas": 2},
+     "more than one MIG device type present on node"),
+    ({"nvidia_device_plugin_mig_strategy": "mixed", "nvidia_device_plugin_mps_replicas": 2},
+     "using --mig-strategy=mixed is not supported with MPS"),
+])
+def test_modes_the_plugin_refuses_on_the_a100_layout(variables, error):
+    """The A100 fixture's mixed layout: single refuses it (uniform profiles), MPS refuses MIG;
+    expected_resources reports a problem for the MPS ones (preflight refuses them first)."""
+    from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources, _gpu_sharing
+    from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
+    g = gpus("a100-mig", "a100-mig.mig.json")
+    with pytest.raises(gpu.PluginError, match=error):
+        gpu.start_plugin(gpu.parse_config(_plugin_config_text(variables)), g, True, mps_daemon_ready=True)
+    shared = _gpu_sharing.sharing(variables, boolean)
+    expected = _gpu_resources.expected_resources(
+        _facts(g), mig_strategy=variables["nvidia_device_plugin_mig_strategy"], replicas=shared["replicas"],
+        sharing=shared["strategy"])
+    assert expected["problems"]
+    if shared["strategy"] == "mps":
+        assert expected["resources"] == {}

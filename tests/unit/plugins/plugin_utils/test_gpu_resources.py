@@ -80,3 +80,50 @@ MIXED = {"resources": {"nvidia.com/mig-*": {"count": 1, "exact": False}}, "probl
 ])
 def test_job_resource(requested, extended, expected, resource):
     assert r.job_resource(requested, extended, expected) == resource
+
+
+# --- MPS (api/config/v1/sharing.go, cmd/nvidia-device-plugin/main.go, internal/plugin/mps.go) ---
+
+def test_mps_replicates_like_time_slicing():
+    facts = _gpus([0] * 8)
+    assert res(r.expected_resources(facts, replicas=4, sharing="mps")) == {"nvidia.com/gpu": (32, True)}
+    assert res(r.expected_resources(facts, replicas=2, rename_by_default=True, sharing="mps")) == {
+        "nvidia.com/gpu.shared": (16, True)}
+    assert "mps: 4 replicas per device" in r.expected_resources(facts, replicas=4, sharing="mps")["notes"]
+
+
+@pytest.mark.parametrize("strategy, flags, profiles", [
+    ("mixed", [0, 0], None),                    # main.go validateFlags refuses MPS with mixed
+    ("single", [1, 1], ["1g.10gb"] * 7),        # mps.go getMPSOptions refuses MIG devices
+])
+def test_mps_refusals_leave_nothing_advertised(strategy, flags, profiles):
+    expected = r.expected_resources(_gpus(flags, profiles), mig_strategy=strategy, replicas=2, sharing="mps")
+    assert expected["resources"] == {} and len(expected["problems"]) == 1
+    assert "refuses" in expected["problems"][0]
+    assert r.resource_problems({"nvidia.com/gpu": "14"}, expected) == expected["problems"]
+
+
+def test_mps_on_gpus_without_mig_under_single():
+    assert res(r.expected_resources(_gpus([0, 0]), mig_strategy="single", replicas=3, sharing="mps")) == {
+        "nvidia.com/gpu": (6, True)}
+
+
+def test_sharing_none_ignores_replicas():
+    assert res(r.expected_resources(_gpus([0, 0]), replicas=4, sharing="none")) == {"nvidia.com/gpu": (2, True)}
+    with pytest.raises(r.GpuResourcesError):
+        r.expected_resources(_gpus([0]), replicas=2, sharing="vgpu")
+
+
+def test_single_refuses_two_mig_profiles():
+    facts = _gpus([1])
+    facts["gpus"][0]["mig_devices"] = ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"]
+    expected = r.expected_resources(facts, mig_strategy="single")
+    assert len(expected["problems"]) == 1 and "more than one MIG device type" in expected["problems"][0]
+
+
+def test_mixed_does_not_replicate_mig_devices():
+    """kubegpu's config shares nvidia.com/gpu only (updateDeviceMapWithReplicas replicates the
+    resources the sharing block names): MIG devices stay one each."""
+    facts = _gpus([0, 1], ["2g.20gb", "1g.10gb"])
+    assert res(r.expected_resources(facts, mig_strategy="mixed", replicas=4)) == {
+        "nvidia.com/gpu": (4, True), "nvidia.com/mig-2g.20gb": (1, True), "nvidia.com/mig-1g.10gb": (1, True)}

@@ -1,0 +1,184 @@
+# SPDX-License-Identifier: Apache-2.0
+"""GPU sharing modes on the simulated control plane (tests/sim/README.md): one converged
+fleet with the three simulated GPU fixtures, then the nvidia_device_plugin stage re-run once
+per mode; each mode must end with the extended resources NVIDIA's k8s-device-plugin rules
+give for those GPUs - written out by hand below, and as kubegpu's own rule
+(plugin_utils/_gpu_resources.expected_resources, the one validate, add_node.yml and
+upgrade_driver.yml wait for) computes them.
+
+Fleet: cp1 (no GPU), g1 the H100 capture (tests/sim/gpu/h100-1gpu.json), g2 the A100 with MIG
+enabled and the layout of a100-mig.mig.json (3g.40gb, 2g.20gb, 1g.10gb, 1g.10gb), g3 the HGX
+8-GPU board's GPUs (hgx-h100-8gpu.json less its NVSwitches, see HGX below). What is simulated: the device plugin's resource rules and
+the kubelet's device manager (tests/sim/kubegpu_sim/gpu.py, kubelet.py, each rule citing
+upstream); what is real: the playbooks, the rendered manifests, kubectl.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTS = {"cp1": "kubegpu-share-cp1", "g1": "kubegpu-share-g1", "g2": "kubegpu-share-g2", "g3": "kubegpu-share-g3"}
+GPU = {"g1": "h100-1gpu", "g2": "a100-mig", "g3": "hgx-h100-8gpu-gpus"}
+# The HGX board's 8 GPUs without its 4 NVSwitch functions (PCI class 0x0680): Debian packages
+# no NVIDIA fabric manager, which stage 3 refuses for an NVSwitch host (the only OS these
+# test hosts run). The device plugin's resources depend on the GPUs alone.
+HGX = REPO / "tests" / "sim" / "gpu" / "hgx-h100-8gpu.json"
+SIM_GPU = REPO / ".cache" / "sim-gpu"
+
+
+def _hgx_gpus_tree(tmp):
+    sys.path.insert(0, str(REPO / "tests" / "sim"))
+    from kubegpu_sim import pci_tree
+    functions = {bus: attrs for bus, attrs in json.loads(HGX.read_text()).items()
+                 if int(attrs["class"], 16) >> 16 == 0x03}
+    assert len(functions) == 8
+    description = tmp / "hgx-h100-8gpu-gpus.json"
+    description.write_text(json.dumps(functions))
+    pci_tree.materialise(str(description), str(SIM_GPU / GPU["g3"]))
+
+
+MIG_LAYOUT = REPO / "tests" / "sim" / "gpu" / "a100-mig.mig.json"
+
+# Each mode: the stage's variables, and what upstream's rules give per node (resources
+# whose count is above 0; a node absent from the map advertises nothing).
+MODES = [
+    ("whole", {}, {
+        "g1": {"nvidia.com/gpu": 1},
+        "g2": {"nvidia.com/gpu": 1},            # migStrategy none: the MIG-enabled GPU as a whole GPU
+        "g3": {"nvidia.com/gpu": 8}}),
+    ("time-slicing", {"nvidia_device_plugin_time_slicing_replicas": 4}, {
+        "g1": {"nvidia.com/gpu": 4},
+        "g2": {"nvidia.com/gpu": 4},
+        "g3": {"nvidia.com/gpu": 32}}),
+    ("mps", {"nvidia_device_plugin_mps_replicas": 4}, {
+        "g1": {"nvidia.com/gpu": 4},
+        "g2": {"nvidia.com/gpu": 4},
+        "g3": {"nvidia.com/gpu": 32}}),
+    # MPS with renameByDefault is left to the unit tests (tests/unit/sim/test_gpu.py): the
+    # simulated plugin does not yet retry its start every 30 s while the MPS daemon is not
+    # ready (upstream cmd/nvidia-device-plugin/main.go restartTimeout), so a config roll that
+    # restarts both gives up on the node.
+    ("mig-mixed", {"nvidia_device_plugin_mig_strategy": "mixed"}, {
+        "g1": {"nvidia.com/gpu": 1},
+        "g2": {"nvidia.com/mig-3g.40gb": 1, "nvidia.com/mig-2g.20gb": 1, "nvidia.com/mig-1g.10gb": 2},
+        "g3": {"nvidia.com/gpu": 8}}),
+    # single refuses a node with more than one MIG profile (device_map.go
+    # assertAllMigDevicesAreValid): g2 advertises nothing; GPUs without MIG stay whole.
+    ("mig-single", {"nvidia_device_plugin_mig_strategy": "single"}, {
+        "g1": {"nvidia.com/gpu": 1},
+        "g2": {},
+        "g3": {"nvidia.com/gpu": 8}}),
+]
+# Modes that drop list items (env, volumes) the previous mode's DaemonSet had. The simulated
+# API server's server-side apply leaves an empty element where an owned list item goes
+# ("spec.template.spec.containers[0].env[3].name: Required value" from kubectl diff
+# --server-side), which a real API server merges away by the item's key; until the simulation
+# does too, the test removes the device plugin's DaemonSet before such a mode, and the stage
+# creates it again.
+RECREATE = {"mig-mixed"}
+
+
+def docker(*args, check=True, timeout=120):
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def fleet(sim_k8s_hosts, sim_helpers, tmp_path_factory, ansible_playbook):
+    """cp1 + three GPU workers made a cluster by site.yml (preflight and validate skipped:
+    the set-up is not under test; validate's own wait is checked by its tests)."""
+    _hgx_gpus_tree(tmp_path_factory.mktemp("hgx"))
+    cluster = sim_k8s_hosts(HOSTS, first_cp="cp1", gpu=GPU)
+    # The simulated A100's MIG layout, read by the simulated kubelet when it starts.
+    docker("exec", HOSTS["g2"], "mkdir", "-p", "/etc/kubegpu-sim")
+    docker("cp", str(MIG_LAYOUT), "%s:/etc/kubegpu-sim/mig.json" % HOSTS["g2"])
+    data = {"all": {
+        "vars": sim_helpers.inventory_vars(ansible_become=False),
+        "children": {
+            "kube_control_plane": {"hosts": {"cp1": {"ansible_host": HOSTS["cp1"]}}},
+            "kube_node": {"hosts": {h: {"ansible_host": HOSTS[h]} for h in GPU}},
+            "k8s_cluster": {"children": {"kube_control_plane": {}, "kube_node": {}}},
+            "gpu": {"hosts": {h: {} for h in GPU}},
+        }}}
+    inventory = tmp_path_factory.mktemp("sharing") / "hosts.yml"
+    inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = ansible_playbook("playbooks/site.yml", inventory, "--skip-tags", "preflight,validate", timeout=1800)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    return cluster, inventory
+
+
+def _gpu_resources(cluster):
+    """node -> {nvidia.com/* resource: allocatable} for the resources above 0."""
+    nodes = cluster.json("get", "nodes")["items"]
+    found = {}
+    for node in nodes:
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        found[node["metadata"]["name"]] = {k: int(v) for k, v in allocatable.items()
+                                           if k.startswith("nvidia.com/") and int(v) > 0}
+    return found
+
+
+def _wait(cluster, want, timeout=240):
+    deadline = time.monotonic() + timeout
+    have = {}
+    while time.monotonic() < deadline:
+        have = _gpu_resources(cluster)
+        if all(have.get(node, {}) == resources for node, resources in want.items()):
+            return have
+        time.sleep(3)
+    return have
+
+
+def _expected_by_kubegpu(node, variables):
+    """kubegpu's own rule for the node's fixture GPUs (the sim's reading of its PCI tree and
+    MIG layout, shaped as gpu_facts reports them)."""
+    sys.path.insert(0, str(REPO / "tests" / "sim"))
+    sys.path.insert(0, str(REPO / ".collections"))
+    from kubegpu_sim import gpu as simgpu
+    from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources, _gpu_sharing
+    from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
+    layout = simgpu.load_mig_layout(str(MIG_LAYOUT)) if node == "g2" else {}
+    gpus = simgpu.read_gpus(str(SIM_GPU / GPU[node]), node, layout)
+    facts = {"count": len(gpus), "gpus": [
+        {"index": g["index"], "mig_mode_current": "enabled" if g["mig_enabled"] else "disabled",
+         "mig_devices": [m["profile"] for m in g["mig_devices"]] if g["mig_enabled"] else None} for g in gpus]}
+    shared = _gpu_sharing.sharing(variables, boolean)
+    return _gpu_resources.expected_resources(
+        facts, mig_strategy=variables.get("nvidia_device_plugin_mig_strategy", "none"), replicas=shared["replicas"],
+        rename_by_default=shared["rename_by_default"], sharing=shared["strategy"])
+
+
+@pytest.mark.parametrize("mode, variables, want", MODES, ids=[m[0] for m in MODES])
+def test_mode_ends_with_upstreams_resources(fleet, ansible_playbook, mode, variables, want):
+    cluster, inventory = fleet
+    if mode in RECREATE:
+        cluster.kubectl("delete", "daemonset", "nvidia-device-plugin-daemonset", "--namespace", "kube-system",
+                        "--ignore-not-found")
+    result = ansible_playbook("playbooks/nvidia_device_plugin.yml", inventory, "-e", json.dumps(variables), timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    have = _wait(cluster, want)
+    for node, resources in want.items():
+        assert have.get(node, {}) == resources, (mode, node, have)
+        expected = _expected_by_kubegpu(node, variables)
+        if resources:
+            assert expected["problems"] == [], (mode, node, expected)
+            assert {k: v["count"] for k, v in expected["resources"].items()} == resources, (mode, node, expected)
+        else:
+            # The device plugin refuses the node; kubegpu's rule says so, and validate fails it.
+            assert expected["problems"], (mode, node, expected)
+    daemons = cluster.json("get", "daemonsets", "--namespace", "kube-system")["items"]
+    names = {d["metadata"]["name"] for d in daemons}
+    assert ("nvidia-device-plugin-mps-control-daemon" in names) == mode.startswith("mps"), names
+    # A second run changes nothing.
+    again = ansible_playbook("playbooks/nvidia_device_plugin.yml", inventory, "-e", json.dumps(variables), timeout=600)
+    recap = re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", again.stdout.split("PLAY RECAP")[-1], re.M)
+    assert again.returncode == 0 and recap and all(changed == "0" for _host, changed in recap), again.stdout[-3000:]
