@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 
+from . import dra
 from . import scheduling
 from . import controllers_rules as rules
 from .client import ApiError, Client
@@ -124,6 +125,14 @@ class ControllerManager:
         s["replicasets"] = self._list(APPS + "/replicasets")
         s["jobs"] = self._list(BATCH + "/jobs")
         s["controllerrevisions"] = self._list(APPS + "/controllerrevisions")
+        # resource.k8s.io/v1 (DRA): read only while some pod claims resources or a claim exists.
+        s["resourceclaims"] = self._list(dra.GROUP + "/resourceclaims")
+        if s["resourceclaims"] or any(dra.pod_claim_entries(p) for p in s["pods"]):
+            s["resourceclaimtemplates"] = self._list(dra.GROUP + "/resourceclaimtemplates")
+            s["resourceslices"] = self._list(dra.GROUP + "/resourceslices")
+            s["deviceclasses"] = self._list(dra.GROUP + "/deviceclasses")
+        else:
+            s["resourceclaimtemplates"] = s["resourceslices"] = s["deviceclasses"] = []
         slow = self._pass % 3 == 0
         if slow or "pdbs" not in self.snap:
             s["pdbs"] = self._list(POLICY + "/poddisruptionbudgets")
@@ -145,6 +154,7 @@ class ControllerManager:
                            ("deployment", self.sync_deployments),
                            ("replicaset", self.sync_replicasets),
                            ("job", self.sync_jobs),
+                           ("resourceclaim", self.sync_resource_claims),
                            ("scheduler", self.sync_scheduler),
                            ("garbage-collector", self.sync_garbage_collector),
                            ("disruption", self.sync_pdbs),
@@ -242,7 +252,19 @@ class ControllerManager:
                                     p["metadata"].get("creationTimestamp") or ""))
         for pod in pending:
             namespace, name = ns_name(pod)
-            node, message = scheduling.schedule(pod, nodes, pods)
+            candidates, plans, waiting = nodes, {}, None
+            if dra.pod_claim_entries(pod):
+                # dynamicresources.go PreFilter/Filter: nodes where every claim is or can be allocated.
+                candidates, plans, waiting = dra.feasible_nodes(
+                    pod, nodes, self.snap.get("resourceclaims", []), self.snap.get("resourceslices", []),
+                    self.snap.get("deviceclasses", []))
+            if waiting:
+                continue    # PreEnqueue: the pod waits for its claims (no condition written)
+            node, message = scheduling.schedule(pod, candidates, pods) if candidates else (None, None)
+            if message is None and node is None:
+                message = "0/%d nodes are available: %d %s." % (len(nodes), len(nodes), dra.REASON_CANNOT_ALLOCATE)
+            if node and plans.get(node) is not None:
+                self.reserve_claims(pod, plans[node])
             if node:
                 binding = {"apiVersion": "v1", "kind": "Binding",
                            "metadata": {"name": name, "namespace": namespace},
@@ -260,6 +282,57 @@ class ControllerManager:
                                "lastTransitionTime": self.now_text()})
             self.patch_status(pod_path(pod), {"conditions": conditions})
             self.log("scheduler: %s/%s unschedulable: %s" % (namespace, name, message))
+
+    # -- DRA: resource-claim controller and the scheduler's reservation ---------------------
+    def reserve_claims(self, pod, plan):
+        """dynamicresources.go Reserve + PreBind: each claim of the pod gets its allocation
+        (the ones allocated in this cycle) and the pod in status.reservedFor, before the bind."""
+        namespace = pod["metadata"]["namespace"]
+        for entry in dra.pod_claim_entries(pod):
+            name = dra.claim_name_for(pod, entry)
+            claim = next(c for c in self.snap["resourceclaims"]
+                         if c["metadata"]["name"] == name and c["metadata"].get("namespace") == namespace)
+            status = dict(claim.get("status") or {})
+            if name in plan:
+                status["allocation"] = plan[name]
+            reserved = [r for r in status.get("reservedFor") or [] if r.get("uid") != pod["metadata"].get("uid")]
+            status["reservedFor"] = reserved + [dra.reserved_for(pod)]
+            self.patch_status(dra.claims_path(namespace, name), status)
+            claim["status"] = status     # the scheduler's assume cache
+            self.log("scheduler: allocated resourceclaim %s/%s for pod %s" % (namespace, name, pod["metadata"]["name"]))
+
+    def sync_resource_claims(self):
+        """pkg/controller/resourceclaim/controller.go: claims from templates for pods
+        (syncPod -> handleClaim, then the pod's status.resourceClaimStatuses), and syncClaim
+        for every claim (dra.claim_cleanup)."""
+        templates = dict(((t["metadata"].get("namespace"), t["metadata"]["name"]), t)
+                         for t in self.snap.get("resourceclaimtemplates", []))
+        for pod, entry in dra.claims_to_create(self.snap["pods"], self.snap.get("resourceclaims", [])):
+            namespace = pod["metadata"]["namespace"]
+            template = templates.get((namespace, entry["resourceClaimTemplateName"]))
+            if template is None:
+                continue    # controller.go: the template may appear later; retried
+            claim = dra.claim_from_template(pod, entry, template)
+            created = self.api.create(dra.claims_path(namespace), claim) or claim
+            self.snap["resourceclaims"].append(created)
+            statuses = list((pod.get("status") or {}).get("resourceClaimStatuses") or [])
+            statuses.append({"name": entry["name"], "resourceClaimName": created["metadata"]["name"]})
+            self.patch_status(pod_path(pod), {"resourceClaimStatuses": statuses})
+            pod.setdefault("status", {})["resourceClaimStatuses"] = statuses
+            self.log("resourceclaim: created %s/%s for pod %s" % (namespace, created["metadata"]["name"],
+                                                                  pod["metadata"]["name"]))
+        for claim in self.snap.get("resourceclaims", []):
+            action, valid = dra.claim_cleanup(claim, self.snap["pods"])
+            namespace, name = ns_name(claim)
+            if action == "delete":
+                self.api.delete(dra.claims_path(namespace, name))
+                self.log("resourceclaim: deleted %s/%s (its pod is done)" % (namespace, name))
+            elif action in ("unreserve", "deallocate"):
+                status = {"reservedFor": valid or None}
+                if action == "deallocate":
+                    status["allocation"] = None
+                self.patch_status(dra.claims_path(namespace, name), status)
+                self.log("resourceclaim: %s %s/%s" % (action, namespace, name))
 
     # -- node lifecycle + IPAM ---------------------------------------------------------
     def sync_node_lifecycle(self):
