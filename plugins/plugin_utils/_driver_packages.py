@@ -276,7 +276,8 @@ def select(
       conflicts         names of the other flavour that must go before install,
       repo              {'kind': 'apt_components'|'apt_repo'|'dnf_repo', ...},
       dnf_module        {'name','stream','profile'} or None,
-      persistenced_unit, fabric_manager_unit, unattended_blacklist.
+      persistenced_unit, fabric_manager_unit, unattended_blacklist,
+      kernel_rule       how every installed kernel gets the module (kernel_rule()).
     """
     family = _family(os_family, distribution)
     major = _major(version)
@@ -449,6 +450,7 @@ def select(
         result["repo"] = {"kind": "apt_repo", "name": "kubegpu-cuda", "url": url, "suites": "/",
                           "key_url": url + key, "fingerprint": CUDA_KEYS[key]}
 
+    result["kernel_rule"] = kernel_rule(source, family, b, is_open, result["builds_modules"], manager)
     toolkit = _toolkit(family, major, source, b, cuda_toolkit, cuda_toolkit_version)
     names = driver + fm + toolkit
     result["fabric_manager_packages"] = fm
@@ -463,6 +465,65 @@ def select(
         result["packages"] = list(names)
         result["hold"] = result["hold"] + toolkit
     return result
+
+
+# The DKMS module (dkms.conf PACKAGE_NAME) each source's DKMS package registers, and the
+# kernel objects it installs. Debian's nvidia-kernel-dkms 535.309.01-0+deb12u1:
+# /usr/src/nvidia-current-535.309.01/dkms.conf, PACKAGE_NAME="nvidia-current", modules
+# renamed to nvidia-current*.ko in /updates/dkms (checked with dpkg-deb, 2026-12;
+# https://salsa.debian.org/nvidia-team/nvidia-graphics-drivers). Ubuntu's nvidia-dkms-*,
+# NVIDIA's CUDA repository and RHEL's kmod-nvidia-*-dkms register "nvidia".
+DEBIAN_DKMS_MODULES = {"proprietary": "nvidia-current", "open": "nvidia-current-open"}
+KERNEL_VAR = "nvidia_driver_dkms_module"
+
+
+def kernel_rule(source, family, branch, is_open, builds_modules, manager):
+    """How a selection keeps every installed kernel's module: ``dkms_module`` (None where
+    nothing is built), ``module_names`` (kernel objects that count as the NVIDIA module),
+    ``per_kernel`` (package name templates, ``{kernel}`` replaced by each release),
+    ``manager``. Headers for DKMS (linux-headers-<k>, RHEL kernel-devel-<k>); Ubuntu's
+    precompiled path: linux-modules-nvidia-<b>-server[-open]-<k> (Canonical's signed
+    modules are one package per kernel release, built from linux-restricted-modules, e.g.
+    https://packages.ubuntu.com/source/stonking/linux-restricted-signatures lists
+    linux-modules-nvidia-580-server-open-7.0.0-14-generic; NVIDIA's note "before upgrading
+    kernel ... ensure that above packages are available for that kernel version",
+    https://docs.nvidia.com/datacenter/cloud-native/gpu-operator/install-precompiled-signed-drivers.html)."""
+    flavour = "open" if is_open else "proprietary"
+    if not builds_modules:
+        return {"dkms_module": None, "module_names": ["nvidia"], "manager": manager, "per_kernel": [
+            "linux-modules-nvidia-%d-server%s-{kernel}" % (branch, "-open" if is_open else "")]}
+    if source == "debian":
+        dkms_module = DEBIAN_DKMS_MODULES[flavour]
+        names = [dkms_module, "nvidia"]
+    else:
+        dkms_module, names = "nvidia", ["nvidia"]
+    headers = "kernel-devel-{kernel}" if family == "rhel" else "linux-headers-{kernel}"
+    return {"dkms_module": dkms_module, "module_names": names, "manager": manager, "per_kernel": [headers]}
+
+
+def kernel_packages(rule, kernels, dkms_module=""):
+    """The packages that give each installed kernel the NVIDIA module, from ``rule``
+    (a selection's ``kernel_rule``) and ``kernels`` (kernel_modules' reading, or a list of
+    releases). ``dkms_module`` overrides the rule's DKMS module (nvidia_driver_dkms_module).
+
+    Returns {'packages': [...] (every kernel's, in the reading's order), 'by_kernel':
+    {release: [...]}, 'dkms_module', 'module_names', 'manager'}."""
+    rule = rule or {}
+    if isinstance(kernels, dict):
+        releases = list(kernels.get("installed") or [])
+    else:
+        releases = list(kernels or [])
+    by_kernel, packages = {}, []
+    for release in releases:
+        names = [t.replace("{kernel}", release) for t in rule.get("per_kernel") or []]
+        by_kernel[release] = names
+        packages.extend(n for n in names if n not in packages)
+    module = dkms_module or rule.get("dkms_module")
+    names = list(rule.get("module_names") or ["nvidia"])
+    if dkms_module and dkms_module not in names:
+        names.insert(0, dkms_module)
+    return {"packages": packages, "by_kernel": by_kernel, "dkms_module": module, "module_names": names,
+            "manager": rule.get("manager") or "apt"}
 
 
 def _installed_versions(installed, name):
@@ -671,3 +732,25 @@ def merge_apt_sources(sources, host_state, repo, release):
         merged.append({"path": source["path"], "mode": (paths.get(source["path"]) or {}).get("mode"),
                        "merge": merge_apt_components(text, source["format"], repo.get("components") or [], codename)})
     return merged
+
+
+def kernel_meta_packages(os_family, distribution, kernel_release, architecture="x86_64"):
+    """The distribution's kernel meta package for the running kernel's flavour, which
+    playbooks/kernel_update.yml moves to its latest version: Debian linux-image-<flavour>
+    (6.1.0-28-cloud-amd64 -> linux-image-cloud-amd64; 6.12.38+deb12-amd64 -> linux-image-amd64),
+    Ubuntu linux-image-<flavour> (6.8.0-51-generic -> linux-image-generic), RHEL kernel."""
+    family = _family(os_family, distribution)
+    if family == "rhel":
+        return ["kernel"]
+    release = str(kernel_release or "")
+    if family == "ubuntu":
+        flavour = kernel_flavour(release)
+        if not flavour:
+            raise DriverPackagesError("cannot tell the Ubuntu kernel flavour of %r: set kernel_update_packages "
+                                      "(e.g. [linux-image-generic])" % release)
+        return ["linux-image-%s" % flavour]
+    match = re.match(r"^\d+\.\d+(?:\.\d+)?(?:-\d+|\+deb\d+)-(.+)$", release)
+    if match:
+        return ["linux-image-%s" % match.group(1)]
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(str(architecture), str(architecture))
+    return ["linux-image-%s" % arch]

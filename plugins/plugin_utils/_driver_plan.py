@@ -331,3 +331,62 @@ def upgrade_problem(before, after, in_container=False):
     return ("GPU facts after the upgrade: %d GPU(s) (before: %d), driver loaded: %s (%s); warnings: %s"
             % (count_after, count_before, loaded, driver.get("version") or "-",
                "; ".join(after.get("warnings") or []) or "-"))
+
+
+def _kernel_fix(kernel, plan_, host):
+    """The fix for a kernel without the NVIDIA module: its packages, then the DKMS build."""
+    plan_ = plan_ or {}
+    packages = plan_.get("by_kernel", {}).get(kernel) or []
+    module = plan_.get("dkms_module")
+    steps = []
+    if packages:
+        steps.append("install %s" % " ".join(packages))
+    if module:
+        steps.append("build the module for it (dkms autoinstall -k %s; `dkms status -m %s` must say installed)"
+                     % (kernel, module))
+    how = (" on %s" % host) if host else ""
+    do = ", then ".join(steps) if steps else (
+        "install its headers and build the module (dkms autoinstall -k %s), or install its precompiled NVIDIA module "
+        "package" % kernel)
+    return ("%s%s - playbooks/nvidia_driver.yml (or playbooks/kernel_update.yml) -l %s does that for every installed "
+            "kernel - or remove that kernel" % (do, how, host or "<host>"))
+
+
+def boot_kernel_problem(state, plan_=None, host="this host"):
+    """"" when the kernel the host boots next has the NVIDIA module, else why a reboot is refused.
+
+    ``state``: kubegpu.cluster.kernel_modules' reading (boot_kernel, boot_rule, installed,
+    kernels: {release: {module, headers, dkms_state}}); ``plan_``: _driver_packages.kernel_packages'
+    result for that reading (by_kernel, dkms_module), for the fix; None: a fix without package
+    names. Where the kernel that boots cannot be told, every installed kernel must have the
+    module. A host with no installed kernel of its own (a container) has nothing to check.
+    The one rule of every reboot kubegpu causes (roles/node reboot_pending, roles/nvidia_driver
+    run.yml)."""
+    state = state or {}
+    rows = state.get("kernels") or {}
+    boot = state.get("boot_kernel")
+    if not rows and not boot:
+        return ""
+    if boot:
+        row = rows.get(boot)
+        if row and row.get("module"):
+            return ""
+        missing = [boot]
+        which = "the kernel that boots next, %s (%s)," % (boot, state.get("boot_rule") or "boot loader default")
+    else:
+        missing = [k for k in state.get("installed") or sorted(rows) if not (rows.get(k) or {}).get("module")]
+        if not missing:
+            return ""
+        which = ("the kernel that boots next cannot be told (%s), and installed kernel(s) %s"
+                 % (state.get("boot_rule") or "unknown", ", ".join(missing)))
+    details = []
+    for kernel in missing:
+        row = rows.get(kernel) or {}
+        if not row:
+            details.append("%s: not an installed kernel with a module tree" % kernel)
+            continue
+        details.append("%s: %s, DKMS %s" % (
+            kernel, "headers installed" if row.get("headers") else "no headers",
+            row.get("dkms_state") or "has not built it"))
+    return ("%s: reboot refused: %s has no NVIDIA kernel module (%s); the node would come back without its GPUs. "
+            "Fix: %s." % (host, which, "; ".join(details), "; ".join(_kernel_fix(k, plan_, host) for k in missing)))

@@ -194,3 +194,15 @@ def driver_problems(facts, os_facts, settings, gpu_node=False, in_gpu_group=Fals
         return [_record(exc)], warnings
     secure = secure_boot_problem(selection, facts, settings.get("nvidia_driver_dkms_mok_signing"))
     return ([secure] if secure else []), warnings
+
+
+def kernel_rule_for_host(plan, source, os_facts, settings):
+    """How stage 3 keeps the NVIDIA module on every installed kernel of this host
+    (_driver_packages.kernel_rule): the same rule select() puts in a selection, without the
+    rest of the selection, so a host whose loaded driver satisfies the plan (and gets no
+    selection) has it too."""
+    settings = settings or {}
+    family = _dp.default_source(os_facts.get("os_family"), os_facts.get("distribution"))
+    builds = not (source == "ubuntu" and _as_bool(settings.get("nvidia_driver_ubuntu_precompiled"), True))
+    return _dp.kernel_rule(source, family, _dp._branch_int(plan["branch"]), plan.get("flavour") == "open", builds,
+                           "dnf" if family == "rhel" else "apt")
