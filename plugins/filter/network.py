@@ -22,6 +22,19 @@ description:
   - C(calico_pool_problems(block_size)) reports what kubegpu's IPv4 Calico pool cannot take (IPv6
     ranges, a pod CIDR smaller than one Calico block); preflight and the calico role call it.
   - C(node_name_problem) says why a name is not a valid Kubernetes node name.
+  - C(vip_problems(interface, facts, cidrs, control_plane)) reports what is wrong with
+    C(kubegpu_control_plane_vip) on one host (address, pod/service CIDR, the host's own address, the
+    control planes' subnet); preflight and the kubernetes role call it.
+  - C(vip_in_use_problems(answered, holders)) reports a VIP that answers a probe while no control plane
+    holds it; C(vip_holders(facts_by_host)) lists the hosts whose facts show the VIP.
+  - C(control_plane_endpoint(vip, port)) gives kubeadm's controlPlaneEndpoint from
+    C(kubernetes_control_plane_endpoint), else the VIP and port; C(endpoint_host) its host part.
+  - C(kube_vip_kubeconfig(initialised, version)) and C(kube_vip_pod(interface, port, image, kubeconfig))
+    give kube-vip's static Pod.
+  - C(metallb_pool_problems(enabled, cidrs, vip)) reports what is wrong with C(metallb_address_pools) (ranges,
+    names, overlaps with each other, the pod/service CIDR or the VIP; no pool while enabled); preflight and
+    the metallb role call it. C(metallb_pool_objects(interfaces)) gives the IPAddressPool and L2Advertisement
+    objects, C(metallb_pool_manifest(interfaces)) the same as one multi-document manifest.
   - C(duplicate_values) maps each value shared by several keys to those keys.
   - "C(format_problems) turns problem records into
     C(host H: variable V: problem; fix: F) lines."
@@ -47,11 +60,14 @@ _value:
   type: raw
 """
 
+import json
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
 
 _network = _lazy.Module("plugin_utils._network")
+_kubeadm = _lazy.Module("plugin_utils._kubeadm")
 
 
 def _mapping(value, name):
@@ -115,6 +131,60 @@ def iptables_without_kubernetes(saved):
     return _network.rules_without_kubernetes(list(saved or []))
 
 
+def vip_problems(vip, interface, facts, cidrs, control_plane):
+    """Problem records of kubegpu_control_plane_vip on one host (this run's facts)."""
+    return _network.vip_problems(vip, interface, dict(facts or {}), _mapping(cidrs, "vip_problems"),
+                                 bool(control_plane))
+
+
+def vip_in_use_problems(vip, answered, holders=()):
+    """[problem record] when the VIP answers a probe and no control plane holds it, else []."""
+    record = _network.vip_in_use_problem(vip, bool(answered), list(holders or []))
+    return [record] if record else []
+
+
+def vip_holders(vip, facts_by_host):
+    """Hosts whose facts (host -> ansible_facts) show the VIP on an interface."""
+    return _network.vip_holders(vip, dict(facts_by_host or {}))
+
+
+def control_plane_endpoint(endpoint, vip, port):
+    """kubeadm's controlPlaneEndpoint: the endpoint, else vip:port, else ''."""
+    return _kubeadm.control_plane_endpoint(endpoint, vip, port)
+
+
+def endpoint_host(endpoint):
+    """The host part of host[:port]."""
+    return _kubeadm.endpoint_host(endpoint)
+
+
+def kube_vip_kubeconfig(first_control_plane, initialised, version):
+    """super-admin.conf on the first control plane before init (kubeadm >= 1.29), else admin.conf."""
+    return _kubeadm.kube_vip_kubeconfig(bool(first_control_plane), bool(initialised), version)
+
+
+def kube_vip_pod(vip, interface, port, image, kubeconfig):
+    """kube-vip's static Pod (a mapping) for the control-plane VIP."""
+    return _kubeadm.kube_vip_pod(vip, interface, port, image, kubeconfig)
+
+
+def metallb_pool_problems(pools, enabled, cidrs, vip=None):
+    """Problem records of metallb_address_pools (and of MetalLB enabled without pools)."""
+    return (_network.metallb_enabled_problems(bool(enabled), pools)
+            + _network.metallb_pool_problems(pools, _mapping(cidrs, "metallb_pool_problems"), vip or None))
+
+
+def metallb_pool_objects(pools, interfaces=()):
+    """IPAddressPool objects of the pools and one L2Advertisement of them."""
+    return _network.metallb_pool_objects(list(pools or []), list(interfaces or []))
+
+
+def metallb_pool_manifest(pools, interfaces=()):
+    """The same objects as one multi-document manifest (each document JSON, which is YAML)."""
+    return "".join("---\n%s\n" % json.dumps(obj, indent=2)
+                   for obj in _network.metallb_pool_objects(list(pools or []), list(interfaces or [])))
+
+
 class FilterModule:
     """kubegpu.cluster network filters."""
 
@@ -129,4 +199,14 @@ class FilterModule:
             "duplicate_values": duplicate_values,
             "format_problems": format_problems,
             "iptables_without_kubernetes": iptables_without_kubernetes,
+            "vip_problems": vip_problems,
+            "vip_in_use_problems": vip_in_use_problems,
+            "vip_holders": vip_holders,
+            "control_plane_endpoint": control_plane_endpoint,
+            "endpoint_host": endpoint_host,
+            "kube_vip_kubeconfig": kube_vip_kubeconfig,
+            "kube_vip_pod": kube_vip_pod,
+            "metallb_pool_problems": metallb_pool_problems,
+            "metallb_pool_objects": metallb_pool_objects,
+            "metallb_pool_manifest": metallb_pool_manifest,
         }

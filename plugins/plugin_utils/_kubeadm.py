@@ -254,3 +254,85 @@ def reset_refusal(host, first_control_plane, play_hosts, cluster, confirmed, gro
             " every kubegpu playbook uses (and, without another control plane, the cluster). Fix: name the nodes to"
             " reset with --limit (without %s), reorder %s so that another control plane is first, or pass"
             " -e reset_node_confirm_control_plane=true." % (subject, len(cluster or []) - 1, first_control_plane, group))
+
+
+# --- control-plane virtual IP (kube-vip) ------------------------------------------------------
+
+def control_plane_endpoint(endpoint, vip, port):
+    """kubeadm's controlPlaneEndpoint: ``endpoint`` (kubernetes_control_plane_endpoint) when set,
+    else ``vip:port`` (kubegpu_control_plane_vip, IPv6 in brackets), else ''."""
+    if endpoint:
+        return str(endpoint)
+    if not vip:
+        return ""
+    vip = str(vip).strip()
+    return ("[%s]:%s" if ":" in vip else "%s:%s") % (vip, port)
+
+
+def endpoint_host(endpoint):
+    """The host part of ``host[:port]`` (brackets of an IPv6 address removed): the name the API
+    server's certificate must carry (certSANs)."""
+    text = str(endpoint or "").strip()
+    if text.startswith("["):
+        return text[1:].split("]", 1)[0]
+    return _PORT_RE.sub("", text) if text.count(":") <= 1 else text
+
+
+# kubeadm >= 1.29 writes admin.conf with the group kubeadm:cluster-admins, which is bound to
+# cluster-admin only once kubeadm init has uploaded its RBAC; until then only super-admin.conf
+# (system:masters) can take kube-vip's lease, so the first control plane's kube-vip must use
+# super-admin.conf during init and admin.conf after it (kubernetes/kubernetes PR #121305, the
+# kubeadm change in CHANGELOG-1.29; kube-vip issue #684; kubespray roles/kubernetes/node/tasks/loadbalancer/kube-vip.yml
+# "Set admin.conf for first Control Plane"; kube-vip testing/e2e/cluster.go "Handle v1.29+
+# super-admin.conf for first node").
+SUPER_ADMIN_MINOR = (1, 29)
+
+
+def kube_vip_kubeconfig(first_control_plane, initialised, version):
+    """The kubeconfig kube-vip's static Pod mounts as /etc/kubernetes/admin.conf:
+    /etc/kubernetes/super-admin.conf on the first control plane of a cluster not yet initialised
+    (kubeadm >= 1.29), else /etc/kubernetes/admin.conf."""
+    try:
+        minor = tuple(int(p) for p in str(version).lstrip("v").split(".")[:2])
+    except ValueError:
+        minor = SUPER_ADMIN_MINOR
+    if first_control_plane and not initialised and minor >= SUPER_ADMIN_MINOR:
+        return "/etc/kubernetes/super-admin.conf"
+    return "/etc/kubernetes/admin.conf"
+
+
+def kube_vip_pod(vip, interface, port, image, kubeconfig):
+    """kube-vip's static Pod for the control-plane VIP in ARP mode with leader election, the
+    shape ``kube-vip manifest pod --controlplane --arp --leaderElection`` writes
+    (kube-vip pkg/kubevip/config_generator.go generatePodSpec; environment names from
+    pkg/kubevip/config_envvar.go: vip_arp, port, vip_nodename, vip_interface, cp_enable,
+    cp_namespace, vip_leaderelection, vip_leasename, address). The kubeconfig is mounted at
+    /etc/kubernetes/admin.conf and ``kubernetes`` resolves to 127.0.0.1, so kube-vip reaches
+    the local API server before the VIP exists."""
+    env = [("vip_arp", "true"), ("port", str(port))]
+    env = [{"name": n, "value": v} for n, v in env]
+    env.append({"name": "vip_nodename", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
+    if interface:
+        env.append({"name": "vip_interface", "value": str(interface)})
+    env += [{"name": n, "value": v} for n, v in (
+        ("cp_enable", "true"), ("cp_namespace", "kube-system"), ("vip_leaderelection", "true"),
+        ("vip_leasename", "plndr-cp-lock"), ("address", str(vip)))]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "kube-vip", "namespace": "kube-system", "labels": {"app.kubernetes.io/name": "kube-vip"}},
+        "spec": {
+            "containers": [{
+                "name": "kube-vip",
+                "image": str(image),
+                "imagePullPolicy": "IfNotPresent",
+                "args": ["manager"],
+                "env": env,
+                "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}},
+                "volumeMounts": [{"name": "kubeconfig", "mountPath": "/etc/kubernetes/admin.conf"}],
+            }],
+            "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["kubernetes"]}],
+            "hostNetwork": True,
+            "volumes": [{"name": "kubeconfig", "hostPath": {"path": str(kubeconfig)}}],
+        },
+    }

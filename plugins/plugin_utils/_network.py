@@ -337,3 +337,256 @@ def rules_without_kubernetes(saved):
                         "rules": [line for line in lines if not line.startswith("#")
                                   and not KUBERNETES_RULE_RE.search(line)]})
     return restore
+
+
+# --- control-plane virtual IP (kube-vip) ----------------------------------------------------
+
+VIP, VIP_INTERFACE = "kubegpu_control_plane_vip", "kubegpu_control_plane_vip_interface"
+# kube-vip's ARP mode puts the VIP on the leader's interface with the host-route mask
+# (vip_subnet defaults to /32 for IPv4 and /128 for IPv6: kube-vip pkg/vip/address.go
+# NewConfig -> SelectSubnet, then AddIP's netlink.AddrReplace), so a host that holds the VIP
+# for kube-vip shows it with that prefix; any other prefix is an address the host was given.
+VIP_HOST_PREFIX = {4: 32, 6: 128}
+
+
+def parse_address(value):
+    """``(ip_address, None)`` or ``(None, reason)`` of a single address (no prefix)."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        return None, "must be a string holding one IP address, got %s %r" % (_type_name(value), value)
+    try:
+        return ipaddress.ip_address(value.strip()), None
+    except ValueError:
+        return None, "%r is not an IP address (a name or a CIDR is not accepted)" % (value,)
+
+
+def _addresses(facts, name):
+    """(address, prefix) of one interface in ``facts`` (IPv4 primary and secondaries, IPv6)."""
+    data = _interface_facts(facts, name) or {}
+    found = []
+    entries = [data["ipv4"]] if isinstance(data.get("ipv4"), dict) else []
+    for key in ("ipv4_secondaries", "ipv6"):
+        entries.extend(a for a in (data.get(key) or []) if isinstance(a, dict))
+    for entry in entries:
+        prefix = entry.get("prefix") or entry.get("netmask")
+        try:
+            found.append(ipaddress.ip_interface("%s/%s" % (str(entry.get("address")).split("%")[0], prefix)))
+        except ValueError:
+            continue
+    return found
+
+
+def vip_interface(facts, interface=""):
+    """The interface kube-vip serves the VIP on: ``interface`` when set, else the interface of
+    the default IPv4 route in this run's facts (what kube-vip itself picks without vip_interface:
+    pkg/kubevip config, autodetection of the default gateway's interface). '' when unknown."""
+    if interface:
+        return str(interface)
+    return str(((facts or {}).get("default_ipv4") or {}).get("interface") or "")
+
+
+def vip_problems(vip, interface, facts, cidrs, control_plane):
+    """Problems of ``kubegpu_control_plane_vip`` on one host, from this run's facts.
+
+    On every host: a valid address, not inside ``cidrs`` (the pod and service CIDR: routed
+    inside the cluster), not an address the host was given (only kube-vip's own host-route
+    address, VIP_HOST_PREFIX, may sit on a control plane). On a control plane also: the
+    interface (``interface``, else the default IPv4 route's) exists and one of its networks
+    holds the VIP, since ARP answers only reach hosts on that link. ``''``/None: no VIP, none."""
+    if vip is None or vip == "":
+        return []
+    address, reason = parse_address(vip)
+    if address is None:
+        return [problem(VIP, reason, "set %s to one free address of the control planes' subnet, e.g. 192.168.1.250"
+                        % VIP)]
+    problems = []
+    for name, value in (cidrs or {}).items():
+        net, _reason = parse_cidr(value)
+        if net is not None and net.version == address.version and address in net:
+            problems.append(problem(VIP, "%s is inside %s %s: that range is routed inside the cluster"
+                                    % (address, name, net),
+                                    "choose an address of the control planes' own subnet for %s" % VIP))
+    facts = facts or {}
+    for name in facts.get("interfaces", facts.get("ansible_interfaces")) or []:
+        for iface in _addresses(facts, name):
+            if iface.ip == address and (not control_plane or iface.network.prefixlen != VIP_HOST_PREFIX[address.version]):
+                problems.append(problem(VIP, "%s is this host's own address (%s on %s)" % (address, iface, name),
+                                        "choose an address no host has for %s (kube-vip adds it itself)" % VIP))
+    if not control_plane:
+        return problems
+    chosen = vip_interface(facts, interface)
+    if not chosen:
+        return problems + [problem(VIP_INTERFACE, "empty, and this run's facts have no default IPv4 route to take"
+                                   " the interface from", "set %s to the control planes' interface, e.g. eth0"
+                                   % VIP_INTERFACE)]
+    data = _interface_facts(facts, chosen)
+    if data is None:
+        names = ", ".join(n for n in (facts.get("interfaces") or []) if n != "lo") or "none"
+        return problems + [problem(VIP_INTERFACE, "%s is not an interface of this host (it has: %s)" % (chosen, names),
+                                   "set %s to the interface that carries the control planes' subnet"
+                                   % VIP_INTERFACE)]
+    networks = [i.network for i in _addresses(facts, chosen)
+                if i.version == address.version and i.network.prefixlen != VIP_HOST_PREFIX[address.version]]
+    if not any(address in net for net in networks):
+        problems.append(problem(VIP, "%s is not in a subnet of interface %s (%s): kube-vip's ARP answers reach"
+                                " only that link" % (address, chosen, ", ".join(str(n) for n in networks) or "none"),
+                                "choose a free address of %s for %s, or set %s to the interface of its subnet"
+                                % (", ".join(str(n) for n in networks) or "that subnet", VIP, VIP_INTERFACE)))
+    return problems
+
+
+def vip_in_use_problem(vip, answered, holders=()):
+    """The problem record when the VIP answers on the network but no control plane holds it.
+
+    ``answered``: whether a probe from the first control plane (one ICMP echo) got a reply;
+    ``holders``: control planes whose facts of this run show the VIP (kube-vip's leader on a
+    re-run). Another machine answering would take the control plane's traffic."""
+    if not vip or not answered or holders:
+        return None
+    return problem(VIP, "%s answers on the network but no control plane holds it: another machine uses it" % vip,
+                   "choose a free address for %s, or free %s" % (VIP, vip))
+
+
+def vip_holders(vip, facts_by_host):
+    """Hosts of ``facts_by_host`` (host -> ansible_facts) that have ``vip`` on an interface."""
+    address, _reason = parse_address(vip) if vip else (None, None)
+    if address is None:
+        return []
+    holders = []
+    for host, facts in (facts_by_host or {}).items():
+        facts = facts or {}
+        for name in facts.get("interfaces") or []:
+            if any(i.ip == address for i in _addresses(facts, name)):
+                holders.append(host)
+                break
+    return holders
+
+
+# --- MetalLB address pools (L2 mode) ----------------------------------------------------------
+
+METALLB_POOLS = "metallb_address_pools"
+# MetalLB accepts a pool address as a CIDR or an explicit "first-last" range (metallb v0.16.1
+# api/v1beta1/ipaddresspool_types.go Addresses; internal/config/config.go ParseCIDR: without '-'
+# a CIDR, else two addresses with start <= end) and refuses a pool name defined twice and a
+# range that overlaps another pool's (config.go poolsFor: "duplicate definition of pool",
+# "overlaps with already defined CIDR"). kubegpu is stricter in one point: a CIDR must have zero
+# host bits, as kubegpu_pod_cidr must (parse_cidr), where Go's net.ParseCIDR drops them.
+
+
+def parse_address_range(value):
+    """``((first, last), None)`` or ``(None, reason)`` of a MetalLB pool address: CIDR or a-b."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        return None, "must be a string (a CIDR or first-last range), got %s %r" % (_type_name(value), value)
+    text = value.strip()
+    if "-" in text:
+        start, _sep, end = text.partition("-")
+        first, why_first = parse_address(start.strip())
+        last, why_last = parse_address(end.strip())
+        if first is None or last is None:
+            return None, "%r is not a range of two IP addresses (%s)" % (value, why_first or why_last)
+        if first.version != last.version:
+            return None, "%r mixes IPv4 and IPv6" % (value,)
+        if first > last:
+            return None, "%r starts after it ends" % (value,)
+        return (first, last), None
+    net, reason = parse_cidr(text)
+    if net is None:
+        return None, reason
+    return (net.network_address, net.broadcast_address), None
+
+
+def _range_text(first, last):
+    return str(first) if first == last else "%s-%s" % (first, last)
+
+
+def _overlap(a, b):
+    return a[0].version == b[0].version and a[0] <= b[1] and b[0] <= a[1]
+
+
+def metallb_pool_problems(pools, cidrs, vip=None):
+    """Problems of ``metallb_address_pools`` (a list of {name, addresses}): each pool a valid name
+    and at least one valid address range, names unique, no range overlapping another, the pod or
+    service CIDR (``cidrs``) or the control-plane VIP. ``[]``/None: MetalLB without pools (the
+    metallb role refuses that when it is enabled: enabled_problems)."""
+    if pools is None or pools == []:
+        return []
+    fix = ("set %s to a list of {name: <name>, addresses: [<CIDR or first-last>]}, e.g."
+           " [{name: default, addresses: [192.168.1.240-192.168.1.250]}]" % METALLB_POOLS)
+    if not isinstance(pools, (list, tuple)):
+        return [problem(METALLB_POOLS, "must be a list of pools, got %s" % _type_name(pools), fix)]
+    problems, seen, ranges = [], {}, []
+    for index, pool in enumerate(pools):
+        where = "pool %d" % (index + 1)
+        if not isinstance(pool, dict):
+            problems.append(problem(METALLB_POOLS, "%s is a %s, not a mapping" % (where, _type_name(pool)), fix))
+            continue
+        name = pool.get("name")
+        why = dns1123_subdomain_problem(name)
+        if why:
+            problems.append(problem(METALLB_POOLS, "%s: name %s" % (where, why), fix))
+        else:
+            where = "pool %s" % name
+            if name in seen:
+                problems.append(problem(METALLB_POOLS, "%s is listed twice" % where,
+                                        "give every pool of %s its own name" % METALLB_POOLS))
+            seen[name] = True
+        unknown = sorted(set(pool) - {"name", "addresses", "auto_assign"})
+        if unknown:
+            problems.append(problem(METALLB_POOLS, "%s: unknown key(s) %s (accepted: name, addresses, auto_assign)"
+                                    % (where, ", ".join(unknown)), fix))
+        addresses = pool.get("addresses")
+        if not isinstance(addresses, (list, tuple)) or not addresses:
+            problems.append(problem(METALLB_POOLS, "%s: addresses must be a non-empty list" % where, fix))
+            continue
+        for value in addresses:
+            span, reason = parse_address_range(value)
+            if span is None:
+                problems.append(problem(METALLB_POOLS, "%s: %s" % (where, reason), fix))
+                continue
+            for other_where, other_value, other in ranges:
+                if _overlap(span, other):
+                    text = "%s: %s overlaps %s of %s" % (where, value, other_value, other_where)
+                    problems.append(problem(METALLB_POOLS, text,
+                                            "give every pool range of %s its own addresses" % METALLB_POOLS))
+            ranges.append((where, value, span))
+            for cidr_name, cidr_value in (cidrs or {}).items():
+                net, _reason = parse_cidr(cidr_value)
+                if net is not None and _overlap(span, (net.network_address, net.broadcast_address)):
+                    problems.append(problem(METALLB_POOLS, "%s: %s overlaps %s %s" % (where, value, cidr_name, net),
+                                            "take the pool's addresses from the nodes' own subnet, outside %s"
+                                            % cidr_name))
+            address, _reason = parse_address(vip) if vip else (None, None)
+            if address is not None and _overlap(span, (address, address)):
+                problems.append(problem(METALLB_POOLS, "%s: %s holds the control-plane VIP %s (%s)"
+                                        % (where, value, address, VIP),
+                                        "leave %s out of the pool" % address))
+    return problems
+
+
+def metallb_enabled_problems(enabled, pools):
+    """MetalLB on without a pool gives no Service an address: refused."""
+    if enabled and not pools:
+        return [problem(METALLB_POOLS, "empty while metallb_enabled is true: MetalLB would give no Service an"
+                        " address", "set %s, e.g. [{name: default, addresses: [192.168.1.240-192.168.1.250]}],"
+                        " or metallb_enabled: false" % METALLB_POOLS)]
+    return []
+
+
+def metallb_pool_objects(pools, interfaces=()):
+    """The IPAddressPool of every pool and one L2Advertisement of them all (metallb.io/v1beta1,
+    namespace metallb-system): MetalLB's L2 mode announces a pool's addresses only where an
+    L2Advertisement selects the pool (metallb api/v1beta1/l2advertisement_types.go
+    IPAddressPools; an empty list would select every pool). ``interfaces``: the nodes'
+    interfaces to announce on (L2AdvertisementSpec.Interfaces), empty for all."""
+    objects = []
+    for pool in pools or []:
+        spec = {"addresses": [str(a).strip() for a in pool["addresses"]]}
+        if "auto_assign" in pool:
+            spec["autoAssign"] = bool(pool["auto_assign"])
+        objects.append({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                        "metadata": {"name": pool["name"], "namespace": "metallb-system"}, "spec": spec})
+    advert = {"ipAddressPools": [p["name"] for p in pools or []]}
+    if interfaces:
+        advert["interfaces"] = [str(i) for i in interfaces]
+    objects.append({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+                    "metadata": {"name": "kubegpu", "namespace": "metallb-system"}, "spec": advert})
+    return objects

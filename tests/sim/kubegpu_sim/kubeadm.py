@@ -530,6 +530,16 @@ def cmd_init(args):
     except TimeoutError as err:
         raise PhaseError("wait-control-plane", "could not initialize a Kubernetes cluster: %s" % err)
     out("[control-plane-check] kube-apiserver is healthy after %.6fs" % (time.monotonic() - started))
+    if cp_endpoint:
+        # admin.conf points at controlPlaneEndpoint (a load balancer, or kube-vip's VIP that its
+        # static Pod brings up once the API server answers); kubeadm's API calls retry until
+        # timeouts.kubernetesAPICall (v1beta4 Timeouts, default 1m) passes.
+        probe = Client(server, timeout=5)
+        try:
+            wait_for("the control-plane endpoint %s" % server_hostport,
+                     lambda: probe.request("GET", "/readyz", raw=True), 60, 0.5)
+        except TimeoutError as err:
+            raise PhaseError("upload-config", str(err))
 
     api = admin_client()
     try:

@@ -14,7 +14,18 @@ F = FilterModule().filters()
 def test_filters_exposed():
     assert set(F) == {"cidr_problems", "host_networks", "host_network_problems",
                       "node_name_problem", "duplicate_values", "format_problems",
-                      "kubeadm_cidr_problems", "calico_pool_problems", "iptables_without_kubernetes"}
+                      "kubeadm_cidr_problems", "calico_pool_problems", "iptables_without_kubernetes",
+                      "vip_problems", "vip_in_use_problems", "vip_holders", "control_plane_endpoint", "endpoint_host",
+                      "kube_vip_kubeconfig", "kube_vip_pod", "metallb_pool_problems", "metallb_pool_objects",
+                      "metallb_pool_manifest"}
+
+
+def test_metallb_filters_take_ansible_booleans_and_give_a_manifest():
+    cidrs = {"kubegpu_pod_cidr": "192.168.0.0/16", "kubegpu_service_cidr": "10.96.0.0/12"}
+    assert [p["variable"] for p in F["metallb_pool_problems"]([], True, cidrs)] == ["metallb_address_pools"]
+    assert F["metallb_pool_problems"]([], False, cidrs) == []
+    text = F["metallb_pool_manifest"]([{"name": "default", "addresses": ["10.0.0.240/29"]}])
+    assert text.count("---\n") == 2 and '"kind": "L2Advertisement"' in text
 
 
 def test_cidr_problems_and_format():
