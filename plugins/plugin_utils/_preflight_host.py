@@ -20,6 +20,9 @@ with the host's other problems into one failure (docs/preflight.md).
 
 from __future__ import annotations
 
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _dra
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_sharing
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _mig_plan
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_driver as _driver
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_rules as _rules
@@ -30,8 +33,10 @@ from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_invento
 RULE_SETTINGS = (
     "kubernetes_version", "kubernetes_control_plane_endpoint", "kubegpu_pod_cidr", "kubegpu_service_cidr",
     "calico_block_size", "kubegpu_http_proxy", "kubegpu_https_proxy", "gpu_operator_toolkit_enabled",
-    "kubegpu_gpu_group", "nfs_client_mounts", "gpu_node_labels_label_sets",
-) + _rules.HOST_FACT_SETTINGS + _driver.SETTINGS + _rules.GPU_MODE_SETTINGS + _rules.NFS_PROVISIONER_SETTINGS
+    "kubegpu_gpu_group", "nfs_client_mounts", "gpu_node_labels_label_sets", _network.VIP, _network.VIP_INTERFACE,
+    "metallb_enabled", _network.METALLB_POOLS,
+) + _rules.HOST_FACT_SETTINGS + _driver.SETTINGS + _rules.GPU_MODE_SETTINGS + _rules.NFS_PROVISIONER_SETTINGS \
+    + _dra.SETTINGS + _gpu_sharing.SETTINGS
 # Typed by their own rule in roles/preflight (cidr_problems: "must be a string in CIDR notation").
 _OWN_CHECK = (_network.POD_CIDR, _network.SERVICE_CIDR)
 
@@ -104,6 +109,12 @@ def host_report(host, variables, facts, groups, probe=None, cgroup_v1_fatal=None
     if not any(name in refused for name in _rules.GPU_MODE_SETTINGS):
         for record in _rules.gpu_mode_problems(settings, boolean):
             add(record)
+    if not any(name in refused for name in _dra.SETTINGS):
+        for record in _dra.mode_problems(settings, boolean):
+            add(record)
+    if not any(name in refused for name in _gpu_sharing.SETTINGS):
+        for record in _gpu_sharing.sharing_problems(settings, boolean, facts.get("kubegpu_gpu")):
+            add(record)
     if "gpu_node_labels_label_sets" not in refused and "kubegpu_gpu_operator" not in refused:
         warnings.extend(_rules.gpu_mode_warnings(settings, boolean))
     if "nfs_client_mounts" not in refused:
@@ -116,6 +127,23 @@ def host_report(host, variables, facts, groups, probe=None, cgroup_v1_fatal=None
     block_size = settings["calico_block_size"] if "calico_block_size" not in refused else None
     for record in _network.kubeadm_cidr_problems(cidrs) + _network.calico_pool_problems(cidrs, block_size):
         add(record)
+    if _network.VIP not in refused and _network.VIP_INTERFACE not in refused:
+        # The control-plane VIP against this host's networks (plugin_utils/_network.vip_problems).
+        for record in _network.vip_problems(settings[_network.VIP], settings[_network.VIP_INTERFACE], facts, cidrs,
+                                            host in (groups.get("kube_control_plane") or [])):
+            add(record)
+    if host in (groups.get("kube_control_plane") or []) and \
+            not any(n in refused for n in ("metallb_enabled", _network.METALLB_POOLS)):
+        # MetalLB's pools (one setting for the cluster), on the control planes: the metallb stage
+        # runs on the first.
+        try:
+            enabled = boolean(settings["metallb_enabled"])
+        except TypeError:
+            enabled = False     # the argument spec check names it
+        vip = settings[_network.VIP] if _network.VIP not in refused else None
+        for record in (_network.metallb_enabled_problems(enabled, settings[_network.METALLB_POOLS])
+                       + _network.metallb_pool_problems(settings[_network.METALLB_POOLS], cidrs, vip)):
+            add(record)
     if version_problem is None and "kubernetes_version" not in refused:
         cgroup = _rules.cgroup_problem(settings["kubernetes_version"], probe.get("cgroup_version"))
         if cgroup:
@@ -137,4 +165,11 @@ def host_report(host, variables, facts, groups, probe=None, cgroup_v1_fatal=None
         for note in notes:
             warnings.append(_record("nvidia_driver_branch", note,
                                     "none needed; nvidia_driver_branch: auto picks a supported branch"))
+        if not found and _dra.is_dra(settings):
+            add(_dra.planned_branch_problem(facts, driver_settings, variables.get("kubegpu_gpu_node", False)))
+    if _mig_plan.VARIABLE not in refused:   # roles/nvidia_mig's layout against this run's GPU facts
+        for record in _mig_plan.layout_problems(facts.get("kubegpu_gpu") or {}, variables.get(_mig_plan.VARIABLE),
+                                                gpu_operator=settings.get("kubegpu_gpu_operator"), boolean=boolean,
+                                                mig_strategy=settings.get("nvidia_device_plugin_mig_strategy")):
+            add(record)
     return {"problems": problems, "warnings": warnings}

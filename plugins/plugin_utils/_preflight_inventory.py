@@ -132,6 +132,7 @@ CLUSTER_WIDE = (
     "kubegpu_gpu_operator",
     "kubernetes_version",
     "kubernetes_control_plane_endpoint",
+    "kubegpu_control_plane_vip",
     "kubernetes_apiserver_port",
     "kubernetes_cluster_name",
     "kubernetes_dns_domain",
@@ -140,6 +141,9 @@ CLUSTER_WIDE = (
     "kubernetes_control_plane_group",
     "kubernetes_node_group",
     "calico_version",
+    "metallb_enabled",
+    "metallb_version",
+    "metallb_address_pools",
     "calico_install_method",
     "calico_encapsulation",
     "calico_bgp",
@@ -450,7 +454,8 @@ def _ha_endpoint(groups, hosts):
     if len(control_planes) < 2:
         return []
     endpoint = (hosts.get(control_planes[0]) or {}).get(_preflight_rules.ENDPOINT)
-    record = _preflight_rules.ha_endpoint_problem(endpoint, control_planes)
+    vip = (hosts.get(control_planes[0]) or {}).get(_network.VIP)
+    record = _preflight_rules.ha_endpoint_problem(endpoint, control_planes, vip)
     if not record:
         return []
     return ["hosts %s: variable %s: %s; fix: %s" % (_hosts(control_planes), record["variable"], record["problem"],

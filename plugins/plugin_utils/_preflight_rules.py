@@ -142,13 +142,14 @@ def endpoint_problem(endpoint):
     return None
 
 
-def ha_endpoint_problem(endpoint, control_planes):
-    """The problem record when more than one control plane has no ``kubernetes_control_plane_endpoint``.
+def ha_endpoint_problem(endpoint, control_planes, vip=None):
+    """The problem record when more than one control plane has no ``kubernetes_control_plane_endpoint``
+    and no ``kubegpu_control_plane_vip`` (kube-vip's address becomes the endpoint).
 
     kubeadm joins other control planes only to a cluster initialised with a
     controlPlaneEndpoint, the stable address (load balancer or VIP) every node uses."""
     count = len(control_planes) if isinstance(control_planes, (list, tuple)) else int(control_planes or 0)
-    if count > 1 and (endpoint is None or str(endpoint).strip() == ""):
+    if count > 1 and (endpoint is None or str(endpoint).strip() == "") and (vip is None or str(vip).strip() == ""):
         return problem(ENDPOINT, "empty, but there are %d control planes: an HA control plane needs a stable"
                        " endpoint (a load balancer or VIP) that every node reaches, given to kubeadm init"
                        " (accepted: %s)" % (count, ENDPOINT_ACCEPTED),
@@ -620,5 +621,5 @@ def kubernetes_problems(settings, control_planes):
     cidrs = {_network.POD_CIDR: settings.get(_network.POD_CIDR), _network.SERVICE_CIDR: settings.get(_network.SERVICE_CIDR)}
     records = [kubernetes_version_problem(settings.get("kubernetes_version")),
                endpoint_problem(settings.get(ENDPOINT)),
-               ha_endpoint_problem(settings.get(ENDPOINT), control_planes)]
+               ha_endpoint_problem(settings.get(ENDPOINT), control_planes, settings.get(_network.VIP))]
     return ([r for r in records if r] + _network.cidr_problems(cidrs) + _network.kubeadm_cidr_problems(cidrs))

@@ -136,3 +136,58 @@ def test_chart_lints():
     result = subprocess.run([helm(), "lint", "--strict", str(CHART)], capture_output=True, text=True, timeout=60,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name, containers", [("single-gpu.yaml", 1), ("shared-gpu.yaml", 2)])
+def test_dra_examples_claim_a_gpu_of_nvidias_device_class(name, containers):
+    """examples/dra (kubegpu_gpu_allocation: dra): each pod claims through a ResourceClaimTemplate of
+    the same file, one request of DeviceClass gpu.nvidia.com, which every container names; no
+    nvidia.com/gpu limits (the device plugin is not deployed in DRA mode)."""
+    docs = load(EXAMPLES / "dra" / name)
+    [template] = [d for d in docs if d["kind"] == "ResourceClaimTemplate"]
+    assert template["apiVersion"] == "resource.k8s.io/v1"
+    [request] = template["spec"]["spec"]["devices"]["requests"]
+    assert request["exactly"]["deviceClassName"] == "gpu.nvidia.com"
+    assert request["exactly"].get("count", 1) == 1
+    [pod] = [d for d in docs if d["kind"] == "Pod"]
+    [claim] = pod["spec"]["resourceClaims"]
+    assert claim["resourceClaimTemplateName"] == template["metadata"]["name"]
+    assert len(pod["spec"]["containers"]) == containers
+    for container in pod["spec"]["containers"]:
+        assert container["resources"] == {"claims": [{"name": claim["name"]}]}
+
+
+# --- per-model placement in the chart (issue #18 item 6) ------------------------------------------
+
+def _chart_pod_spec(*sets):
+    docs = helm_template(*sets)
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    validate(deployment)
+    return pod_spec(deployment)
+
+
+def test_chart_places_a_gpu_model_by_its_product_label():
+    spec = _chart_pod_spec("gpu_enable=true", "gpuProduct=NVIDIA-H100-80GB-HBM3", "gpuCount=4")
+    assert spec["nodeSelector"] == {GPU_LABEL: "true", "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 4
+
+
+def test_chart_places_a_gpu_model_by_a_vendor_label_set():
+    """Seed 003's nodes carry Alibaba Cloud's labels only: no kubegpu label, the vendor's name."""
+    spec = _chart_pod_spec("gpu_enable=true", "gpuNodeLabel=",
+                           "gpuNodeSelector.aliyun\\.accelerator/nvidia_name=Tesla-P4")
+    assert spec["nodeSelector"] == {"aliyun.accelerator/nvidia_name": "Tesla-P4"}
+    off = _chart_pod_spec("gpu_enable=false", "gpuNodeLabel=")
+    assert "affinity" not in off and "nodeSelector" not in off
+
+
+@pytest.mark.parametrize("setting, fragment", [
+    ("gpuProduct=Tesla P4", "/gpuProduct"),
+    ("gpuCount=0", "/gpuCount"),
+    ("service.type=Loadbalancer", "/service/type"),
+    ("gpuNodeSelector.bad label=x", "invalid propertyName 'bad label'"),
+])
+def test_chart_schema_refuses_bad_values(setting, fragment):
+    argv = [helm(), "template", "demo", str(CHART), "--set", "gpu_enable=true", "--set", setting]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0 and fragment in result.stderr, result.stderr

@@ -33,7 +33,8 @@ def test_every_test_image_reference_uses_the_built_revision():
 def test_site_imports_every_stage_in_product_order():
     # gpu_operator is stage 7 in GPU Operator mode, beside nvidia_device_plugin.
     stages = ["preflight", "os_prereqs", "nvidia_driver", "container_runtime", "kubernetes",
-              "calico", "nvidia_device_plugin", "gpu_operator", "gpu_node_labels", "validate"]
+              "calico", "metallb", "nvidia_device_plugin", "gpu_operator", "nvidia_dra_driver",
+              "gpu_node_labels", "validate"]
     site = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text(encoding="utf-8"))
     imported = [entry["ansible.builtin.import_playbook"].removesuffix(".yml") for entry in site]
     assert imported == stages

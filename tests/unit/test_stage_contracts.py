@@ -326,8 +326,9 @@ def test_kubernetes_role_refuses_docker():
 
 # --- 7. GPU Operator values: no removed values, CDI as the containerd stage has it ------
 
-@pytest.mark.parametrize("inventory, cdi", [({}, False), ({"container_runtime_cdi": True}, True),
-                                            ({"container_runtime_nvidia_cdi": True}, True)])
+@pytest.mark.parametrize("inventory, cdi", [({}, True), ({"kubegpu_cdi": False}, False),
+                                            ({"kubegpu_cdi": False, "container_runtime_cdi": True}, True),
+                                            ({"kubegpu_cdi": False, "container_runtime_nvidia_cdi": True}, True)])
 def test_operator_values_follow_the_containerd_cdi_setting(inventory, cdi):
     renderer = k8s.Renderer(EXAMPLE, "gpu_operator", overrides=inventory)
     _text, (values,) = renderer.render("cp1", "values.yaml.j2")

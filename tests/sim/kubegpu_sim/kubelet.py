@@ -29,7 +29,9 @@ import tomllib
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from . import dra
 from . import gpu as gpumod
+from . import kube_vip
 from . import workloads, yamlish
 
 KUBELET_VERSION = "v1.35.4"
@@ -1054,6 +1056,25 @@ class Kubelet:
                 rec.allocated.setdefault(c["name"], {})[name] = ids
                 envs.update(extra)
             rec.envs[c["name"]] = envs
+        if dra.pod_claim_entries(rec.pod):
+            # DRA: NodePrepareResources of the pod's claims by the running DRA plugins (dra.py).
+            self.prepare_claims(rec)
+
+    def prepare_claims(self, rec):
+        """kubelet pkg/kubelet/cm/dra/manager.go PrepareResources: the claims as the API server
+        has them, prepared by the DRA plugins registered on this node (running plugin pods)."""
+        with self.lock:
+            drivers = set(getattr(p, "dra_driver", None) for r in self.pods.values() for p in r.procs.values()
+                          if p.state == "running")
+        namespace = rec.pod["metadata"]["namespace"]
+        names = [dra.claim_name_for(rec.pod, e) for e in dra.pod_claim_entries(rec.pod)]
+        claims = [c for c in (self.api.get(dra.claims_path(namespace, n)) for n in names if n) if c]
+        try:
+            prepared = dra.prepare_pod(rec.pod, claims, self.node_name, self.gpus, drivers)
+        except dra.DraError as err:
+            raise gpumod.PluginError(str(err)) from err
+        for name, env in prepared.items():
+            rec.envs.setdefault(name, {}).update(env)
 
     def sync_pod(self, rec):
         pod = rec.pod
@@ -1334,6 +1355,9 @@ class Kubelet:
     # -- main ----------------------------------------------------------------------
     def run(self):
         self.load()
+        # The one static Pod simulated: kube-vip's control-plane VIP (kube_vip.py); it must run
+        # before registration, which goes through the VIP.
+        kube_vip.start(self.node_name, self.stop)
         threading.Thread(target=self.serve_logs, daemon=True).start()
         while not self.stop.is_set():
             try:

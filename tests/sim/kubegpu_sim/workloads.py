@@ -4,8 +4,11 @@
 Images are matched by repository name (any registry, tag or digest):
   calico/node                  writes the CNI config containerd's CRI loads; Running, Ready
   tigera/operator              reconciles Installation "default" (operator.tigera.io/v1)
+  metallb/controller           assigns LoadBalancer addresses from the pools (metallb.py)
+  metallb/speaker              Running (no ARP answers)
   nvidia/k8s-device-plugin     the device plugin (gpu.py rules) / gpu-feature-discovery /
                                mps-control-daemon
+  nvidia/k8s-dra-driver-gpu    NVIDIA's DRA driver: publishes the node's ResourceSlice (dra.py)
   nvidia/k8s/dcgm-exporter     Running
   nvidia/cuda                  nvidia-smi: a table for the visible GPUs, or NVML errors
   nvidia/k8s/cuda-sample       vectoradd: "Test PASSED", or the CUDA error
@@ -25,6 +28,7 @@ import threading
 import time
 
 from . import gpu as gpumod
+from . import metallb
 
 
 # ----------------------------------------------------------------------------- images
@@ -170,10 +174,18 @@ def start(ctx):
         return calico_node(ctx)
     if repo == "tigera/operator":
         return tigera_operator(ctx)
+    if repo == "metallb/controller":
+        return metallb.controller(ctx, Process)
+    if repo == "metallb/speaker":
+        return Process(logs=["Starting MetalLB speaker (simulated: no ARP answers)"])
     if repo == "nvidia/k8s-device-plugin":
         cmd = os.path.basename(argv[0]) if argv else "nvidia-device-plugin"
         if cmd == "gpu-feature-discovery":
             return Process(logs=["Starting GPU Feature Discovery (simulated: labels not written)"])
+        if cmd == "mps-control-daemon" and "mount-shm" in argv[1:]:
+            # k8s-device-plugin cmd/mps-control-daemon/mount/mount-shm.go: mounts the tmpfs at
+            # <mpsRoot>/shm and exits (the chart's init container).
+            return exited(0, ["Mounting shm (simulated)"])
         if cmd == "mps-control-daemon":
             proc = Process(logs=["Starting MPS control daemon (simulated)"])
             proc.mps_daemon = True
@@ -181,6 +193,10 @@ def start(ctx):
         if cmd == "config-manager":
             return exited(0)
         return device_plugin(ctx)
+    if repo == "nvidia/k8s-dra-driver-gpu":
+        # NVIDIA's DRA driver for GPUs: its kubelet plugin (dra.py).
+        from . import dra
+        return dra.kubelet_plugin(ctx)
     if repo in ("nvidia/k8s/dcgm-exporter", "nvidia/dcgm-exporter"):
         return Process(logs=["Starting dcgm-exporter (simulated)"])
     if repo == "nvidia/cuda":

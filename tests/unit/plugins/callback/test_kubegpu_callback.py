@@ -616,7 +616,8 @@ def test_real_site_yml_in_check_mode(tmp_path):
     site.yml is a column, in order, and the batches are one stage."""
     done = ansible_playbook(tmp_path, "--check", "--tags", "kubegpu_callback_test_no_such_tag",
                             "-e", "nvidia_driver_serial=1", playbook=ROOT / "playbooks" / "site.yml",
-                            env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+                            # twelve stage columns: wider than the default 160, so the table keeps one column per stage
+                            env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "KUBEGPU_CALLBACK_WIDTH": "240"})
     out = done.stdout
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
     stages = site_stage_ids()
