@@ -39,11 +39,14 @@ and with ``mixed`` at least one ``nvidia.com/mig-*`` resource.
 
 from __future__ import annotations
 
+import re
+
 GPU = "nvidia.com/gpu"
 SHARED_SUFFIX = ".shared"
 MIG_PREFIX = "nvidia.com/mig-"
 MIG_ANY = MIG_PREFIX + "*"
 STRATEGIES = ("none", "single", "mixed")
+_SPLIT_COMPUTE = re.compile(r"^\d+c\.")
 SHARING = ("none", "time-slicing", "mps")
 
 
@@ -120,6 +123,14 @@ def expected_resources(facts, mig_strategy="none", replicas=1, rename_by_default
                 add(MIG_ANY, 1, exact=False)
             else:
                 for profile in profiles:
+                    if _SPLIT_COMPUTE.match(str(profile)):
+                        # internal/rm/device_map.go buildMigDeviceMap: a compute instance
+                        # smaller than its GPU instance ("1c.3g.40gb", C != G) matches no
+                        # default resource pattern, and the plugin refuses the node.
+                        problems.append("GPU %s: MIG device %s (a compute instance smaller than its GPU instance) "
+                                        "matches no resource of migStrategy mixed; the device plugin refuses "
+                                        "this node" % (index, profile))
+                        continue
                     add(MIG_PREFIX + str(profile).replace("+", "."), 1)
     if mig_strategy == "single":
         # assertAllMigDevicesAreValid(uniform): one MIG device type on the whole node.

@@ -127,3 +127,13 @@ def test_mixed_does_not_replicate_mig_devices():
     facts = _gpus([0, 1], ["2g.20gb", "1g.10gb"])
     assert res(r.expected_resources(facts, mig_strategy="mixed", replicas=4)) == {
         "nvidia.com/gpu": (4, True), "nvidia.com/mig-2g.20gb": (1, True), "nvidia.com/mig-1g.10gb": (1, True)}
+
+
+def test_mixed_refuses_compute_instances_smaller_than_their_gpu_instance():
+    """buildMigDeviceMap (internal/rm/device_map.go): "1c.3g.40gb" matches no mixed
+    resource; the plugin refuses the node, so it is a problem, not a resource."""
+    facts = {"count": 1, "gpus": [{"index": 0, "mig_mode_current": "enabled",
+                                   "mig_devices": [{"profile": "1c.3g.40gb"}, {"profile": "3g.40gb"}]}]}
+    got = r.expected_resources(facts, mig_strategy="mixed")
+    assert got["resources"] == {"nvidia.com/mig-3g.40gb": {"count": 1, "exact": True}}
+    assert len(got["problems"]) == 1 and "1c.3g.40gb" in got["problems"][0]
