@@ -96,6 +96,7 @@ from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
 
 _host = _lazy.Module("plugin_utils._preflight_host")
 _inventory = _lazy.Module("plugin_utils._preflight_inventory")
+_network = _lazy.Module("plugin_utils._network")
 _rules = _lazy.Module("plugin_utils._preflight_rules")
 _specs = _lazy.Module("plugin_utils._preflight_specs")
 
@@ -184,6 +185,21 @@ def _probe(result):
     return {"cgroup_version": cgroup, "dgx": bool(stat("/etc/dgx-release").get("exists"))}
 
 
+def _vip_probe(host, hostvars, groups, variables):
+    """{vip_answered, vip_holders} on the first control plane, from its VIP probe of this run
+    (roles/preflight/tasks/facts.yml) and this run's facts of the control planes; {} elsewhere."""
+    control_planes = list((groups or {}).get("kube_control_plane") or [])
+    vip = variables.get(_network.VIP)
+    if not vip or not control_planes or host != str(control_planes[0]):
+        return {}
+    result = hostvars[host]["_preflight_vip_probe"] if "_preflight_vip_probe" in hostvars[host] else {}
+    if not isinstance(result, Mapping) or result.get("skipped") or "rc" not in result:
+        return {}
+    facts = dict((str(cp), _plain(hostvars[cp]["ansible_facts"]) if "ansible_facts" in hostvars[cp] else {})
+                 for cp in control_planes if cp in hostvars)
+    return {"vip_answered": result.get("rc") == 0, "vip_holders": _network.vip_holders(str(vip), facts)}
+
+
 def _severity(value, name):
     """A preflight_*_fatal setting: None (unset) or a boolean read as the spec reads it."""
     return None if value is None or isinstance(value, Undefined) else spec_bool(value, name)
@@ -197,8 +213,10 @@ def preflight_host_problems(host, hostvars, groups, probe=None, cgroup_v1_fatal=
     variables = _host_variables(hostvars, host, wanted, host_vars)
     variables = dict((name, value) for name, value in variables.items() if name in wanted)
     facts = host_vars["ansible_facts"] if "ansible_facts" in host_vars else {}
+    probe = _probe(probe)
+    probe.update(_vip_probe(host, hostvars, groups, variables))
     return _host.host_report(
-        host, variables, dict(facts or {}), dict(groups or {}), _probe(probe),
+        host, variables, dict(facts or {}), dict(groups or {}), probe,
         cgroup_v1_fatal=_severity(cgroup_v1_fatal, "preflight_cgroup_v1_fatal"),
         gpu_node_without_gpu_fatal=_severity(gpu_node_without_gpu_fatal, "preflight_gpu_node_without_gpu_fatal"))
 

@@ -132,6 +132,8 @@ def host_report(host, variables, facts, groups, probe=None, cgroup_v1_fatal=None
         for record in _network.vip_problems(settings[_network.VIP], settings[_network.VIP_INTERFACE], facts, cidrs,
                                             host in (groups.get("kube_control_plane") or [])):
             add(record)
+        if "vip_answered" in probe:     # the first control plane's probe of this run
+            add(_network.vip_in_use_problem(settings[_network.VIP], probe["vip_answered"], probe.get("vip_holders")))
     if host in (groups.get("kube_control_plane") or []) and \
             not any(n in refused for n in ("metallb_enabled", _network.METALLB_POOLS)):
         # MetalLB's pools (one setting for the cluster), on the control planes: the metallb stage

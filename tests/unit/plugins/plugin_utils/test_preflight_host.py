@@ -131,3 +131,41 @@ def test_the_probe_under_a_test_root():
     assert flt._probe(probe) == {"cgroup_version": 2, "dgx": True}      # pylint: disable=protected-access
     assert flt._probe({}) == {}                                          # pylint: disable=protected-access
     assert flt._probe({"paths": {}}) == {"cgroup_version": None, "dgx": False}  # pylint: disable=protected-access
+
+
+# --- the control-plane VIP in use (roles/preflight/tasks/facts.yml probes it from the first control plane) ---
+
+NET = dict(DEBIAN_12, interfaces=["eth0"], default_ipv4={"interface": "eth0", "address": "10.0.0.5"},
+           eth0={"ipv4": {"address": "10.0.0.5", "netmask": "255.255.255.0"}})
+NET_HOLDING = dict(NET, eth0={"ipv4": {"address": "10.0.0.5", "netmask": "255.255.255.0"},
+                              "ipv4_secondaries": [{"address": "10.0.0.250", "netmask": "255.255.255.255"}]})
+
+
+def test_a_vip_that_answers_while_no_control_plane_holds_it_is_refused():
+    vip = {"kubegpu_control_plane_vip": "10.0.0.250"}
+    assert report(vip, probe={"cgroup_version": 2, "vip_answered": False, "vip_holders": []}, facts=NET) == ([], [])
+    problems, _warnings = report(vip, probe={"cgroup_version": 2, "vip_answered": True, "vip_holders": []}, facts=NET)
+    assert problems == ["host cp1: variable kubegpu_control_plane_vip: 10.0.0.250 answers on the network but no "
+                        "control plane holds it: another machine uses it; fix: choose a free address for "
+                        "kubegpu_control_plane_vip, or free 10.0.0.250"], problems
+    # a re-run: kube-vip's leader holds it
+    assert report(vip, probe={"cgroup_version": 2, "vip_answered": True, "vip_holders": ["cp1"]}, facts=NET) == ([], [])
+
+
+class _Hostvars(dict):
+    pass
+
+
+def test_the_filter_hands_the_first_control_planes_probe_and_the_holders_over():
+    hostvars = _Hostvars(cp1={"ansible_facts": NET_HOLDING, "kubegpu_control_plane_vip": "10.0.0.250",
+                              "_preflight_vip_probe": {"rc": 0, "changed": False}},
+                         cp2={"ansible_facts": NET, "kubegpu_control_plane_vip": "10.0.0.250"})
+    groups = {"kube_control_plane": ["cp1", "cp2"]}
+    variables = {"kubegpu_control_plane_vip": "10.0.0.250"}
+    assert flt._vip_probe("cp1", hostvars, groups, variables) == {"vip_answered": True, "vip_holders": ["cp1"]}
+    assert flt._vip_probe("cp2", hostvars, groups, variables) == {}
+    hostvars["cp1"]["_preflight_vip_probe"] = {"skipped": True}
+    assert flt._vip_probe("cp1", hostvars, groups, variables) == {}
+    hostvars["cp1"]["_preflight_vip_probe"] = {"rc": 1}
+    assert flt._vip_probe("cp1", hostvars, groups, variables) == {"vip_answered": False, "vip_holders": ["cp1"]}
+    assert flt._vip_probe("cp1", hostvars, groups, {}) == {}
