@@ -723,7 +723,7 @@ def run_module(module):
                                  state=STATE_FAILED, changed=True, commands=done, layout_before=result["layout_before"])
             if step[0] == "mode":
                 try:
-                    reread, _ = read_host(module, smi, commands)
+                    reread, _unused = read_host(module, smi, commands)
                 except MigError as exc:
                     module.fail_json(msg=str(exc), state=STATE_FAILED, changed=True, commands=done)
                 current[index] = reread[index]
@@ -731,7 +731,7 @@ def run_module(module):
                     result["reset_required"].append(index)
                     break
     try:
-        after, _ = read_host(module, smi, commands)
+        after, _unused = read_host(module, smi, commands)
     except MigError as exc:
         module.fail_json(msg=str(exc), state=STATE_FAILED, changed=True, commands=done)
     result["commands"] = done

@@ -137,7 +137,7 @@ def driver_branch_problem(plan):
     if not plan.get("needed"):
         return None
     try:
-        branch = int(str(plan.get("branch")).split(".")[0])
+        branch = int(str(plan.get("branch")).split(".", maxsplit=1)[0])
     except (TypeError, ValueError):
         return None
     if branch >= DRIVER_BRANCH_MIN:

@@ -369,7 +369,7 @@ def _addresses(facts, name):
     for entry in entries:
         prefix = entry.get("prefix") or entry.get("netmask")
         try:
-            found.append(ipaddress.ip_interface("%s/%s" % (str(entry.get("address")).split("%")[0], prefix)))
+            found.append(ipaddress.ip_interface("%s/%s" % (str(entry.get("address")).split("%", maxsplit=1)[0], prefix)))
         except ValueError:
             continue
     return found

@@ -100,7 +100,7 @@ def test_dra_mode_stage_7_and_validate(fleet, tmp_path, ansible_playbook, sim_he
     assert rows["w1"]["result"] == "PASS", rows
     assert rows["w1"]["gpus"] == "gpu.nvidia.com 1/1", rows
     events = cluster.audit(mark)
-    created = [e for e in sim_helpers.audit_writes(events, "resourceclaimtemplates", "create")]
+    created = list(sim_helpers.audit_writes(events, "resourceclaimtemplates", "create"))
     assert created and created[0]["objectRef"]["namespace"] == "default"
     claims = sim_helpers.audit_writes(events, "resourceclaims", "create")
     assert claims, "no ResourceClaim was made from the template"

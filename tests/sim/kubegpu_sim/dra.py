@@ -79,7 +79,7 @@ def device_attributes(driver, device):
     """{(domain, name): value}: compile.go gives an unqualified attribute the driver's domain."""
     out = {}
     for name, attribute in ((device or {}).get("attributes") or {}).items():
-        domain, _, short = name.rpartition("/")
+        domain, _sep, short = name.rpartition("/")
         out[(domain or driver, short)] = _attribute_value(attribute)
     return out
 

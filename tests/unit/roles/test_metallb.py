@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network as n
-from ansible_collections.kubegpu.cluster.tests.unit.sim.conftest import cluster  # noqa: F401  (fixture)
+from ansible_collections.kubegpu.cluster.tests.unit.sim.conftest import cluster  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.kubegpu.cluster.tests.unit.compat import trust_as_template
 from ansible_collections.kubegpu.cluster.tests.unit.test_k8s_render import EXAMPLE, Renderer
 

@@ -232,7 +232,7 @@ def test_the_kubelet_plugin_image_publishes_the_node_slice():
     api = SliceApi()
     proc = workloads.start(_context(["gpu-kubelet-plugin"], api=api))
     assert proc.state == "running" and proc.dra_driver == "gpu.nvidia.com"
-    [published] = api.objects.values()
+    [published] = list(api.objects.values())
     assert published["spec"]["nodeName"] == "gpu1" and len(published["spec"]["devices"]) == 2
     init = workloads.start(_context(["bash", "/usr/bin/kubelet-plugin-prestart.sh"], api=api))
     assert (init.state, init.exit_code) == ("exited", 0)

@@ -218,10 +218,10 @@ def test_desired_layout_forms():
 def test_desired_layout_refusals():
     assert "lists 1 GPU(s), the host has 2" in _mig.desired_layout([["1g.10gb"]], GPUS)[1][0]
     assert "not a MIG layout name" in _mig.desired_layout("all-nonsense", GPUS)[1][0]
-    _, problems = _mig.desired_layout([["1g.10gb"] * 8, "all-1g.5gb"], GPUS)
+    _layout, problems = _mig.desired_layout([["1g.10gb"] * 8, "all-1g.5gb"], GPUS)
     assert problems[0].startswith("GPU 0 (NVIDIA A100-SXM4-80GB): 8 x 1g.10gb asked")
     assert problems[-1].startswith("GPU 1 (NVIDIA A100-SXM4-80GB): all-1g.5gb names profile 1g.5gb")
-    _, problems = _mig.desired_layout("all-1g.10gb", [{"index": 0, "name": "Tesla T4", "device_id": "1eb8"}])
+    _layout, problems = _mig.desired_layout("all-1g.10gb", [{"index": 0, "name": "Tesla T4", "device_id": "1eb8"}])
     assert "knows no MIG profiles" in problems[0]
     # MIG off is always possible, even where kubegpu knows no profiles.
     assert _mig.desired_layout("all-disabled", [{"index": 0, "name": "Tesla T4"}]) == ({0: None}, [])

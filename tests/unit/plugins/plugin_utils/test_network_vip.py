@@ -33,7 +33,7 @@ def test_free_address_of_the_subnet_passes():
 
 def test_workers_are_not_asked_for_the_subnet():
     assert n.vip_problems("172.16.0.5", "", facts(), CIDRS, False) == []
-    assert [v for v, _ in variables(n.vip_problems("172.16.0.5", "", facts(), CIDRS, True))] == [n.VIP]
+    assert [v for v, _fix in variables(n.vip_problems("172.16.0.5", "", facts(), CIDRS, True))] == [n.VIP]
 
 
 @pytest.mark.parametrize("vip, fragment", [
