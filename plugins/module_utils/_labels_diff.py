@@ -112,53 +112,81 @@ def _kubectl(module, args):
     return command + list(args)
 
 
-def run_node_labels(module):
-    """Read the node, compute the diff, patch it (unless check mode), exit_json."""
+# A patch carrying the node's resourceVersion fails with 409 Conflict when anything wrote
+# the node in between; the kubelet writes its status every nodeStatusUpdateFrequency (10 s),
+# so on a live node this is routine. Read again and compute again, as kubectl's own label
+# and taint commands do on conflict (k8s.io/client-go/util/retry.RetryOnConflict).
+CONFLICT_ATTEMPTS = 5
+
+
+def _is_conflict(err):
+    return "(Conflict)" in err or "the object has been modified" in err
+
+
+def _read_node(module, name):
     import json
 
-    params = module.params
-    name = params["name"]
     rc, out, err = module.run_command(_kubectl(module, ["get", "node", name, "-o", "json"]))
     if rc != 0:
         module.fail_json(msg="kubectl get node %s failed (rc=%d): %s" % (name, rc, err.strip()))
     try:
-        node = json.loads(out)
+        return json.loads(out)
     except ValueError as exc:
         module.fail_json(msg="kubectl get node %s printed no JSON: %s" % (name, exc))
+
+
+def _plan(module, node):
+    """The result (changed, added/updated/removed, diff) and the patch for one reading."""
+    params = module.params
     metadata = node.get("metadata") or {}
     labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}
     taints = (node.get("spec") or {}).get("taints") or []
-    prefixes = tuple(params["prefixes"])
     try:
-        label_diff = diff_labels(labels, params["labels"], annotations, prefixes)
+        label_diff = diff_labels(labels, params["labels"], annotations, tuple(params["prefixes"]))
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     new_taints, taints_changed = reconcile_taints(taints, params["taints"], params["managed_taint_keys"])
     changed = needs_patch(label_diff, annotations, taints_changed)
     result = {
         "changed": changed,
-        "node": name,
+        "node": params["name"],
         "added": dict((k, v) for k, v in label_diff["set"].items() if k not in labels),
         "updated": dict((k, v) for k, v in label_diff["set"].items() if k in labels),
         "removed": label_diff["remove"],
         "taints_changed": taints_changed,
     }
-    if changed:
-        patch = merge_patch(label_diff, metadata.get("resourceVersion"), new_taints if taints_changed else None)
-        result["patch"] = patch
-        if module._diff:
-            after = dict(labels)
-            after.update(label_diff["set"])
-            for key in label_diff["remove"]:
-                after.pop(key, None)
-            result["diff"] = {
-                "before": {"labels": labels, "taints": taints},
-                "after": {"labels": after, "taints": new_taints},
-            }
-        if not module.check_mode:
-            rc, out, err = module.run_command(_kubectl(
-                module, ["patch", "node", name, "--type", "merge", "-p", json.dumps(patch, sort_keys=True)]))
-            if rc != 0:
-                module.fail_json(msg="kubectl patch node %s failed (rc=%d): %s" % (name, rc, err.strip()), **result)
+    if not changed:
+        return result, None
+    patch = merge_patch(label_diff, metadata.get("resourceVersion"), new_taints if taints_changed else None)
+    result["patch"] = patch
+    if module._diff:
+        after = dict(labels)
+        after.update(label_diff["set"])
+        for key in label_diff["remove"]:
+            after.pop(key, None)
+        result["diff"] = {
+            "before": {"labels": labels, "taints": taints},
+            "after": {"labels": after, "taints": new_taints},
+        }
+    return result, patch
+
+
+def run_node_labels(module):
+    """Read the node, compute the diff, patch it (unless check mode), exit_json; on a
+    409 Conflict read and compute again (CONFLICT_ATTEMPTS in all)."""
+    import json
+
+    name = module.params["name"]
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        result, patch = _plan(module, _read_node(module, name))
+        if patch is None or module.check_mode:
+            break
+        rc, out, err = module.run_command(_kubectl(
+            module, ["patch", "node", name, "--type", "merge", "-p", json.dumps(patch, sort_keys=True)]))
+        if rc == 0:
+            break
+        if not _is_conflict(err) or attempt == CONFLICT_ATTEMPTS:
+            module.fail_json(msg="kubectl patch node %s failed (rc=%d, attempt %d): %s"
+                             % (name, rc, attempt, err.strip()), **result)
     module.exit_json(**result)

@@ -20,7 +20,9 @@ description:
     C(kubegpu.io/managed-labels); labels set by others (GPU Feature Discovery, the GPU
     Operator, people) are never removed.
   - One C(kubectl patch --type merge) carries the change, with the node's
-    C(resourceVersion) so a concurrent change makes it fail instead of being lost.
+    C(resourceVersion) so a concurrent change is never overwritten; on a 409 Conflict
+    (the kubelet writes its node every few seconds) the node is read and compared again,
+    up to five attempts in all.
   - Runs where kubectl and an admin kubeconfig are (use C(delegate_to) to the first
     control plane).
 author:

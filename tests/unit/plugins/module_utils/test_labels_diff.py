@@ -172,3 +172,58 @@ def test_module_reports_patch_failure():
     module = FakeModule({"name": "gpu1", "labels": {"nvidia.com/gpu.family": "hopper"}}, _gpu1(), patch_rc=1)
     result = _run(module)
     assert result["failed"] and "conflict" in result["msg"]
+
+
+CONFLICT = ('Error from server (Conflict): Operation cannot be fulfilled on nodes "gpu1": the object has been '
+            'modified; please apply your changes to the latest version and try again')
+
+
+class ConflictingModule(FakeModule):
+    """The API server as a kubelet writing the node between our read and our patch: each
+    conflicting patch is answered 409 and the node's resourceVersion (and a label another
+    writer set) moves on; patches after `conflicts` of them succeed."""
+
+    def __init__(self, params, node, conflicts):
+        super().__init__(params, node)
+        self.conflicts = conflicts
+
+    def run_command(self, args):
+        self.commands.append(args)
+        if args[3] == "get":
+            return 0, json.dumps(self.node), ""
+        if json.loads(args[-1])["metadata"]["resourceVersion"] != self.node["metadata"]["resourceVersion"]:
+            return 1, "", CONFLICT
+        if self.conflicts > 0:
+            self.conflicts -= 1
+            meta = self.node["metadata"]
+            meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+            meta["labels"]["other.example.com/written-meanwhile"] = str(self.conflicts)
+            return 1, "", CONFLICT
+        return 0, "node/gpu1 patched", ""
+
+
+def test_module_reads_again_and_patches_after_a_conflict():
+    module = ConflictingModule({"name": "gpu1", "labels": {"nvidia.com/gpu.family": "hopper"}}, _gpu1(), conflicts=2)
+    result = _run(module)
+    assert not result.get("failed") and result["changed"]
+    verbs = [c[3] for c in module.commands]
+    assert verbs == ["get", "patch", "get", "patch", "get", "patch"]
+    # the last patch carries the resourceVersion of the last reading, and only our labels
+    last = json.loads(module.commands[-1][-1])
+    assert last["metadata"]["resourceVersion"] == "12347"
+    assert "other.example.com/written-meanwhile" not in last["metadata"]["labels"]
+
+
+def test_module_gives_up_after_the_last_conflicting_attempt():
+    module = ConflictingModule({"name": "gpu1", "labels": {"nvidia.com/gpu.family": "hopper"}}, _gpu1(),
+                               conflicts=ld.CONFLICT_ATTEMPTS)
+    result = _run(module)
+    assert result["failed"] and "attempt %d" % ld.CONFLICT_ATTEMPTS in result["msg"] and "Conflict" in result["msg"]
+    assert [c[3] for c in module.commands].count("patch") == ld.CONFLICT_ATTEMPTS
+
+
+def test_module_does_not_retry_other_errors():
+    module = FakeModule({"name": "gpu1", "labels": {"nvidia.com/gpu.family": "hopper"}}, _gpu1(), patch_rc=1)
+    result = _run(module)
+    assert result["failed"] and "attempt 1" in result["msg"]
+    assert [c[3] for c in module.commands] == ["get", "patch"]
