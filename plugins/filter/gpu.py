@@ -16,6 +16,10 @@ description:
   - C(kubegpu) gives C(kubegpu.io/gpu.heterogeneous) and C(kubegpu.io/gpu.architectures); added on its own
     whenever a host mixes GPU models.
   - A host without GPUs gets an empty dict.
+  - >-
+    C(gpu_node_desired_labels(label_sets, strategy, gpu_node=true, mig_layout=None, mig_state=None, extra=None))
+    gives every label stage 8 wants on the node: {} where C(gpu_node) is false, else C(gpu_node_labels), then
+    C(nvidia.com/gpu.present=true), the MIG layout's C(nvidia.com/mig.config) labels and the C(extra) labels.
   - C(gpu_driver_plan(branch='auto', flavour='auto')) returns the driver branch and kernel-module flavour
     that drive every GPU of the host, whether the loaded driver satisfies it, and fails with a message naming
     the GPU and the variable to change (C(nvidia_driver_branch), C(nvidia_driver_flavour)) when the request
@@ -75,6 +79,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
 
@@ -90,6 +95,17 @@ def gpu_node_labels(facts, label_sets=None, strategy="first"):
         return _gpu_labels.node_labels(facts, label_sets=label_sets or ["gfd"], strategy=strategy)
     except ValueError as exc:
         raise AnsibleFilterError("gpu_node_labels: %s" % exc) from exc
+
+
+def gpu_node_desired_labels(facts, label_sets=None, strategy="first", gpu_node=True, mig_layout=None, mig_state=None,
+                            extra=None):
+    """Every label stage 8 wants on the node (see _gpu_labels.desired_labels)."""
+    try:
+        return _gpu_labels.desired_labels(facts, label_sets=label_sets or ["gfd"], strategy=strategy,
+                                          gpu_node=boolean(gpu_node, strict=False), mig_layout=mig_layout or None,
+                                          mig_state=mig_state or None, extra=extra)
+    except ValueError as exc:
+        raise AnsibleFilterError("gpu_node_desired_labels: %s" % exc) from exc
 
 
 def gpu_driver_plan(facts, branch="auto", flavour="auto"):
@@ -151,6 +167,7 @@ class FilterModule:
     def filters(self):
         return {
             "gpu_node_labels": gpu_node_labels,
+            "gpu_node_desired_labels": gpu_node_desired_labels,
             "gpu_driver_plan": gpu_driver_plan,
             "gpu_expected_resources": gpu_expected_resources,
             "gpu_resource_problems": gpu_resource_problems,

@@ -24,6 +24,11 @@ description:
     C(nvidia_device_plugin_config(mps_root, extra_plugin_flags)) gives the device plugin's config file
     (C(version v1)) as data.
   - >-
+    C(nvidia_device_plugin_manifests(runtime_class=false)) gives the manifests the device plugin stage applies, in
+    order - the RuntimeClass (with C(runtime_class)), the device plugin, the MPS control daemon (MPS sharing), GPU
+    Feature Discovery and the DCGM exporter (C(nvidia_device_plugin_gfd_enabled),
+    C(nvidia_device_plugin_dcgm_exporter_enabled)).
+  - >-
     C(gpu_cdi_enabled) says whether GPU nodes run with CDI - C(container_runtime_nvidia_cdi) where it is set, else
     C(kubegpu_cdi).
 author: kubegpu maintainers
@@ -76,6 +81,12 @@ def nvidia_device_plugin_config(settings, mps_root="/run/nvidia/mps", extra_plug
                                       mps_root=mps_root, extra_plugin_flags=extra_plugin_flags)
 
 
+def nvidia_device_plugin_manifests(settings, runtime_class=False):
+    """The manifests the device plugin stage applies, in order (see _gpu_sharing.plugin_manifests)."""
+    return _gpu_sharing.plugin_manifests(_settings(settings, "nvidia_device_plugin_manifests"), boolean,
+                                         runtime_class=boolean(runtime_class))
+
+
 def gpu_cdi_enabled(settings):
     """Whether GPU nodes run with CDI (see _gpu_sharing.cdi_enabled)."""
     return _gpu_sharing.cdi_enabled(_settings(settings, "gpu_cdi_enabled"), boolean)
@@ -90,4 +101,5 @@ class FilterModule:
             "gpu_sharing_problems": gpu_sharing_problems,
             "nvidia_device_plugin_config": nvidia_device_plugin_config,
             "gpu_cdi_enabled": gpu_cdi_enabled,
+            "nvidia_device_plugin_manifests": nvidia_device_plugin_manifests,
         }

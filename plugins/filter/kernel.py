@@ -31,6 +31,10 @@ description:
     when the kernel that boots next has the NVIDIA module (every installed kernel, where the next one cannot be
     told), else the refusal naming the host, the kernel and the fix (C(plan) the result of
     C(nvidia_driver_kernel_packages), for the package names).
+  - >-
+    C(node_reboot_reasons(state, new_kernel)) - input the reboot marker's text; the reasons for a reboot, one per
+    line of the marker, and with C(new_kernel) a kernel other than the running one booting next (C(state) the reading
+    of M(kubegpu.cluster.kernel_modules)).
 author: kubegpu maintainers
 options:
   _input:
@@ -87,6 +91,11 @@ def nvidia_driver_boot_kernel_problem(state, plan=None, host="this host"):
     return _plan.boot_kernel_problem(state, plan, host=host)
 
 
+def node_reboot_reasons(marker, state=None, new_kernel=False):
+    """The reasons for a reboot (see _driver_plan.reboot_reasons)."""
+    return _plan.reboot_reasons(marker, state, new_kernel=bool(new_kernel))
+
+
 class FilterModule:
     """kubegpu kernel filters."""
 
@@ -96,4 +105,5 @@ class FilterModule:
             "nvidia_driver_kernel_packages": nvidia_driver_kernel_packages,
             "nvidia_driver_kernel_meta_packages": nvidia_driver_kernel_meta_packages,
             "nvidia_driver_boot_kernel_problem": nvidia_driver_boot_kernel_problem,
+            "node_reboot_reasons": node_reboot_reasons,
         }

@@ -352,6 +352,19 @@ def _kernel_fix(kernel, plan_, host):
             "kernel - or remove that kernel" % (do, how, host or "<host>"))
 
 
+def reboot_reasons(marker, state=None, new_kernel=False):
+    """Why roles/node reboot_pending reboots: one reason per line of the reboot marker
+    (``marker``, its text; other stages record a reason per line), and with ``new_kernel``
+    (kernel_update.yml) a kernel other than the running one booting next, from
+    kubegpu.cluster.kernel_modules' reading ``state``."""
+    reasons = [line.strip() for line in (marker or "").splitlines() if line.strip()]
+    state = state or {}
+    boot, running = state.get("boot_kernel"), state.get("running")
+    if new_kernel and boot and boot != running:
+        reasons.append("kernel %s boots next, %s runs" % (boot, running))
+    return reasons
+
+
 def boot_kernel_problem(state, plan_=None, host="this host"):
     """"" when the kernel the host boots next has the NVIDIA module, else why a reboot is refused.
 

@@ -148,3 +148,22 @@ def node_labels(facts, label_sets=("gfd",), strategy="first"):
         if archs:
             labels["kubegpu.io/gpu.architectures"] = sanitise("_".join(archs))
     return labels
+
+
+def desired_labels(facts, label_sets=("gfd",), strategy="first", gpu_node=True, mig_layout=None, mig_state=None,
+                   extra=None):
+    """Every label stage 8 (roles/gpu_node_labels) wants on a node: {} on a host that is not a
+    GPU node; else node_labels, nvidia.com/gpu.present=true (also where the facts saw no GPU
+    this run), the MIG layout's mig.config labels (_mig_plan.config_labels; ``mig_state``
+    overrides the state the facts give) and the inventory's ``extra`` labels, later ones
+    winning. Raises ValueError."""
+    if not gpu_node:
+        return {}
+    from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _mig_plan
+
+    facts = facts or {}
+    labels = node_labels(facts, label_sets=label_sets, strategy=strategy)
+    labels["nvidia.com/gpu.present"] = "true"
+    labels.update(_mig_plan.config_labels(facts, mig_layout, state=mig_state))
+    labels.update(extra or {})
+    return labels

@@ -126,6 +126,20 @@ def plugin_config(settings, boolean, mps_root="/run/nvidia/mps", extra_plugin_fl
     return config
 
 
+def plugin_manifests(settings, boolean, runtime_class=False):
+    """The manifests roles/nvidia_device_plugin renders and applies, in order: the RuntimeClass
+    (``runtime_class``: the role's RuntimeClass decision), the device plugin, the MPS control
+    daemon when ``sharing`` is MPS, GPU Feature Discovery and the DCGM exporter when enabled."""
+    settings = settings or {}
+    return ((["runtimeclass.yaml"] if runtime_class else [])
+            + ["device-plugin.yaml"]
+            + (["mps-control-daemon.yaml"] if sharing(settings, boolean)["strategy"] == MPS else [])
+            + (["gpu-feature-discovery.yaml"] if _flag(settings, "nvidia_device_plugin_gfd_enabled", boolean, False)
+               else [])
+            + (["dcgm-exporter.yaml"] if _flag(settings, "nvidia_device_plugin_dcgm_exporter_enabled", boolean, False)
+               else []))
+
+
 def _mig_enabled_gpus(facts):
     return [g for g in ((facts or {}).get("gpus") or []) if g.get("mig_mode_current") == "enabled"]
 

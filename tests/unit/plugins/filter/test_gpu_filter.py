@@ -15,9 +15,19 @@ FILTERS = FilterModule().filters()
 
 
 def test_filters_registered():
-    assert sorted(FILTERS) == ["gpu_driver_plan", "gpu_expected_resources", "gpu_job_resource", "gpu_node_labels",
-                               "gpu_operator_installed_release", "gpu_operator_release_differs", "gpu_operator_upgrade_argv",
+    assert sorted(FILTERS) == ["gpu_driver_plan", "gpu_expected_resources", "gpu_job_resource", "gpu_node_desired_labels",
+                               "gpu_node_labels", "gpu_operator_installed_release", "gpu_operator_release_differs", "gpu_operator_upgrade_argv",
                                "gpu_resource_problems", "gpu_resource_summary"]
+
+
+def test_desired_labels_wiring():
+    assert FILTERS["gpu_node_desired_labels"](H100_FACTS, ["gfd"], gpu_node="false", extra={"a": "b"}) == {}
+    labels = FILTERS["gpu_node_desired_labels"](H100_FACTS, None, "first", gpu_node="yes", mig_layout="",
+                                                mig_state="", extra={"a": "b"})
+    assert labels["nvidia.com/gpu.present"] == "true" and labels["a"] == "b"
+    assert "nvidia.com/mig.config" not in labels
+    with pytest.raises(AnsibleFilterError, match="gpu_node_desired_labels: unknown strategy"):
+        FILTERS["gpu_node_desired_labels"](H100_FACTS, ["gfd"], "best")
 
 
 def test_labels():

@@ -56,3 +56,20 @@ def test_nothing_to_check_in_a_container_or_a_skipped_reading():
     assert plan.boot_kernel_problem({"boot_kernel": None, "kernels": {}, "installed": []}, None, "c1") == ""
     assert plan.boot_kernel_problem({"skipped": True, "changed": False}, None, "c1") == ""
     assert plan.boot_kernel_problem(None, None, "c1") == ""
+
+
+def test_reboot_reasons_are_the_marker_lines():
+    assert plan.reboot_reasons("nouveau is loaded\n\n  driver 580 installed  \n") == [
+        "nouveau is loaded", "driver 580 installed"]
+    assert plan.reboot_reasons("") == [] and plan.reboot_reasons(None, {"skipped": True}) == []
+
+
+def test_reboot_reasons_add_a_new_kernel_only_when_asked():
+    state = {"boot_kernel": "6.1.0-57-amd64", "running": "6.1.0-50-amd64"}
+    assert plan.reboot_reasons("", state) == []
+    assert plan.reboot_reasons("x", state, new_kernel=True) == ["x", "kernel 6.1.0-57-amd64 boots next, 6.1.0-50-amd64 runs"]
+    assert plan.reboot_reasons("", dict(state, running="6.1.0-57-amd64"), new_kernel=True) == []
+    # the boot kernel cannot be told: no reason from it (the guard checks every kernel)
+    assert plan.reboot_reasons("", {"boot_kernel": None, "running": "6.1.0-50-amd64"}, new_kernel=True) == []
+    assert kernel_filter.node_reboot_reasons("a", state, True) == ["a", "kernel 6.1.0-57-amd64 boots next, "
+                                                                             "6.1.0-50-amd64 runs"]

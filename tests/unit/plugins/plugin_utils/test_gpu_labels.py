@@ -156,3 +156,16 @@ def test_not_a_dict():
 
 def test_label_set_as_string():
     assert node_labels(H100_FACTS, label_sets="aliyun")["aliyun.accelerator/nvidia_mem"] == "81559MiB"
+
+
+def test_desired_labels_of_a_gpu_node():
+    from ansible_collections.kubegpu.cluster.plugins.plugin_utils._gpu_labels import desired_labels
+    labels = desired_labels(H100_FACTS, ["gfd"], extra={"example.com/pool": "train", "nvidia.com/gpu.count": "9"})
+    assert labels == dict(node_labels(H100_FACTS, ["gfd"]), **{"nvidia.com/gpu.present": "true",
+                                                               "example.com/pool": "train",
+                                                               "nvidia.com/gpu.count": "9"})
+    # a GPU node whose facts saw no GPU in this run still says it is one
+    assert desired_labels({"gpus": []}) == {"nvidia.com/gpu.present": "true"}
+    assert desired_labels(H100_FACTS, gpu_node=False, extra={"a": "b"}) == {}
+    with pytest.raises(ValueError):
+        desired_labels(H100_FACTS, ["nope"])

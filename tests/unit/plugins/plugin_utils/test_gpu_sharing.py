@@ -96,3 +96,18 @@ def test_mps_over_mig_devices_needs_the_host_facts():
     assert "MIG is enabled on GPU(s) 0" in record["problem"]
     assert "not supported for MIG devices" in record["problem"]
     assert s.sharing_problems(dict(settings, nvidia_device_plugin_mig_strategy="none"), boolean, mig) == []
+
+
+@pytest.mark.parametrize("settings, runtime_class, want", [
+    ({}, False, ["device-plugin.yaml"]),
+    ({}, True, ["runtimeclass.yaml", "device-plugin.yaml"]),
+    ({"nvidia_device_plugin_mps_replicas": "4", "nvidia_device_plugin_gfd_enabled": "yes",
+      "nvidia_device_plugin_dcgm_exporter_enabled": True}, True,
+     ["runtimeclass.yaml", "device-plugin.yaml", "mps-control-daemon.yaml", "gpu-feature-discovery.yaml",
+      "dcgm-exporter.yaml"]),
+    # time-slicing has no control daemon
+    ({"nvidia_device_plugin_time_slicing_replicas": 4, "nvidia_device_plugin_gfd_enabled": "false"}, False,
+     ["device-plugin.yaml"]),
+])
+def test_plugin_manifests(settings, runtime_class, want):
+    assert s.plugin_manifests(settings, boolean, runtime_class) == want
