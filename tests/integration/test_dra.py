@@ -34,8 +34,19 @@ LIMIT = ("--limit", "cp1,w1")
 ADMIN = "kubernetes-admin"      # the user of admin.conf, what the stages' kubectl writes as
 
 
+def _nodes(cluster):
+    return sorted(n["metadata"]["name"] for n in cluster.json("get", "nodes")["items"])
+
+
 @pytest.fixture(scope="module")
-def fleet(day2_cluster):
+def fleet(day2_cluster, tmp_path_factory, ansible_playbook, sim_helpers):
+    # The day-2 cluster is shared: test_day2_reset_operator.py resets w1 (and gpu2) before this
+    # module runs in file order. w1 joins again through add_node (which waits for its GPU).
+    if "w1" not in _nodes(day2_cluster):
+        inventory = sim_helpers.day2_inventory(tmp_path_factory.mktemp("dra-rejoin") / "hosts.yml")
+        result, output = _run(ansible_playbook, "playbooks/add_node.yml", inventory, "--limit", "w1", timeout=900)
+        assert result.returncode == 0, output[-6000:]
+        assert "w1" in _nodes(day2_cluster)
     yield day2_cluster
     # Leave the shared cluster in the default mode's shape for anything after this module.
     day2_cluster.kubectl("delete", "-f", DRA_MANIFEST, "--ignore-not-found", "--wait=true", check=False)
