@@ -15,7 +15,8 @@ controllers, scheduler and kubelets (tests/sim/kubegpu_sim/dra.py):
   ResourceClaimTemplate; the claim made from it was allocated w1's device and reserved for the
   Job's pod by the scheduler before the bind (audit log), and the pod saw w1's GPU.
 
-It never counts as proof that a real cluster allocates GPUs (tests/sim/README.md).
+The module runs before the other two on the day-2 cluster and leaves it in the default mode
+(the device plugin deployed again). It never counts as proof that a real cluster allocates GPUs (tests/sim/README.md).
 """
 from __future__ import annotations
 
@@ -34,22 +35,34 @@ LIMIT = ("--limit", "cp1,w1")
 ADMIN = "kubernetes-admin"      # the user of admin.conf, what the stages' kubectl writes as
 
 
-def _nodes(cluster):
-    return sorted(n["metadata"]["name"] for n in cluster.json("get", "nodes")["items"])
-
-
 @pytest.fixture(scope="module")
 def fleet(day2_cluster, tmp_path_factory, ansible_playbook, sim_helpers):
-    # The day-2 cluster is shared: test_day2_reset_operator.py resets w1 (and gpu2) before this
-    # module runs in file order. w1 joins again through add_node (which waits for its GPU).
+    # The day-2 cluster is shared. This module runs first of the three that use it (file
+    # order: test_day2_dra, _orchestration, _reset_operator); should it run after the reset
+    # tests (which reset w1 and gpu2), w1 joins again through add_node (4 min on 2 cores).
+    inventory = sim_helpers.day2_inventory(tmp_path_factory.mktemp("dra") / "hosts.yml")
     if "w1" not in _nodes(day2_cluster):
-        inventory = sim_helpers.day2_inventory(tmp_path_factory.mktemp("dra-rejoin") / "hosts.yml")
         result, output = _run(ansible_playbook, "playbooks/add_node.yml", inventory, "--limit", "w1", timeout=900)
         assert result.returncode == 0, output[-6000:]
         assert "w1" in _nodes(day2_cluster)
     yield day2_cluster
-    # Leave the shared cluster in the default mode's shape for anything after this module.
+    # Leave the cluster in the default mode's shape for the modules after this one: the DRA
+    # driver removed, kubegpu's device plugin deployed again (stage 7) and w1's GPU advertised.
     day2_cluster.kubectl("delete", "-f", DRA_MANIFEST, "--ignore-not-found", "--wait=true", check=False)
+    result, output = _run(ansible_playbook, "playbooks/nvidia_device_plugin.yml", inventory, *LIMIT)
+    assert result.returncode == 0, output[-6000:]
+    deadline = time.time() + 180
+    while time.time() < deadline and _allocatable_gpus(day2_cluster, "w1") != "1":
+        time.sleep(3)
+    assert _allocatable_gpus(day2_cluster, "w1") == "1"
+
+
+def _nodes(cluster):
+    return sorted(n["metadata"]["name"] for n in cluster.json("get", "nodes")["items"])
+
+
+def _allocatable_gpus(cluster, node):
+    return ((cluster.json("get", "node", node).get("status") or {}).get("allocatable") or {}).get("nvidia.com/gpu")
 
 
 def _recap(output, host):
