@@ -60,14 +60,13 @@ MODES = [
         "g1": {"nvidia.com/gpu": 4},
         "g2": {"nvidia.com/gpu": 4},
         "g3": {"nvidia.com/gpu": 32}}),
-    # MPS is left to the unit tests (tests/unit/sim/test_gpu.py) until the simulated plugin
-    # retries its start every 30 s while the MPS daemon is not ready, as upstream does
-    # (cmd/nvidia-device-plugin/main.go restartTimeout): without it a node whose plugin
-    # starts before its MPS daemon advertises nothing (CI at c2d4cd0: g1 empty).
-    # MPS with renameByDefault is left to the unit tests (tests/unit/sim/test_gpu.py): the
-    # simulated plugin does not yet retry its start every 30 s while the MPS daemon is not
-    # ready (upstream cmd/nvidia-device-plugin/main.go restartTimeout), so a config roll that
-    # restarts both gives up on the node.
+    # MPS: the control daemon's DaemonSet beside the plugin; a plugin that starts before its
+    # node's daemon runs starts again 30 s later (cmd/nvidia-device-plugin/main.go
+    # restartTimeout; the simulated plugin does the same, tests/sim/kubegpu_sim/workloads.py).
+    ("mps", {"nvidia_device_plugin_mps_replicas": 4}, {
+        "g1": {"nvidia.com/gpu": 4},
+        "g2": {"nvidia.com/gpu": 4},
+        "g3": {"nvidia.com/gpu": 32}}),
     ("mig-mixed", {"nvidia_device_plugin_mig_strategy": "mixed"}, {
         "g1": {"nvidia.com/gpu": 1},
         "g2": {"nvidia.com/mig-3g.40gb": 1, "nvidia.com/mig-2g.20gb": 1, "nvidia.com/mig-1g.10gb": 2},
@@ -98,7 +97,7 @@ def fleet(sim_k8s_hosts, sim_helpers, tmp_path_factory, ansible_playbook):
     the set-up is not under test; validate's own wait is checked by its tests)."""
     _hgx_gpus_tree(tmp_path_factory.mktemp("hgx"))
     cluster = sim_k8s_hosts(HOSTS, first_cp="cp1", gpu=GPU)
-    # The simulated A100's MIG layout, read by the simulated kubelet when it starts.
+    # The simulated A100's MIG layout, read by the simulated kubelet whenever a container starts.
     docker("exec", HOSTS["g2"], "mkdir", "-p", "/etc/kubegpu-sim")
     docker("cp", str(MIG_LAYOUT), "%s:/etc/kubegpu-sim/mig.json" % HOSTS["g2"])
     data = {"all": {
@@ -182,3 +181,96 @@ def test_mode_ends_with_upstreams_resources(fleet, ansible_playbook, mode, varia
     again = ansible_playbook("playbooks/nvidia_device_plugin.yml", inventory, "-e", json.dumps(variables), timeout=600)
     recap = re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", again.stdout.split("PLAY RECAP")[-1], re.M)
     assert again.returncode == 0 and recap and all(changed == "0" for _host, changed in recap), again.stdout[-3000:]
+
+
+FAKE_SMI = REPO / "tests" / "fixtures" / "gpu" / "fake_nvidia_smi.py"
+SMI_STATE = "/etc/kubegpu-sim/smi-state.json"
+SMI_WRAPPER = """#!/bin/sh
+KUBEGPU_FAKE_SMI_STATE=%s KUBEGPU_FAKE_SMI_SIM_MIG=/etc/kubegpu-sim/mig.json \\
+  exec python3 /usr/local/lib/kubegpu-sim/fake_nvidia_smi.py "$@"
+""" % SMI_STATE
+
+
+def _fake_smi_on_g2(tmp_path):
+    """g2 gets tests/fixtures/gpu/fake_nvidia_smi.py as its nvidia-smi, in the state of the
+    layout the simulated A100 has now (a100-mig.mig.json: 3g.40gb at 4:4, 2g.20gb at 0:2,
+    1g.10gb at 2:1 and 3:1 - starts of NVIDIA's MIG User Guide placements); every call writes
+    the layout back to /etc/kubegpu-sim/mig.json, which the simulated kubelet's NVML reads."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fake_nvidia_smi", FAKE_SMI)
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+    instances = [{"gi_id": i + 1, "profile": p, "start": start, "size": size, "cis": [{"ci_id": 0, "profile": p}]}
+                 for i, (p, start, size) in enumerate([("3g.40gb", 4, 4), ("2g.20gb", 0, 2), ("1g.10gb", 2, 1),
+                                                       ("1g.10gb", 3, 1)])]
+    state = fake.new_state([fake.a100_80gb(0, mode="enabled", instances=instances)])
+    assert fake.sim_layout(state) == json.loads(MIG_LAYOUT.read_text())
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    (tmp_path / "nvidia-smi").write_text(SMI_WRAPPER)
+    host = HOSTS["g2"]
+    docker("exec", host, "mkdir", "-p", "/usr/local/lib/kubegpu-sim")
+    docker("cp", str(FAKE_SMI), "%s:/usr/local/lib/kubegpu-sim/fake_nvidia_smi.py" % host)
+    docker("cp", str(tmp_path / "state.json"), "%s:%s" % (host, SMI_STATE))
+    docker("cp", str(tmp_path / "nvidia-smi"), "%s:/usr/local/bin/nvidia-smi" % host)
+    docker("exec", host, "chmod", "0755", "/usr/local/bin/nvidia-smi")
+    # A GPU host's kernel has the nvidia module loaded, which gpu_facts reads from
+    # /sys/module/nvidia before it asks nvidia-smi (plugins/module_utils/_gpu_sysfs.driver_state).
+    # The test host's /sys/module is the CI kernel's: a bind mount of empty directories named
+    # as the kernel's modules, plus nvidia, stands in for it on g2.
+    docker("exec", host, "sh", "-c", "mkdir -p /run/kubegpu-sim/modules/nvidia && for m in $(ls /sys/module); do"
+           " mkdir -p /run/kubegpu-sim/modules/$m; done && mount --bind /run/kubegpu-sim/modules /sys/module")
+
+
+def _smi_calls(host):
+    return json.loads(docker("exec", host, "cat", SMI_STATE).stdout)["calls"]
+
+
+def test_mig_layout_playbook_changes_the_layout_of_g2(fleet, tmp_path, ansible_playbook):
+    """playbooks/mig_layout.yml end to end on the simulated cluster (the device plugin in MIG
+    mixed): g2 (inventory nvidia_mig_layout all-1g.10gb) is cordoned, drained, its device plugin
+    paused, the layout applied by the mig_layout module through the fake nvidia-smi, the plugin
+    back, Ready with 7 x nvidia.com/mig-1g.10gb, smoke Job, uncordoned; the mig.config labels
+    set; g1 and g3 (no layout) untouched; a second run changes nothing and creates no instance."""
+    cluster, inventory = fleet
+    _fake_smi_on_g2(tmp_path)
+    data = yaml.safe_load(inventory.read_text())
+    data["all"]["vars"]["nvidia_device_plugin_mig_strategy"] = "mixed"
+    data["all"]["children"]["kube_node"]["hosts"]["g2"]["nvidia_mig_layout"] = "all-1g.10gb"
+    mig_inventory = tmp_path / "hosts.yml"
+    mig_inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    # The device plugin in MIG mixed (see RECREATE) before the change: g2's four MIG devices.
+    cluster.kubectl("delete", "daemonset", "nvidia-device-plugin-daemonset", "--namespace", "kube-system",
+                    "--ignore-not-found")
+    result = ansible_playbook("playbooks/nvidia_device_plugin.yml", mig_inventory, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    before = {"nvidia.com/mig-3g.40gb": 1, "nvidia.com/mig-2g.20gb": 1, "nvidia.com/mig-1g.10gb": 2}
+    assert _wait(cluster, {"g2": before}).get("g2") == before
+
+    mark = cluster.audit_mark()
+    result = ansible_playbook("playbooks/mig_layout.yml", mig_inventory, timeout=1200)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    have = _wait(cluster, {"g2": {"nvidia.com/mig-1g.10gb": 7}})
+    assert have["g2"] == {"nvidia.com/mig-1g.10gb": 7}, have
+    assert have["g1"] == {"nvidia.com/gpu": 1} and have["g3"] == {"nvidia.com/gpu": 8}, have
+    node = cluster.json("get", "node", "g2")
+    labels = node["metadata"]["labels"]
+    assert labels["nvidia.com/mig.config"] == "all-1g.10gb" and labels["nvidia.com/mig.config.state"] == "success"
+    assert "nvidia.com/gpu.deploy.device-plugin" not in labels, labels
+    assert not node["spec"].get("unschedulable")
+    # g2 was cordoned (and uncordoned) by the run; no other node was written by it
+    events = cluster.audit(mark)
+    written = {e["objectRef"].get("name") for e in events if e["objectRef"].get("resource") == "nodes"
+               and e["verb"] in ("patch", "update") and e["user"]["username"] == "kubernetes-admin"}
+    assert written == {"g2"}, written
+    recap = dict(re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output.split("PLAY RECAP")[-1], re.M))
+    assert recap.get("g2", "0") != "0" and recap.get("g1") == "0" and recap.get("g3") == "0", recap
+    created = [c for c in _smi_calls(HOSTS["g2"]) if c[:1] == ["mig"] and "-cgi" in c]
+    assert created, _smi_calls(HOSTS["g2"])
+
+    calls = len(_smi_calls(HOSTS["g2"]))
+    again = ansible_playbook("playbooks/mig_layout.yml", mig_inventory, timeout=1200)
+    recap = re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", again.stdout.split("PLAY RECAP")[-1], re.M)
+    assert again.returncode == 0 and recap and all(changed == "0" for _host, changed in recap), again.stdout[-3000:]
+    assert not [c for c in _smi_calls(HOSTS["g2"])[calls:] if "-cgi" in c or "-dgi" in c or "-mig" in c]

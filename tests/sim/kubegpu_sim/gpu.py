@@ -295,13 +295,21 @@ def sharing_strategy(sharing):
 
 
 # --------------------------------------------------------------------------- plugin
+# cmd/nvidia-device-plugin/main.go start(): restartTimeout = time.After(30 * time.Second).
+RESTART_SECONDS = 30
+
+
 class PluginState:
     """What a started device plugin serves: {resource: [device]} plus its allocation rules."""
 
-    def __init__(self, config, resources, logs):
+    def __init__(self, config, resources, logs, restart=False):
         self.config = config
         self.resources = resources   # {"nvidia.com/gpu": [{"id", "gpu", "uuid", "index", "replica"}]}
         self.logs = logs
+        # A plugin failed to start: the process stays up and starts its plugins again after
+        # RESTART_SECONDS (cmd/nvidia-device-plugin/main.go: startPlugins returns
+        # restartPlugins=true, start() sets restartTimeout = time.After(30 * time.Second)).
+        self.restart = restart
         strategy = sharing_strategy(config["sharing"])
         self.strategy = strategy
         key = "mps" if strategy == "mps" else "timeSlicing"
@@ -425,7 +433,8 @@ def start_plugin(config, gpus, nvml_loadable, mps_daemon_ready=False):
         if not mps_daemon_ready:
             logs.append("Failed to start plugin: error waiting for MPS daemon: error checking MPS daemon "
                         "health: failed to check daemon health: MPS daemon is not running")
-            return PluginState(config, {}, logs)
+            logs.append("Failed to start one or more plugins. Retrying in %ds..." % RESTART_SECONDS)
+            return PluginState(config, {}, logs, restart=True)
     if not any(resources.values()):
         logs.append("No devices found. Waiting indefinitely.")
     for name, devs in sorted(resources.items()):

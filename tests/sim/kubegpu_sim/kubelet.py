@@ -737,6 +737,14 @@ class Kubelet:
         self.nvml = gpumod.host_nvml_present()
         self.driver_version = gpumod.host_driver_version()
 
+    def current_gpus(self):
+        """The GPUs as NVML shows them when a container starts: the MIG layout as it is now
+        (nvidia-smi mig on the host changes it; the device plugin enumerates its devices
+        through NVML when it starts, k8s-device-plugin internal/rm/nvml_manager.go
+        NewNVMLResourceManagers, so a restarted plugin sees the new layout)."""
+        self.gpus = gpumod.read_gpus(self.args.sysfs_pci, self.node_name, gpumod.load_mig_layout())
+        return self.gpus
+
     # -- node ----------------------------------------------------------------------
     def capacity(self):
         st = os.statvfs("/var/lib/kubelet" if os.path.isdir("/var/lib/kubelet") else "/")
@@ -1162,9 +1170,9 @@ class Kubelet:
             runtime={"handler": rec.handler,
                      "binary": (self.runtime.runtimes.get(rec.handler) or {}).get("binary"),
                      "nvidia": runtime_is_nvidia(self.runtime, rec.handler)},
-            gpus=self.gpus, nvml_on_host=self.nvml, driver_version=self.driver_version,
+            gpus=self.current_gpus(), nvml_on_host=self.nvml, driver_version=self.driver_version,
             read_file=lambda path: self.read_volume_file(pod, container, path),
-            api=self.api, mps_daemon_ready=self.mps_daemon_ready(), host_ip=self.node_ip,
+            api=self.api, mps_daemon_ready=self.mps_daemon_ready, host_ip=self.node_ip,
             cni_dir=self.runtime.cni_conf_dir if self.runtime else "/etc/cni/net.d")
 
     def run_containers(self, rec):

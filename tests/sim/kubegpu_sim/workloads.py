@@ -664,14 +664,41 @@ def device_plugin(ctx):
         # The plugin's container requests NVIDIA_VISIBLE_DEVICES=all; NVML loads only if
         # the NVIDIA runtime injected libnvidia-ml.so.1 from the host.
         nvml = ctx.nvidia_injected() and ctx.nvml_on_host
-        state = gpumod.start_plugin(config, ctx.gpus, nvml, ctx.mps_daemon_ready)
+        state = gpumod.start_plugin(config, ctx.gpus, nvml, _mps_daemon_ready(ctx))
     except gpumod.PluginError as err:
         return exited(1, err.logs + [str(err)])
     except Exception as err:  # noqa: BLE001 - a config the parser refuses
         return exited(1, ["unable to load config: %s" % err])
     proc = Process(logs=state.logs)
-    proc.plugin = state
+    if not state.restart:
+        proc.plugin = state
+        return proc
+
+    def restart(proc):
+        # main.go: `goto restart` when restartTimeout fires: stop the plugins, start them again.
+        while not proc.stopping:
+            if proc._stop.wait(gpumod.RESTART_SECONDS):
+                return
+            try:
+                again = gpumod.start_plugin(config, ctx.gpus, nvml, _mps_daemon_ready(ctx))
+            except gpumod.PluginError as err:
+                for line in err.logs + [str(err)]:
+                    proc.log(line)
+                proc.exit(1)
+                return
+            for line in again.logs:
+                proc.log(line)
+            if not again.restart:
+                proc.plugin = again
+                return
+    proc.run_in_background(restart)
     return proc
+
+
+def _mps_daemon_ready(ctx):
+    """Whether the node's MPS control daemon runs now (the kubelet passes a callable)."""
+    ready = ctx.mps_daemon_ready
+    return bool(ready() if callable(ready) else ready)
 
 
 # ----------------------------------------------------------------------------- CUDA

@@ -150,6 +150,46 @@ def test_device_plugin_missing_config_file():
     assert proc.exit_code == 1 and "no such file or directory" in proc.logs[-1]
 
 
+MPS_CONFIG = PLUGIN_CONFIG % "true" + """  mpsRoot: /run/nvidia/mps
+sharing:
+  mps:
+    resources:
+      - name: nvidia.com/gpu
+        replicas: 4
+"""
+
+
+def test_device_plugin_retries_until_the_mps_daemon_runs(monkeypatch):
+    """main.go: a plugin that fails to start (MPS daemon not healthy yet) is started again
+    after 30 s (RESTART_SECONDS, shortened here) while the process keeps running."""
+    import time
+    monkeypatch.setattr(gpu, "RESTART_SECONDS", 0.05)
+    daemon = {"running": False}
+    c = plugin_ctx()
+    c.read_file = {"/config/config.yaml": MPS_CONFIG}.get
+    c.mps_daemon_ready = lambda: daemon["running"]
+    proc = workloads.start(c)
+    assert proc.state == "running" and proc.plugin is None
+    assert "Failed to start one or more plugins. Retrying in 0s..." in proc.logs
+    time.sleep(0.2)
+    assert proc.plugin is None and proc.state == "running"      # still waiting, retried
+    daemon["running"] = True
+    deadline = time.time() + 5
+    while proc.plugin is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.plugin is not None and proc.plugin.capacity() == {"nvidia.com/gpu": 4}
+    assert "Registered device plugin for 'nvidia.com/gpu' with Kubelet" in proc.logs
+    proc.stop()
+
+
+def test_device_plugin_starts_at_once_when_the_mps_daemon_runs():
+    c = plugin_ctx()
+    c.read_file = {"/config/config.yaml": MPS_CONFIG}.get
+    c.mps_daemon_ready = True
+    proc = workloads.start(c)
+    assert proc.plugin.capacity() == {"nvidia.com/gpu": 4}
+
+
 def test_calico_node_writes_cni_config(tmp_path):
     from kubegpu_sim import kubelet
     proc = workloads.start(ctx("quay.io/calico/node:v3.31.7", runtime=RUNC, policy="Always",
