@@ -67,12 +67,24 @@ def fleet(sim_k8s_hosts, sim_helpers, tmp_path_factory, ansible_playbook):
         }}}
     inventory = directory / "hosts.yml"
     inventory.write_text(yaml.safe_dump(data))
+    stages = ("os_prereqs", "container_runtime", "kubernetes", "calico", "metallb")
     playbook = directory / "build.yml"
-    playbook.write_text(yaml.safe_dump([{"ansible.builtin.import_playbook": "kubegpu.cluster.%s" % stage}
-                                        for stage in ("os_prereqs", "container_runtime", "kubernetes", "calico",
-                                                      "metallb")]))
-    first = ansible_playbook(str(playbook), inventory, timeout=1500)
+    playbook.write_text(yaml.safe_dump([{"ansible.builtin.import_playbook": "kubegpu.cluster.%s" % s} for s in stages]))
+    without_metallb = directory / "build-4.yml"
+    without_metallb.write_text(yaml.safe_dump([{"ansible.builtin.import_playbook": "kubegpu.cluster.%s" % s}
+                                               for s in stages[:-1]]))
+    first = ansible_playbook(str(without_metallb), inventory, timeout=1500)
     assert first.returncode == 0, (first.stdout + first.stderr)[-8000:]
+    # MetalLB's stage in check mode on a cluster without it: compares its manifest and the
+    # pools (kinds the cluster does not know yet) as to be created, creates nothing.
+    checked = ansible_playbook("playbooks/metallb.yml", inventory, "--check", timeout=600)
+    output = checked.stdout + checked.stderr
+    assert checked.returncode == 0, output[-6000:]
+    assert re.search(r"TASK \[kubegpu\.cluster\.metallb : Wait for MetalLB's controller\][^\n]*\nskipping: \[cp1\]",
+                     output), output[-3000:]
+    assert not cluster.kubectl("get", "namespace", "metallb-system", "--ignore-not-found", "-o", "name").stdout.strip()
+    metallb = ansible_playbook("playbooks/metallb.yml", inventory, timeout=900)
+    assert metallb.returncode == 0, (metallb.stdout + metallb.stderr)[-8000:]
     return cluster, inventory, playbook, vip, pool
 
 
