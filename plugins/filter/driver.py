@@ -117,11 +117,12 @@ def nvidia_driver_packages(plan, os_family, distribution, version, source, **kwa
     """Packages, repository and holds for a driver plan on one host.
 
     plan: the output of gpu_driver_plan (or nvidia_driver_pinned_plan); its branch,
-    flavour, version and fabric_manager are used. kwargs go to select().
+    flavour, version, fabric_manager and nvlsm are used. kwargs go to select().
     """
     if not isinstance(plan, dict) or not plan.get("branch"):
         raise AnsibleFilterError("nvidia_driver_packages: expected a driver plan with a branch, got %r" % (plan,))
     kwargs.setdefault("fabric_manager", bool(plan.get("fabric_manager")))
+    kwargs.setdefault("nvlsm", bool(plan.get("nvlsm")))
     return _call(
         "nvidia_driver_packages",
         _dp.select,

@@ -26,7 +26,11 @@ description:
     C(validate_job_result(log_read, kind, passed_before, check_mode)) C(ok) or why the test Job failed (input the
     registered C(kubectl get job));
     C(validate_job_id) the ten hex digits that name a test (input the role's C(_validate_job_inputs));
-    C(reboot_reasons) the reasons the reboot marker records, one a line (input its text; doctor reads it the same way).
+    C(reboot_reasons) the reasons the reboot marker records, one a line (input its text; doctor reads it the same way);
+    C(validate_fabric_wait_needed) whether the host's GPUs wait for an NVLink fabric (input its GPU facts:
+    NVSwitches or NVLink5 switch trays beside GPUs);
+    C(validate_fabric_problems(host, timeout)) what keeps that fabric from being ready, with the fix - every GPU
+    that reports a fabric state must read Completed / Success (input a registered C(kubegpu.cluster.gpu_facts) run).
   - >-
     C(kubernetes_api_endpoint(first_control_plane, control_plane_vars, port)) gives the C(host:port) joins use
     (input C(kubernetes_control_plane_endpoint)): that endpoint, else the address the first control plane's API
@@ -107,6 +111,8 @@ class FilterModule:
             "kubegpu_report_table": _k8s_parse.report_table,
             "validate_node_problems": _validate.node_problems,
             "validate_node_checks": _validate.node_checks,
+            "validate_fabric_wait_needed": _validate.fabric_wait_needed,
+            "validate_fabric_problems": _validate.fabric_read_problems,
             "reboot_reasons": _validate.reboot_reasons,
             "validate_job_result": _validate.job_result,
             "validate_job_id": _validate.job_id,

@@ -10,7 +10,9 @@ first that answers provides the GPU list:
 - sysfs: a scan of /sys/bus/pci/devices (_gpu_sysfs), needs nothing.
 
 Whatever layer answers, the sysfs scan (cheap) adds NUMA node, bound kernel
-driver, NVSwitches and non-NVIDIA GPUs; /proc adds the kernel-module flavour.
+driver, NVSwitches, NVLink5 switch trays (Mellanox InfiniBand functions whose VPD
+says SW_MNG, _gpu_sysfs.scan_nvlink5_switches) and non-NVIDIA GPUs; /proc adds
+the kernel-module flavour.
 Where a GPU has MIG enabled (and only then), one `nvidia-smi -L` call lists its
 MIG devices (`mig_devices`, parsed by _mig.parse_list).
 A layer that fails is recorded in `errors` and the next one is tried; this
@@ -27,8 +29,11 @@ __metaclass__ = type
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu_nvml, _gpu_smi, _gpu_sysfs, _mig
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_data import (
     FAMILY_ORDER,
+    MELLANOX_VENDOR,
     NVIDIA_VENDOR,
+    NVLINK5_KERNEL_MODULES,
     NVSWITCH_DEVICES,
+    NVSWITCH_NVLINK_GENERATION,
     family_from_compute_capability,
     family_from_device_id,
     lookup_model,
@@ -182,6 +187,51 @@ def add_mig_devices(gpus, smi_path, runner=None, timeout=10):
     return []
 
 
+def nvlink_facts(nvswitches, nvlink5, gpus, sysfs_root, proc_root):
+    """The NVLink fabric keys of the facts and their warnings: (dict, [warning]).
+
+    ``nvswitches``: the NVIDIA class-0x0680 functions of the PCI scan; ``nvlink5``:
+    _gpu_sysfs.scan_nvlink5_switches' answer; ``gpus``: the GPU list."""
+    switches = nvlink5["switches"]
+    generations = [NVSWITCH_NVLINK_GENERATION.get(e["device"]) for e in nvswitches]
+    if switches:
+        generation = 5
+    elif generations and None not in generations:
+        generation = max(generations)
+    else:
+        generation = None
+    missing = [m for m in NVLINK5_KERNEL_MODULES if not _gpu_sysfs.module_loaded(sysfs_root, proc_root, m)] \
+        if switches else []
+    warnings = []
+    if switches and gpus and missing:
+        warnings.append(
+            "NVLink5 switch trays (%s) but kernel module(s) %s not loaded: the fabric manager and NVLSM cannot reach"
+            " them and the GPUs' fabric stays In Progress (modprobe %s; stage 3 loads them)"
+            % (", ".join(e["bus_id"] for e in switches), ", ".join(missing), " ".join(missing)))
+    if nvlink5["unreadable"] and gpus and not switches:
+        warnings.append(
+            "could not read the VPD of InfiniBand function(s) %s (gather facts as root): NVLink5 switch trays there"
+            " would not be seen" % ", ".join(nvlink5["unreadable"]))
+    return {
+        "nvlink_generation": generation,
+        "nvlink5_switch_count": len(switches),
+        "nvlink5_switches": [
+            {
+                "pci_bus_id": e["bus_id"],
+                "pci_vendor_id": _hex4(MELLANOX_VENDOR),
+                "pci_device_id": _hex4(e["device"]),
+                "kernel_driver": e["driver"],
+                "numa_node": e["numa_node"],
+                "infiniband_devices": e["infiniband"],
+            }
+            for e in switches
+        ],
+        "nvlink5_kernel_modules_missing": missing,
+        "fabric_manager_needed": bool(nvswitches or switches) and bool(gpus),
+        "nvlsm_needed": bool(switches) and bool(gpus),
+    }, warnings
+
+
 def collect(
     sources=SOURCES,
     nvidia_smi_path=None,
@@ -207,6 +257,7 @@ def collect(
     nvidia_pci_gpus = [e for e in pci if e["kind"] == "gpu" and e["vendor"] == NVIDIA_VENDOR]
     other_gpus = [e for e in pci if e["kind"] == "gpu" and e["vendor"] != NVIDIA_VENDOR]
     nvswitches = [e for e in pci if e["kind"] == "nvswitch"]
+    nvlink5 = _gpu_sysfs.scan_nvlink5_switches(sysfs_root)
 
     kmod = _gpu_sysfs.driver_state(sysfs_root, proc_root)
     finder = smi_finder or _gpu_smi.find_nvidia_smi
@@ -316,6 +367,8 @@ def collect(
     nouveau = _gpu_sysfs.nouveau_loaded(sysfs_root, proc_root)
     if nouveau and gpus:
         warnings.append("nouveau is loaded; it must be blacklisted before the NVIDIA driver can bind")
+    fabric, fabric_warnings = nvlink_facts(nvswitches, nvlink5, gpus, sysfs_root, proc_root)
+    warnings.extend(fabric_warnings)
 
     return {
         "facts_version": FACTS_VERSION,
@@ -343,7 +396,12 @@ def collect(
             }
             for e in nvswitches
         ],
-        "fabric_manager_needed": bool(nvswitches) and bool(gpus),
+        "fabric_manager_needed": fabric["fabric_manager_needed"],
+        "nvlink_generation": fabric["nvlink_generation"],
+        "nvlink5_switch_count": fabric["nvlink5_switch_count"],
+        "nvlink5_switches": fabric["nvlink5_switches"],
+        "nvlink5_kernel_modules_missing": fabric["nvlink5_kernel_modules_missing"],
+        "nvlsm_needed": fabric["nvlsm_needed"],
         "secure_boot": _gpu_sysfs.secure_boot_state(sysfs_root),
         "layers": layers,
         "errors": errors,

@@ -194,6 +194,27 @@ OPEN_REQUIRED_DEVICES = frozenset([0x2342, 0x2348])
 # NVSwitch]", "22a3 GH100 [H100 NVSwitch]". Any NVIDIA device of class
 # 0x0680 counts as an NVSwitch; the ids only name it.
 NVSWITCH_DEVICES = {0x1AF1: "A100 NVSwitch", 0x22A3: "H100 NVSwitch"}
+# The NVLink generation each of those NVSwitches switches (NVIDIA Fabric Manager user
+# guide, "NVSwitch-Based Systems": HGX A100 second generation NVSwitch, NVLink3; HGX H100
+# third generation, NVLink4).
+NVSWITCH_NVLINK_GENERATION = {0x1AF1: 3, 0x22A3: 4}
+
+# NVLink5 switch trays (HGX B200/B300 and later) are not NVIDIA PCI functions: the host
+# reaches them through Mellanox (vendor 0x15b3) InfiniBand functions (class 0x0207) whose
+# Vital Product Data carries the marker SW_MNG. The rule is NVIDIA's own, in the GPU
+# Operator's driver container (github.com/NVIDIA/gpu-driver-container, nvidia-driver
+# script, _assert_nvlink5_system: "SW_MNG" in /sys/class/infiniband/*/device/vpd; the same
+# file as /sys/bus/pci/devices/<bus id>/vpd). The device id does not tell them apart:
+# ConnectX-7 NICs share it, and no NVIDIA document we found lists one for the switch tray.
+MELLANOX_VENDOR = 0x15B3
+INFINIBAND_CLASS = 0x0207
+NVLINK5_VPD_MARKER = b"SW_MNG"
+# What the fabric manager needs loaded on an NVLink5 system besides the NVIDIA driver: the
+# switch trays' InfiniBand devices (mlx5_ib) and the umad interface NVLSM, a subnet manager,
+# talks through (ib_umad). NVIDIA's driver container waits for mlx5_core and ib_umad before it
+# starts the fabric manager (gpu-driver-container, _ensure_nvlink5_prerequisites); without
+# them the GPUs' fabric stays "In Progress" (NVIDIA/gpu-operator#2781).
+NVLINK5_KERNEL_MODULES = ("mlx5_ib", "ib_umad")
 
 # Fallback: architecture from device-id ranges, from the chip names in
 # pci.ids (GK.. kepler, GM.. maxwell, GP.. pascal, GV.. volta, TU.. turing,

@@ -221,6 +221,68 @@ NVML_CLOCK_REASON_BITS = {
 }
 
 
+# nvml.h (NVIDIA/go-nvml pkg/nvml/nvml.h; NVML API reference "nvmlGpuFabricInfo_t",
+# "nvmlGpuFabricInfo_v2_t"): the GPU's registration with the NVLink fabric.
+# NVML_GPU_FABRIC_STATE_NOT_SUPPORTED (0) is what nvidia-smi prints as N/A (a GPU without a
+# fabric, e.g. the H100 VM capture), so it reads None here as it does from the XML.
+# "In Progress" and "Completed" are nvidia-smi's words (NVIDIA Fabric Manager user guide, as
+# quoted in siderolabs/extensions#717); "Not Started" is ours for state 1.
+NVML_FABRIC_STATES = {1: "Not Started", 2: "In Progress", 3: "Completed"}
+NVML_FABRIC_STATE_COMPLETED = 3
+NVML_GPU_FABRIC_UUID_LEN = 16
+
+
+class NvmlGpuFabricInfo(ctypes.Structure):
+    """nvmlGpuFabricInfo_t (nvmlDeviceGetGpuFabricInfo, deprecated in CUDA 13 but present)."""
+
+    _fields_ = [
+        ("clusterUuid", ctypes.c_ubyte * NVML_GPU_FABRIC_UUID_LEN),
+        ("status", ctypes.c_int),
+        ("cliqueId", ctypes.c_uint),
+        ("state", ctypes.c_ubyte),
+    ]
+
+
+class NvmlGpuFabricInfoV2(ctypes.Structure):
+    """nvmlGpuFabricInfo_v2_t (nvmlDeviceGetGpuFabricInfoV, R550+): version first, healthMask last."""
+
+    _fields_ = [
+        ("version", ctypes.c_uint),
+        ("clusterUuid", ctypes.c_ubyte * NVML_GPU_FABRIC_UUID_LEN),
+        ("status", ctypes.c_int),
+        ("cliqueId", ctypes.c_uint),
+        ("state", ctypes.c_ubyte),
+        ("healthMask", ctypes.c_uint),
+    ]
+
+
+# NVML_STRUCT_VERSION(GpuFabricInfo, 2): sizeof | 2 << 24.
+NVML_GPU_FABRIC_INFO_V2 = ctypes.sizeof(NvmlGpuFabricInfoV2) | (2 << 24)
+
+
+def fabric_from_nvml(state, status):
+    """{"state", "status"} as the XML layer reports them, from NVML's state and status
+    codes: the status counts only once the state is Completed (nvml.h), 0 reads Success."""
+    text = NVML_FABRIC_STATES.get(state)
+    if text is None:
+        return {"state": None, "status": None}
+    if state != NVML_FABRIC_STATE_COMPLETED:
+        return {"state": text, "status": None}
+    return {"state": text, "status": "Success" if status == 0 else "NVML error %d" % status}
+
+
+def nvml_fabric(optional, handle):
+    """The GPU's fabric state through NVML: nvmlDeviceGetGpuFabricInfoV (v2 structure), else
+    the older nvmlDeviceGetGpuFabricInfo; {"state": None, "status": None} where neither answers."""
+    info = NvmlGpuFabricInfoV2(version=NVML_GPU_FABRIC_INFO_V2)
+    if optional("nvmlDeviceGetGpuFabricInfoV", handle, ctypes.byref(info)):
+        return fabric_from_nvml(info.state, info.status)
+    old = NvmlGpuFabricInfo()
+    if optional("nvmlDeviceGetGpuFabricInfo", handle, ctypes.byref(old)):
+        return fabric_from_nvml(old.state, old.status)
+    return {"state": None, "status": None}
+
+
 def nvml_gpu_health(optional, handle, persistence_mode=None):
     """The health of one GPU through NVML. ``optional(name, *args)`` calls an NVML function
     and says whether it answered (a missing symbol, NOT_SUPPORTED or any error: False), as
@@ -266,6 +328,6 @@ def nvml_gpu_health(optional, handle, persistence_mode=None):
         "remapped_rows": remapped,
         "throttle_reasons": throttle,
         "persistence_mode": persistence_mode,
-        "fabric": {"state": None, "status": None},
+        "fabric": nvml_fabric(optional, handle),
         "source": "nvml",
     }

@@ -14,7 +14,10 @@ import glob
 import os
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_data import (
+    INFINIBAND_CLASS,
+    MELLANOX_VENDOR,
     NVIDIA_VENDOR,
+    NVLINK5_VPD_MARKER,
     VENDOR_NAMES,
 )
 
@@ -117,6 +120,80 @@ def scan_pci(sysfs_root):
             }
         )
     return found
+
+
+def _numa(path):
+    text = _read(os.path.join(path, "numa_node"))
+    try:
+        node = int(text.strip()) if text is not None else None
+    except ValueError:
+        return None
+    return None if node is None or node < 0 else node
+
+
+def _driver(path):
+    try:
+        return os.path.basename(os.readlink(os.path.join(path, "driver")))
+    except OSError:
+        return None
+
+
+def scan_nvlink5_switches(sysfs_root):
+    """The PCI functions through which this host manages NVLink5 switch trays.
+
+    A function counts when it is a Mellanox (0x15b3) InfiniBand (class 0x0207xx)
+    physical function (no ``physfn``: SR-IOV VFs are skipped) whose ``vpd`` holds
+    NVLINK5_VPD_MARKER (see _gpu_data). Reading ``vpd`` needs root; functions whose VPD
+    could not be read are returned apart, so the caller can say the answer is incomplete.
+
+    Returns {"switches": [{bus_id, device, driver, numa_node, infiniband}], "unreadable":
+    [bus ids]}; ``infiniband`` lists the RDMA devices (mlx5_0, ...) bound to the function,
+    empty while mlx5_ib is not loaded.
+    """
+    base = os.path.join(sysfs_root, PCI_DEVICES)
+    found = {"switches": [], "unreadable": []}
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return found
+    for name in names:
+        path = os.path.join(base, name)
+        if _read_hex(os.path.join(path, "vendor")) != MELLANOX_VENDOR:
+            continue
+        pci_class = _read_hex(os.path.join(path, "class"))
+        if pci_class is None or (pci_class >> 8) != INFINIBAND_CLASS or os.path.exists(os.path.join(path, "physfn")):
+            continue
+        vpd_path = os.path.join(path, "vpd")
+        if not os.path.exists(vpd_path):
+            continue
+        try:
+            with open(vpd_path, "rb") as handle:
+                vpd = handle.read()
+        except (IOError, OSError):
+            found["unreadable"].append(normalise_bus_id(name))
+            continue
+        if NVLINK5_VPD_MARKER not in vpd:
+            continue
+        try:
+            infiniband = sorted(os.listdir(os.path.join(path, "infiniband")))
+        except OSError:
+            infiniband = []
+        found["switches"].append({
+            "bus_id": normalise_bus_id(name),
+            "device": _read_hex(os.path.join(path, "device")),
+            "driver": _driver(path),
+            "numa_node": _numa(path),
+            "infiniband": infiniband,
+        })
+    return found
+
+
+def module_loaded(sysfs_root, proc_root, name):
+    """Whether kernel module ``name`` is loaded (/sys/module/<name>, else /proc/modules)."""
+    if os.path.isdir(os.path.join(sysfs_root, "sys/module", name)):
+        return True
+    modules = _read(os.path.join(proc_root, "proc/modules"))
+    return any(line.split(" ", 1)[0] == name for line in (modules or "").splitlines())
 
 
 def vendor_name(vendor_id):

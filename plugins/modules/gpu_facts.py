@@ -18,8 +18,9 @@ description:
     collection's table); C(sysfs) scans
     C(/sys/bus/pci/devices) and names the GPUs from the collection's own table of data-center and
     workstation GPUs, then from the system's C(pci.ids). The first layer that answers gives the GPU list.
-  - Whatever layer answers, the PCI scan adds NUMA node, bound kernel driver, NVSwitches and non-NVIDIA
-    GPUs, and C(/proc/driver/nvidia/version) gives the kernel-module flavour.
+  - Whatever layer answers, the PCI scan adds NUMA node, bound kernel driver, NVSwitches, NVLink5 switch trays
+    (Mellanox InfiniBand functions whose Vital Product Data carries C(SW_MNG); reading it needs root) and
+    non-NVIDIA GPUs, and C(/proc/driver/nvidia/version) gives the kernel-module flavour.
   - Never fails because a host has no GPU (C(count=0)) or because NVML or nvidia-smi is broken; the failing
     layer is recorded in C(errors) and the next one is tried.
   - Runs on Python 3.8+ with the standard library only. Can be listed in C(facts_modules) next to
@@ -268,7 +269,11 @@ ansible_facts:
                   description: As above.
                   type: bool
                 fabric:
-                  description: NVLink fabric C(state) and C(status) (nvidia-smi only; HGX/DGX); null elsewhere.
+                  description:
+                    - The GPU's registration with the NVLink fabric (HGX/DGX, Hopper and newer) - C(state) (C(Not Started),
+                      C(In Progress), C(Completed)) and C(status) (C(Success) once completed, else an error) - from
+                      C(nvmlDeviceGetGpuFabricInfoV) (or C(nvmlDeviceGetGpuFabricInfo)) or C(nvidia-smi -q -x).
+                    - Both null where the GPU has no fabric state (NVML's NOT_SUPPORTED, nvidia-smi's N/A).
                   type: dict
                 source:
                   description: C(nvml) or C(nvidia_smi).
@@ -354,7 +359,34 @@ ansible_facts:
           type: list
           elements: dict
         fabric_manager_needed:
-          description: Whether NVIDIA Fabric Manager is needed (NVSwitches and GPUs present).
+          description: Whether NVIDIA Fabric Manager is needed (NVSwitches or NVLink5 switch trays, and GPUs present).
+          type: bool
+          sample: false
+        nvlink_generation:
+          description:
+            - NVLink generation of the switched fabric - C(5) with NVLink5 switch trays, C(4) (H100 NVSwitch), C(3)
+              (A100 NVSwitch); null without switches or for an NVSwitch the collection's table does not know.
+          type: int
+          sample: 5
+        nvlink5_switch_count:
+          description: Number of PCI functions through which the host manages NVLink5 switch trays (HGX B200/B300).
+          type: int
+          sample: 0
+        nvlink5_switches:
+          description:
+            - Those functions - C(pci_bus_id), C(pci_vendor_id) (C(15b3)), C(pci_device_id), C(kernel_driver),
+              C(numa_node), C(infiniband_devices) (RDMA devices such as C(mlx5_0); empty while mlx5_ib is not loaded).
+            - A Mellanox InfiniBand physical function counts when its C(vpd) holds C(SW_MNG), the rule of NVIDIA's
+              driver container; its device id alone does not tell it from a ConnectX-7 NIC.
+          type: list
+          elements: dict
+        nvlink5_kernel_modules_missing:
+          description: On an NVLink5 system, the kernel modules NVLSM needs (C(mlx5_ib), C(ib_umad)) that are not loaded.
+          type: list
+          elements: str
+        nvlsm_needed:
+          description: Whether NVLSM (the NVLink Subnet Manager) is needed beside the fabric manager (NVLink5 switch
+            trays and GPUs present).
           type: bool
           sample: false
         secure_boot:

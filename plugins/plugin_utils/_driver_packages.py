@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import re
 
+# The kernel modules an NVLink5 system's fabric manager needs (one definition, host side).
+from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_data import NVLINK5_KERNEL_MODULES
+
 SOURCES = ("ubuntu", "debian", "rhel", "cuda")
 SOURCE_VAR = "nvidia_driver_source"
 BRANCH_VAR = "nvidia_driver_branch"
@@ -47,6 +50,24 @@ DISTRO_CUDA_TOOLKIT = {
     ("ubuntu", "24"): "12.0",
 }
 UBUNTU_VERSIONS = ("22", "24")
+
+# NVLink5 systems (HGX B200/B300) need NVLSM beside the fabric manager: "On NVIDIA DGX-B200,
+# HGX-B200, and HGX-B100 systems and later, the FabricManager package needs an additional
+# NVLSM dependency" (NVIDIA Fabric Manager user guide, "Systems Using Fourth Generation
+# NVSwitches", https://docs.nvidia.com/datacenter/tesla/fabric-manager-user-guide/).
+# NVIDIA's CUDA repository ships nvlsm (not versioned with the driver) and NVIDIA's driver
+# container installs it with infiniband-diags (github.com/NVIDIA/gpu-driver-container:
+# ubuntu24.04/install.sh and rhel9/install.sh, nvlink5_pkgs_install). Canonical's archive
+# and Debian have no nvlsm package (packages.ubuntu.com lists none). There is no NVLSM
+# service: nvidia-fabricmanager.service runs nvidia-fabricmanager-start.sh, which starts
+# NVLSM and the fabric manager on an NVLink5 system (siderolabs/extensions#717).
+NVLSM_PACKAGES = ("nvlsm", "infiniband-diags")
+# From R580 NVIDIA's CUDA repository names the fabric manager and NSCQ without the branch
+# (nvidia-fabricmanager, libnvidia-nscq; RHEL's nvidia-fabric-manager became
+# nvidia-fabricmanager), R570 and older with it (nvidia-fabricmanager-570): NVIDIA's driver
+# container, ubuntu24.04/precompiled/nvidia-driver fabricmanager_install / nscq_install.
+# Canonical's archive keeps the branch in the name (nvidia-fabricmanager-580, multiverse).
+CUDA_UNSUFFIXED_FM_FROM = 580
 RHEL_VERSIONS = ("8", "9")
 
 # NVIDIA CUDA repository: directory per OS, signing key file and its full
@@ -198,6 +219,7 @@ def pinned_plan(facts, branch="auto", flavour="auto", constraints=None):
         "support": None,
         "cuda_max": None,
         "fabric_manager": bool(facts.get("fabric_manager_needed")),
+        "nvlsm": bool(facts.get("nvlsm_needed")),
         "architectures": [],
         "satisfied": satisfied,
         "reason": reason,
@@ -256,6 +278,7 @@ def select(
     precompiled=True,
     headless=True,
     fabric_manager=False,
+    nvlsm=False,
     cuda_toolkit=False,
     cuda_toolkit_version="",
     version_pin=None,
@@ -269,6 +292,10 @@ def select(
                         starts with the branch), in install order,
       names             the bare package names of `packages`,
       fabric_manager_packages, cuda_toolkit_packages (also in packages/names),
+      nvlsm_packages    NVLSM and the InfiniBand tools it needs (also in packages/names,
+                        not held: not versioned with the driver),
+      fabric_kernel_modules  kernel modules the fabric manager needs loaded (NVLink5:
+                        mlx5_ib, ib_umad; empty elsewhere),
       headers_packages  kernel headers for a local module build (empty when none),
       builds_modules    True when DKMS builds the kernel module on the host,
       signed_modules    True when the modules come signed (Ubuntu precompiled),
@@ -306,6 +333,8 @@ def select(
         "packages": [],
         "names": [],
         "fabric_manager_packages": [],
+        "nvlsm_packages": [],
+        "fabric_kernel_modules": [],
         "cuda_toolkit_packages": [],
         "headers_packages": [],
         "builds_modules": True,
@@ -320,7 +349,7 @@ def select(
         # Installed packages whose names match may be stale (package_changes).
         "installed_match": DRIVER_PACKAGE_RE.pattern,
     }
-    driver, fm, other = [], [], []
+    driver, fm, other, sm = [], [], [], []
     unversioned = set()  # names whose package version does not start with the branch
 
     if source == "ubuntu":
@@ -359,6 +388,12 @@ def select(
             result["headers_packages"] = ["linux-headers-%s" % kernel_release] if kernel_release else []
         if fabric_manager:
             fm = ["nvidia-fabricmanager-%d" % b, "libnvidia-nscq-%d" % b]
+        if nvlsm:
+            raise DriverPackagesError(
+                "Canonical's Ubuntu archive has no NVLSM (nvlsm), which this NVLink5 host (HGX B200/B300) needs beside "
+                "the fabric manager. Set %s: cuda (NVIDIA's CUDA repository has nvlsm and the fabric manager)."
+                % SOURCE_VAR
+            )
         result["repo"] = {"kind": "apt_components", "components": ["restricted"]}
 
     elif source == "debian":
@@ -391,8 +426,10 @@ def select(
             )
         if fabric_manager:
             raise DriverPackagesError(
-                "Debian does not package the NVIDIA fabric manager this NVSwitch host needs. Set %s: cuda "
-                "(nvidia-fabricmanager-<branch> from NVIDIA's CUDA repository)." % SOURCE_VAR
+                "Debian does not package the NVIDIA fabric manager this NVSwitch host needs%s. Set %s: cuda "
+                "(nvidia-fabricmanager-<branch>%s from NVIDIA's CUDA repository)."
+                % (" (nor NVLSM, which its NVLink5 switch trays need)" if nvlsm else "", SOURCE_VAR,
+                   " and nvlsm" if nvlsm else "")
             )
         kernel_pkg = "nvidia-open-kernel-dkms" if is_open else "nvidia-kernel-dkms"
         other = ["nvidia-kernel-dkms" if is_open else "nvidia-open-kernel-dkms"]
@@ -424,7 +461,9 @@ def select(
         result["dnf_module"] = {"name": "nvidia-driver", "stream": stream, "profile": "fm" if fabric_manager else "default"}
         driver = ["@nvidia-driver:%s/%s" % (stream, result["dnf_module"]["profile"]), "nvidia-persistenced"]
         if fabric_manager:
-            fm = ["nvidia-fabric-manager"]
+            fm = ["nvidia-fabricmanager" if b >= CUDA_UNSUFFIXED_FM_FROM else "nvidia-fabric-manager"]
+        if nvlsm:
+            sm = list(NVLSM_PACKAGES)
         result["headers_packages"] = (["kernel-devel-%s" % kernel_release] if kernel_release else []) + ["kernel-headers"]
         result["hold"] = ["nvidia-driver", "nvidia-driver-libs", "nvidia-driver-cuda", "nvidia-driver-cuda-libs",
                           "nvidia-kmod-common", "nvidia-modprobe", "nvidia-persistenced",
@@ -442,8 +481,12 @@ def select(
         main = "nvidia-open-%d" % b if is_open else "cuda-drivers-%d" % b
         driver = [main]
         other = ["cuda-drivers-%d" % b if is_open else "nvidia-open-%d" % b]
-        if fabric_manager:
+        if fabric_manager and b >= CUDA_UNSUFFIXED_FM_FROM:
+            fm = ["nvidia-fabricmanager", "libnvidia-nscq"]
+        elif fabric_manager:
             fm = ["nvidia-fabricmanager-%d" % b, "libnvidia-nscq-%d" % b]
+        if nvlsm:
+            sm = list(NVLSM_PACKAGES)
         result["headers_packages"] = ["linux-headers-%s" % kernel_release] if kernel_release else []
         repo_dir, key = CUDA_REPO_DIRS[(family, major)]
         url = "%s/%s/%s/" % (cuda_repo_base_url.rstrip("/"), repo_dir, arch)
@@ -452,14 +495,17 @@ def select(
 
     result["kernel_rule"] = kernel_rule(source, family, b, is_open, result["builds_modules"], manager)
     toolkit = _toolkit(family, major, source, b, cuda_toolkit, cuda_toolkit_version)
-    names = driver + fm + toolkit
+    names = driver + fm + sm + toolkit
     result["fabric_manager_packages"] = fm
+    result["nvlsm_packages"] = sm
+    result["fabric_kernel_modules"] = list(NVLINK5_KERNEL_MODULES) if sm else []
     result["cuda_toolkit_packages"] = toolkit
     result["names"] = names
     if manager == "apt":
         unversioned.update(toolkit)
+        unversioned.update(sm)
         result["packages"] = [n if n in unversioned else _spec("apt", n, b, pin) for n in names]
-        result["hold"] = list(names)
+        result["hold"] = [n for n in names if n not in sm]
         result["conflicts"] = [n for n in other if n not in names]
     else:
         result["packages"] = list(names)

@@ -90,8 +90,8 @@ def plan(facts, branch="auto", flavour="auto"):
 
     Returns: needed, branch (str), version (exact pin or None), flavour,
     branch_source/flavour_source ('auto' or 'requested'), support (ltsb,
-    production, eol, unknown), cuda_max, fabric_manager, architectures,
-    satisfied, reason, warnings.
+    production, eol, unknown), cuda_max, fabric_manager, nvlsm (NVLink5: NVLSM
+    beside the fabric manager), architectures, satisfied, reason, warnings.
     """
     if not isinstance(facts, dict):
         raise DriverPlanError("expected the kubegpu_gpu facts (a dict), got %s" % type(facts).__name__)
@@ -116,6 +116,7 @@ def plan(facts, branch="auto", flavour="auto"):
             "support": None,
             "cuda_max": None,
             "fabric_manager": False,
+            "nvlsm": False,
             "architectures": [],
             "satisfied": True,
             "reason": "no NVIDIA GPU detected; no driver needed",
@@ -223,6 +224,8 @@ def plan(facts, branch="auto", flavour="auto"):
         "support": support,
         "cuda_max": cuda_max,
         "fabric_manager": bool(facts.get("nvswitch_count")) or bool(facts.get("fabric_manager_needed")),
+        # NVLink5 switch trays (HGX B200/B300): NVLSM beside the fabric manager (gpu_facts nvlsm_needed).
+        "nvlsm": bool(facts.get("nvlsm_needed")),
         "architectures": archs,
         "satisfied": satisfied,
         "reason": reason,

@@ -12,7 +12,8 @@ records ``{"variable", "problem", "fix"}`` - never a filter traceback:
 - a branch or flavour that cannot drive the host's GPUs (``nvidia_driver_branch``,
   ``nvidia_driver_flavour``; with the Debian source, the branch its archive ships);
 - a package source that cannot give the plan (Debian's one branch, no fabric manager
-  for an NVSwitch system, an OS the source does not serve: ``nvidia_driver_source``);
+  for an NVSwitch system, no NVLSM for an NVLink5 system - Debian, Canonical's Ubuntu
+  archive -, an OS the source does not serve: ``nvidia_driver_source``);
 - DKMS-built, unsigned modules on a Secure Boot host (``secure_boot_problem``);
 - a host pinned as a GPU node (group ``kubegpu_gpu_group``, or ``kubegpu_gpu_node: true``)
   on which no NVIDIA GPU was detected (``pinned_without_gpu_problem``): stages 3 and 4 would
@@ -149,6 +150,7 @@ def selection_for_host(plan, source, os_facts, settings):
         precompiled=_as_bool(settings.get("nvidia_driver_ubuntu_precompiled"), True),
         headless=_as_bool(settings.get("nvidia_driver_headless"), True),
         fabric_manager=bool(plan.get("fabric_manager")),
+        nvlsm=bool(plan.get("nvlsm")),
         cuda_toolkit=_as_bool(settings.get("nvidia_driver_cuda_toolkit")),
         cuda_toolkit_version=settings.get("nvidia_driver_cuda_toolkit_version") or "",
         version_pin=plan.get("version"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from ansible_collections.kubegpu.cluster.plugins.module_utils._gpu_data import NVLINK5_KERNEL_MODULES
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_resources
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _k8s_parse
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_driver import _as_bool
@@ -35,6 +36,68 @@ def node_problems(info, node_name, expected, wait_gpus):
     if _as_bool(wait_gpus):
         problems.extend(_gpu_resources.resource_problems(info.get("extended") or {}, expected or {}))
     return problems
+
+
+# What a GPU's NVLink fabric registration reads once it is done (nvidia-smi -q "Fabric":
+# State Completed, Status Success; NVIDIA Fabric Manager user guide as quoted in
+# siderolabs/extensions#717, nvml.h nvmlGpuFabricInfo_t: the status counts once the state
+# is complete). gpu_facts reads the same from NVML or nvidia-smi -q -x (docs/gpu_facts.md).
+FABRIC_DONE = ("Completed", "Success")
+
+
+def fabric_wait_needed(facts):
+    """Whether this host's GPUs wait for an NVLink fabric before CUDA can use them: gpu_facts
+    found NVSwitches or NVLink5 switch trays beside its GPUs (``fabric_manager_needed``)."""
+    facts = facts or {}
+    return bool(facts.get("fabric_manager_needed") or facts.get("nvlsm_needed"))
+
+
+def fabric_problems(facts, host="this host", timeout=None):
+    """[] when every GPU that reports an NVLink fabric state reads Completed / Success, or
+    the host needs no fabric; else one message naming the host, each GPU that is not there
+    (index, bus id, state/status) and the fix. ``facts``: the GPU facts (kubegpu_gpu).
+
+    A GPU whose state reads null has no fabric state to wait for (NVML's NOT_SUPPORTED,
+    nvidia-smi's N/A: GPUs older than Hopper, a GPU passed through alone): the fabric manager's
+    service is all that can be checked there (playbooks/doctor.yml does)."""
+    facts = facts or {}
+    if not fabric_wait_needed(facts):
+        return []
+    waiting = []
+    for gpu in facts.get("gpus") or []:
+        fabric = (gpu.get("health") or {}).get("fabric") or {}
+        state, status = fabric.get("state"), fabric.get("status")
+        if state is None or (state, status or "Success") == FABRIC_DONE:
+            continue
+        waiting.append("%s (%s) %s%s" % (gpu.get("index"), gpu.get("pci_bus_id"), state,
+                                         "/%s" % status if status else ""))
+    if not waiting:
+        return []
+    nvlsm = bool(facts.get("nvlsm_needed"))
+    where = "after %s s " % timeout if timeout not in (None, "") else ""
+    fix = ("check the fabric manager on %s: systemctl status nvidia-fabricmanager; journalctl -u"
+           " nvidia-fabricmanager" % host)
+    if nvlsm:
+        fix += ("; on this NVLink5 system it starts NVLSM too (package nvlsm, log /var/log/nvlsm.log), which needs"
+                " the kernel modules %s loaded" % ", ".join(NVLINK5_KERNEL_MODULES))
+        missing = facts.get("nvlink5_kernel_modules_missing") or []
+        if missing:
+            fix += " (not loaded now: %s)" % ", ".join(missing)
+    return ["NVLink fabric not ready on %s %s- GPU %s; CUDA cannot use these GPUs until the fabric manager"
+            " registers them (state Completed, status Success); %s" % (host, where, ", GPU ".join(waiting), fix)]
+
+
+def fabric_read_problems(read, host="this host", timeout=None):
+    """fabric_problems of a registered kubegpu.cluster.gpu_facts run (roles/validate
+    tasks/wait.yml): [] where the task was skipped (no fabric to wait for) or not run."""
+    read = read or {}
+    if read.get("skipped") or not read:
+        return []
+    facts = (read.get("ansible_facts") or {}).get("kubegpu_gpu")
+    if facts is None:
+        return ["could not read the GPU facts on %s: %s" % (host, read.get("msg") or "gpu_facts gave none")]
+    # A read whose retries ran out is marked failed; its facts are the last ones read.
+    return fabric_problems(facts, host, timeout)
 
 
 def reboot_reasons(marker_text):

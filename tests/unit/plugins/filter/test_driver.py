@@ -41,7 +41,11 @@ def test_debian_constraint_feeds_the_plan():
 def test_fabric_manager_follows_the_plan():
     p = dict(plan(H100, "580", "open"), fabric_manager=True)
     s = driver.nvidia_driver_packages(p, "Debian", "Ubuntu", "24.04", "cuda", kernel_release="6.8.0-51-generic")
-    assert s["fabric_manager_packages"] == ["nvidia-fabricmanager-580", "libnvidia-nscq-580"]
+    assert s["fabric_manager_packages"] == ["nvidia-fabricmanager", "libnvidia-nscq"]    # CUDA repo, R580+
+    assert s["nvlsm_packages"] == []
+    s = driver.nvidia_driver_packages(dict(p, nvlsm=True), "Debian", "Ubuntu", "24.04", "cuda",
+                                      kernel_release="6.8.0-51-generic")
+    assert s["nvlsm_packages"] == ["nvlsm", "infiniband-diags"]
 
 
 def test_refusal_is_a_filter_error_naming_the_variable():

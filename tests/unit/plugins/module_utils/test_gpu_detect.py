@@ -465,3 +465,83 @@ def test_driver_sees_fewer_gpus_than_the_bus(tmp_path):
     facts, _unused = run_case(tmp_path, "hgx-h100-8gpu-nvswitch", runner=lambda argv, timeout: (0, one_gpu, ""))
     assert facts["count"] == 1
     assert facts["warnings"][0].startswith("nvidia_smi reports 1 GPU(s) but the PCI bus has 8 NVIDIA GPU(s)")
+
+
+# --- NVLink5 switch trays (HGX B200/B300) ----------------------------------------------------
+
+B200_CASE = "hgx-b200-nvlink5"
+
+
+def test_hgx_b200_nvlink5_switch_trays(tmp_path):
+    """No NVIDIA class-0x0680 function: the four switch-tray functions are found by the SW_MNG
+    marker in their VPD; the two ConnectX-7 NICs of the same PCI id are not switches."""
+    facts, _unused = run_case(tmp_path, B200_CASE)
+    assert facts["count"] == 8 and facts["models"] == ["NVIDIA B200"] and facts["architectures"] == ["blackwell"]
+    assert facts["nvswitch_count"] == 0 and facts["nvswitches"] == []
+    assert facts["nvlink5_switch_count"] == 4
+    assert [s["pci_bus_id"] for s in facts["nvlink5_switches"]] == [
+        "0000:0f:00.0", "0000:0f:00.1", "0000:8f:00.0", "0000:8f:00.1"]
+    assert facts["nvlink5_switches"][0] == {"pci_bus_id": "0000:0f:00.0", "pci_vendor_id": "15b3",
+                                            "pci_device_id": "1021", "kernel_driver": "mlx5_core",
+                                            "numa_node": 0, "infiniband_devices": ["mlx5_0"]}
+    assert facts["nvlink_generation"] == 5
+    assert facts["fabric_manager_needed"] is True and facts["nvlsm_needed"] is True
+    assert facts["nvlink5_kernel_modules_missing"] == [] and facts["warnings"] == []
+    assert {g["health"]["fabric"]["state"] for g in facts["gpus"]} == {"Completed"}
+    assert {g["health"]["fabric"]["status"] for g in facts["gpus"]} == {"Success"}
+
+
+def test_fabric_excerpt_agrees_with_the_xml_fixture():
+    """The documented `nvidia-smi -q` Fabric lines (README.md) and the XML the tests parse say the same."""
+    text = (FIXTURES / B200_CASE / "nvidia-smi-q-fabric.txt").read_text()
+    lines = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    documented = {key.strip(): value.strip() for key, value in lines.items()}
+    assert documented == {"State": "Completed", "Status": "Success"}
+
+
+def test_nvlink5_fabric_in_progress(tmp_path):
+    xml = (FIXTURES / B200_CASE / "nvidia-smi-q-x-in-progress.xml").read_text()
+    facts, _unused = run_case(tmp_path, B200_CASE, runner=lambda argv, timeout: (0, xml, ""))
+    fabric = [(g["index"], g["health"]["fabric"]["state"], g["health"]["fabric"]["status"]) for g in facts["gpus"]]
+    assert fabric[5:] == [(5, "Completed", "Success"), (6, "In Progress", None), (7, "In Progress", None)]
+
+
+def test_nvlink5_without_the_infiniband_modules_warns(tmp_path):
+    """NVIDIA/gpu-operator#2781: mlx5_ib / ib_umad not loaded, the fabric never completes."""
+    case_dir = FIXTURES / B200_CASE
+    root = Path(fakehost.build(str(case_dir), str(tmp_path / "root")))
+    (root / "sys" / "module" / "ib_umad").rmdir()
+    (root / "proc" / "modules").write_text("nvidia 1 0 - Live 0x0\nmlx5_core 1 0 - Live 0x0\nmlx5_ib 1 0 - Live 0x0\n")
+    facts = _gpu.collect(sysfs_root=str(root), proc_root=str(root), nvml_loader=_no_nvml,
+                         smi_finder=lambda path: None)
+    assert facts["source"] == "sysfs" and facts["nvlsm_needed"] is True
+    assert facts["nvlink5_kernel_modules_missing"] == ["ib_umad"]
+    assert facts["warnings"] == [
+        "NVLink5 switch trays (0000:0f:00.0, 0000:0f:00.1, 0000:8f:00.0, 0000:8f:00.1) but kernel module(s) ib_umad"
+        " not loaded: the fabric manager and NVLSM cannot reach them and the GPUs' fabric stays In Progress"
+        " (modprobe ib_umad; stage 3 loads them)"]
+
+
+def test_nvlink5_vpd_unreadable_and_virtual_functions(tmp_path):
+    """A VPD that cannot be read (not root) makes the answer incomplete, and says so; an
+    SR-IOV virtual function (physfn) is never a switch tray, whatever its VPD says."""
+    root = Path(fakehost.build(str(FIXTURES / B200_CASE), str(tmp_path / "root")))
+    devices = root / "sys" / "bus" / "pci" / "devices"
+    for bus in ("0000:0f:00.0", "0000:0f:00.1", "0000:8f:00.0"):
+        (devices / bus / "vpd").unlink()
+        (devices / bus / "vpd").mkdir()          # open() fails as on a vpd only root may read
+    (devices / "0000:8f:00.1" / "physfn").symlink_to(devices / "0000:8f:00.0")
+    found = _gpu_sysfs.scan_nvlink5_switches(str(root))
+    assert found == {"switches": [], "unreadable": ["0000:0f:00.0", "0000:0f:00.1", "0000:8f:00.0"]}
+    facts = _gpu.collect(sources=["sysfs"], sysfs_root=str(root), proc_root=str(root))
+    assert facts["nvlsm_needed"] is False and facts["fabric_manager_needed"] is False
+    assert facts["warnings"] == ["could not read the VPD of InfiniBand function(s) 0000:0f:00.0, 0000:0f:00.1,"
+                                 " 0000:8f:00.0 (gather facts as root): NVLink5 switch trays there would not be seen"]
+
+
+def test_nvlink_generation_of_nvswitch_systems(tmp_path):
+    facts, _unused = run_case(tmp_path, "hgx-h100-8gpu-nvswitch")
+    assert facts["nvlink_generation"] == 4
+    assert (facts["nvlink5_switch_count"], facts["nvlsm_needed"], facts["fabric_manager_needed"]) == (0, False, True)
+    facts, _unused = run_case(tmp_path / "h100", "h100-80gb-hbm3-ubuntu2404")
+    assert (facts["nvlink_generation"], facts["fabric_manager_needed"], facts["nvlsm_needed"]) == (None, False, False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu, _gpu_data, _gpu_nvml
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu, _gpu_data, _gpu_health, _gpu_nvml
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "gpu"
 _spec = importlib.util.spec_from_file_location("kubegpu_fakehost", FIXTURES / "fakehost.py")
@@ -383,3 +383,78 @@ def test_collect_nvml_gives_compute_capability_the_table_lacks(tmp_path, monkeyp
     assert gpu["compute_capability"] == "%d.%d" % nvml_cc
     assert gpu["architecture"] == _gpu_data.family_from_compute_capability(*nvml_cc)
     assert "nvmlDeviceGetCudaComputeCapability" in lib.calls
+
+
+# --- NVLink fabric state (nvml.h nvmlGpuFabricInfo_t / _v2_t) ---------------------------------
+
+B200 = dict(H100, name=b"NVIDIA B200", bus_id=b"00000000:1B:00.0", pci_device_id=0x290110DE,
+            pci_subsystem_id=0x199910DE, cc=(10, 0), arch=10, memory=192265846784)
+
+
+class FabricNvml(FakeNvml):
+    """A library with the fabric calls: each device's "fabric" is (state, status); V answers
+    only a caller that set the v2 version, as NVML checks it."""
+
+    def nvmlDeviceGetGpuFabricInfoV(self, handle, ref):
+        info = _target(ref)
+        if info.version != _gpu_health.NVML_GPU_FABRIC_INFO_V2:
+            return 25   # NVML_ERROR_ARGUMENT_VERSION_MISMATCH
+        info.state, info.status = self._dev(handle)["fabric"]
+        return self._rc("nvmlDeviceGetGpuFabricInfoV")
+
+    def nvmlDeviceGetGpuFabricInfo(self, handle, ref):
+        info = _target(ref)
+        assert isinstance(info, _gpu_health.NvmlGpuFabricInfo)
+        info.state, info.status = self._dev(handle)["fabric"]
+        return self._rc("nvmlDeviceGetGpuFabricInfo")
+
+
+def test_fabric_struct_layouts():
+    """nvmlGpuFabricInfo_t: clusterUuid[16], status, cliqueId, state (unsigned char); v2 adds
+    version first and healthMask last; NVML_STRUCT_VERSION(GpuFabricInfo, 2) = sizeof | 2 << 24."""
+    v1 = dict((name, getattr(_gpu_health.NvmlGpuFabricInfo, name).offset)
+              for name, _unused in _gpu_health.NvmlGpuFabricInfo._fields_)
+    assert v1 == {"clusterUuid": 0, "status": 16, "cliqueId": 20, "state": 24}
+    v2 = dict((name, getattr(_gpu_health.NvmlGpuFabricInfoV2, name).offset)
+              for name, _unused in _gpu_health.NvmlGpuFabricInfoV2._fields_)
+    assert v2 == {"version": 0, "clusterUuid": 4, "status": 20, "cliqueId": 24, "state": 28, "healthMask": 32}
+    assert ctypes.sizeof(_gpu_health.NvmlGpuFabricInfoV2) == 36
+    assert _gpu_health.NVML_GPU_FABRIC_INFO_V2 == 0x02000024
+
+
+@pytest.mark.parametrize("fabric, expected", [
+    ((3, 0), {"state": "Completed", "status": "Success"}),
+    ((3, 999), {"state": "Completed", "status": "NVML error 999"}),
+    ((2, 0), {"state": "In Progress", "status": None}),      # status counts only once completed (nvml.h)
+    ((1, 0), {"state": "Not Started", "status": None}),
+    ((0, 0), {"state": None, "status": None}),               # NOT_SUPPORTED: nvidia-smi's N/A
+])
+def test_fabric_state_through_nvml(fabric, expected):
+    lib = FabricNvml([dict(B200, fabric=fabric)])
+    _unused, gpus = _gpu_nvml.read_nvml(lib)
+    assert gpus[0]["health"]["fabric"] == expected
+    assert "nvmlDeviceGetGpuFabricInfoV" in lib.calls and "nvmlDeviceGetGpuFabricInfo" not in lib.calls
+
+
+def test_fabric_state_of_an_older_library_and_of_none():
+    lib = FabricNvml([dict(B200, fabric=(2, 0))], missing={"nvmlDeviceGetGpuFabricInfoV"})
+    _unused, gpus = _gpu_nvml.read_nvml(lib)
+    assert gpus[0]["health"]["fabric"] == {"state": "In Progress", "status": None}
+    errors = {"nvmlDeviceGetGpuFabricInfoV": 3, "nvmlDeviceGetGpuFabricInfo": 3}
+    lib = FabricNvml([dict(B200, fabric=(3, 0))], errors=errors)
+    _unused, gpus = _gpu_nvml.read_nvml(lib)
+    assert gpus[0]["health"]["fabric"] == {"state": None, "status": None}
+
+
+def test_collect_nvlink5_host_through_nvml(tmp_path):
+    """gpu_facts' default layer on the HGX B200 fixture: the fabric state per GPU from NVML,
+    the switch trays from the PCI scan."""
+    devices = [dict(B200, bus_id=("00000000:%s:00.0" % bus).encode(), uuid=b"GPU-b200-%d" % i,
+                    fabric=(2, 0) if i == 7 else (3, 0))
+               for i, bus in enumerate(["1B", "43", "52", "61", "9D", "C3", "D1", "DF"])]
+    root = _host(tmp_path, "hgx-b200-nvlink5")
+    facts = _gpu.collect(sysfs_root=root, proc_root=root, nvml_loader=lambda: FabricNvml(devices, driver=b"580.95.05"),
+                         smi_finder=lambda path: None)
+    assert facts["source"] == "nvml" and facts["count"] == 8
+    assert [g["health"]["fabric"]["state"] for g in facts["gpus"]] == ["Completed"] * 7 + ["In Progress"]
+    assert facts["nvlsm_needed"] is True and facts["nvlink5_switch_count"] == 4

@@ -111,6 +111,11 @@ def test_no_driver_host(tmp_path):
         "nvswitch_count": 0,
         "nvswitches": [],
         "fabric_manager_needed": False,
+        "nvlink_generation": None,
+        "nvlink5_switch_count": 0,
+        "nvlink5_switches": [],
+        "nvlink5_kernel_modules_missing": [],
+        "nvlsm_needed": False,
         "secure_boot": "enabled",
         "layers": [
             {"source": "nvml", "status": "skipped", "message": "nvidia kernel module not loaded"},

@@ -260,8 +260,10 @@ def test_cuda_mirror_fabric_manager_toolkit():
     s = sel(BOOKWORM, 580, "open", "cuda", fabric_manager=True, cuda_toolkit=True, cuda_toolkit_version="13.0",
             cuda_repo_base_url="http://mirror.lan/cuda/", version_pin="580.95.05")
     assert s["repo"]["url"] == "http://mirror.lan/cuda/debian12/x86_64/"
-    assert s["packages"] == ["nvidia-open-580=580.95.05-*", "nvidia-fabricmanager-580=580.95.05-*",
-                             "libnvidia-nscq-580=580.95.05-*", "cuda-toolkit-13-0"]
+    # From R580 NVIDIA's CUDA repository drops the branch from the fabric manager's names
+    # (NVIDIA/gpu-driver-container, ubuntu24.04/install.sh: nvidia-fabricmanager=<version>*).
+    assert s["packages"] == ["nvidia-open-580=580.95.05-*", "nvidia-fabricmanager=580.95.05-*",
+                             "libnvidia-nscq=580.95.05-*", "cuda-toolkit-13-0"]
 
 
 def test_toolkit_13_needs_580():
@@ -569,3 +571,56 @@ def test_merge_apt_sources_leaves_out_missing_files_and_takes_the_host_release()
 def test_merge_apt_sources_refuses_an_unknown_format():
     with pytest.raises(DriverPackagesError):
         dp.merge_apt_sources([{"path": "/x", "format": "toml"}], {"files": {"/x": ""}}, {"components": []}, "x")
+
+
+# --- NVLink5 (HGX B200/B300): NVLSM beside the fabric manager ---------------------------------
+
+def test_cuda_source_gives_an_nvlink5_host_nvlsm_unheld():
+    """nvlsm and infiniband-diags from NVIDIA's CUDA repository (NVIDIA/gpu-driver-container
+    nvlink5_pkgs_install): not versioned with the driver, so neither pinned nor held."""
+    s = sel(UBUNTU, 580, "open", "cuda", fabric_manager=True, nvlsm=True, version_pin="580.95.05")
+    assert s["fabric_manager_packages"] == ["nvidia-fabricmanager", "libnvidia-nscq"]
+    assert s["nvlsm_packages"] == ["nvlsm", "infiniband-diags"]
+    assert s["packages"][-2:] == ["nvlsm", "infiniband-diags"]
+    assert "nvidia-fabricmanager=580.95.05-*" in s["packages"]
+    assert "nvlsm" not in s["hold"] and "infiniband-diags" not in s["hold"]
+    assert "nvidia-fabricmanager" in s["hold"]
+    assert s["fabric_kernel_modules"] == ["mlx5_ib", "ib_umad"]
+    assert s["fabric_manager_unit"] == "nvidia-fabricmanager"
+
+
+def test_cuda_source_keeps_the_branch_in_fabric_manager_names_before_580():
+    s = sel(UBUNTU, 570, "open", "cuda", fabric_manager=True, nvlsm=True)
+    assert s["fabric_manager_packages"] == ["nvidia-fabricmanager-570", "libnvidia-nscq-570"]
+    assert s["nvlsm_packages"] == ["nvlsm", "infiniband-diags"]
+
+
+def test_no_nvlsm_no_infiniband_modules():
+    s = sel(UBUNTU, 580, "open", "cuda", fabric_manager=True)
+    assert s["nvlsm_packages"] == [] and s["fabric_kernel_modules"] == []
+
+
+def test_rhel_nvlink5_host():
+    s = sel(RHEL9, 580, "open", "rhel", fabric_manager=True, nvlsm=True)
+    assert s["fabric_manager_packages"] == ["nvidia-fabricmanager"]      # R580: the CUDA repository's new name
+    assert s["nvlsm_packages"] == ["nvlsm", "infiniband-diags"]
+    assert "nvlsm" in s["packages"] and "nvlsm" not in s["hold"]
+    assert sel(RHEL9, 570, "open", "rhel", fabric_manager=True)["fabric_manager_packages"] == ["nvidia-fabric-manager"]
+
+
+def test_ubuntu_archive_has_no_nvlsm():
+    with pytest.raises(DriverPackagesError, match=r"no NVLSM \(nvlsm\).*Set nvidia_driver_source: cuda"):
+        sel(UBUNTU, 580, "open", "ubuntu", fabric_manager=True, nvlsm=True)
+    # An NVSwitch host (no NVLSM) keeps Canonical's fabric manager.
+    s = sel(UBUNTU, 580, "open", "ubuntu", fabric_manager=True)
+    assert s["fabric_manager_packages"] == ["nvidia-fabricmanager-580", "libnvidia-nscq-580"]
+
+
+def test_debian_refuses_an_nvlink5_host_naming_nvlsm():
+    with pytest.raises(DriverPackagesError, match=r"nor NVLSM.*nvidia_driver_source: cuda.*and nvlsm"):
+        sel(TRIXIE, 550, "open", "debian", fabric_manager=True, nvlsm=True)
+
+
+def test_pinned_plan_carries_nvlsm():
+    assert dp.pinned_plan({"nvlsm_needed": True, "fabric_manager_needed": True})["nvlsm"] is True
+    assert dp.pinned_plan({})["nvlsm"] is False

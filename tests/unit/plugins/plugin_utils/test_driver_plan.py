@@ -288,6 +288,7 @@ def test_real_h100_facts():
         "support": "ltsb",
         "cuda_max": "13.0",
         "fabric_manager": False,
+        "nvlsm": False,
         "architectures": ["hopper"],
         "satisfied": True,
         "reason": "loaded driver 580.159.04 (open) matches R580/open",
@@ -297,6 +298,16 @@ def test_real_h100_facts():
 
 def test_nvswitch_needs_fabric_manager():
     assert plan(host("H100", "H100", nvswitch=4))["fabric_manager"] is True
+
+
+def test_nvlink5_switch_trays_need_fabric_manager_and_nvlsm():
+    """HGX B200: no NVIDIA class-0x0680 function, the switch trays behind InfiniBand functions
+    (gpu_facts: fabric_manager_needed and nvlsm_needed)."""
+    facts = dict(host(*["B200"] * 8), fabric_manager_needed=True, nvlsm_needed=True)
+    result = plan(facts)
+    assert (result["fabric_manager"], result["nvlsm"]) == (True, True)
+    assert plan(host("H100", "H100", nvswitch=4))["nvlsm"] is False
+    assert plan({"gpus": [], "count": 0})["nvlsm"] is False
 
 
 def test_no_gpus():

@@ -157,6 +157,43 @@ def test_nvswitch_without_a_fabric_manager_package(facts):
                               gpu_node=True) == ([], [])
 
 
+def _no_driver(found):
+    """The same host before stage 3 installed a driver."""
+    return dict(found, driver=dict(found["driver"], loaded=False, version=None, branch=None, flavour=None))
+
+
+def test_nvlink5_host_needs_fabric_manager_and_nvlsm_packages(facts):
+    """HGX B200 (tests/fixtures/gpu/hgx-b200-nvlink5): no NVIDIA NVSwitch function, the switch
+    trays found behind InfiniBand functions; Debian and Canonical's archive cannot give it what
+    it needs, NVIDIA's CUDA repository can."""
+    b200 = _no_driver(facts("gpu/hgx-b200-nvlink5"))
+    assert (b200["nvswitch_count"], b200["nvlink5_switch_count"]) == (0, 4)
+    assert b200["fabric_manager_needed"] is True and b200["nvlsm_needed"] is True
+    debian = settings(nvidia_driver_source="debian", nvidia_driver_branch=535)
+    [line] = lines(pd.driver_problems(b200, DEBIAN_12, debian, gpu_node=True))
+    assert line.startswith("host gpu1: variable nvidia_driver_branch: nvidia_driver_branch=535 cannot drive GPU 0"
+                           " NVIDIA B200")     # Debian 12's only branch cannot drive Blackwell at all
+    [line] = lines(pd.driver_problems(b200, UBUNTU_24, settings(), gpu_node=True))
+    assert line == ("host gpu1: variable nvidia_driver_source: Canonical's Ubuntu archive has no NVLSM (nvlsm), which"
+                    " this NVLink5 host (HGX B200/B300) needs beside the fabric manager; fix: set nvidia_driver_source:"
+                    " cuda (NVIDIA's CUDA repository has nvlsm and the fabric manager)")
+    assert pd.driver_problems(b200, UBUNTU_24, settings(nvidia_driver_source="cuda"), gpu_node=True) == ([], [])
+    source, _constraints, plan = pd.plan_for_host(b200, UBUNTU_24, settings(nvidia_driver_source="cuda"))
+    selection = pd.selection_for_host(plan, source, UBUNTU_24, settings(nvidia_driver_source="cuda"))
+    assert selection["fabric_manager_packages"] == ["nvidia-fabricmanager", "libnvidia-nscq"]
+    assert selection["nvlsm_packages"] == ["nvlsm", "infiniband-diags"]
+    assert selection["fabric_kernel_modules"] == ["mlx5_ib", "ib_umad"]
+
+
+def test_nvlink5_host_on_debian_13(facts):
+    b200 = _no_driver(facts("gpu/hgx-b200-nvlink5"))
+    debian_13 = dict(DEBIAN_12, distribution_version="13.1", distribution_major_version="13")
+    [line] = lines(pd.driver_problems(b200, debian_13, settings(nvidia_driver_branch=550), gpu_node=True))
+    assert "variable nvidia_driver_branch" in line and "blackwell GPUs need branch R570 or newer" in line
+    [line] = lines(pd.driver_problems(b200, debian_13, settings(), gpu_node=True))
+    assert line.startswith("host gpu1: variable nvidia_driver_source: ") and "cuda" in line
+
+
 def test_secure_boot_with_dkms(facts):
     no_driver = facts("gpu/no-driver")
     assert no_driver["secure_boot"] == "enabled"

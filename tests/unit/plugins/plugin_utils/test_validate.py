@@ -129,3 +129,92 @@ def test_the_reboot_markers_reasons_are_its_lines():
                                               "nvidia_driver: the driver 580 is installed, 570 loaded"]
     assert _validate.reboot_reasons("") == [] and _validate.reboot_reasons(None) == []
     assert FilterModule().filters()["reboot_reasons"]("a\n") == ["a"]
+
+
+# --- the NVLink fabric (tests/fixtures/gpu/hgx-b200-nvlink5) -------------------------------------
+
+def _b200_facts(tmp_path, xml_name="nvidia-smi-q-x.xml", missing_module=None):
+    """gpu_facts on the HGX B200 fixture, nvidia-smi answering with the fixture's XML."""
+    import importlib.util
+    from pathlib import Path
+
+    from ansible_collections.kubegpu.cluster.plugins.module_utils import _gpu
+
+    fixtures = Path(__file__).resolve().parents[3] / "fixtures" / "gpu"
+    spec = importlib.util.spec_from_file_location("kubegpu_fakehost_validate", fixtures / "fakehost.py")
+    fakehost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fakehost)
+    root = Path(fakehost.build(str(fixtures / "hgx-b200-nvlink5"), str(tmp_path / "root")))
+    if missing_module:
+        (root / "sys" / "module" / missing_module).rmdir()
+        (root / "proc" / "modules").write_text("nvidia 1 0 - Live 0x0\n")
+    xml = (fixtures / "hgx-b200-nvlink5" / xml_name).read_text()
+
+    def no_nvml():
+        raise OSError("no NVML in unit tests")
+    return _gpu.collect(sysfs_root=str(root), proc_root=str(root), nvml_loader=no_nvml,
+                        smi_finder=lambda path: "/usr/bin/nvidia-smi", smi_runner=lambda argv, timeout: (0, xml, ""))
+
+
+def test_fabric_completed_on_every_gpu_passes(tmp_path):
+    facts = _b200_facts(tmp_path)
+    assert _validate.fabric_wait_needed(facts) is True
+    assert _validate.fabric_problems(facts, "b200-1", 300) == []
+
+
+def test_fabric_in_progress_names_host_gpus_and_fix(tmp_path):
+    facts = _b200_facts(tmp_path, "nvidia-smi-q-x-in-progress.xml")
+    [message] = _validate.fabric_problems(facts, "b200-1", 300)
+    assert message == (
+        "NVLink fabric not ready on b200-1 after 300 s - GPU 6 (0000:d1:00.0) In Progress, GPU 7 (0000:df:00.0)"
+        " In Progress; CUDA cannot use these GPUs until the fabric manager registers them (state Completed, status"
+        " Success); check the fabric manager on b200-1: systemctl status nvidia-fabricmanager; journalctl -u"
+        " nvidia-fabricmanager; on this NVLink5 system it starts NVLSM too (package nvlsm, log /var/log/nvlsm.log),"
+        " which needs the kernel modules mlx5_ib, ib_umad loaded")
+
+
+def test_fabric_in_progress_with_a_module_missing(tmp_path):
+    facts = _b200_facts(tmp_path, "nvidia-smi-q-x-in-progress.xml", missing_module="ib_umad")
+    [message] = _validate.fabric_problems(facts, "b200-1")
+    assert "NVLink fabric not ready on b200-1 - GPU 6" in message
+    assert message.endswith("loaded (not loaded now: ib_umad)")
+
+
+@pytest.mark.parametrize("facts, needed", [
+    ({}, False),
+    ({"fabric_manager_needed": False, "gpus": [{"health": {"fabric": {"state": "In Progress"}}}]}, False),
+    ({"fabric_manager_needed": True, "gpus": []}, True),
+    ({"nvlsm_needed": True}, True),
+])
+def test_fabric_wait_needed(facts, needed):
+    assert _validate.fabric_wait_needed(facts) is needed
+    assert FILTERS["validate_fabric_wait_needed"](facts) is needed
+
+
+def test_fabric_states_that_are_not_a_wait():
+    """An NVSwitch host whose GPUs report no fabric state (pre-Hopper A100, nvidia-smi N/A) has
+    nothing to wait for; a completed GPU with an error status is not ready."""
+    nvswitch = {"fabric_manager_needed": True, "gpus": [
+        {"index": 0, "pci_bus_id": "0000:07:00.0", "health": {"fabric": {"state": None, "status": None}}},
+        {"index": 1, "pci_bus_id": "0000:0f:00.0", "health": None}]}
+    assert _validate.fabric_problems(nvswitch, "a100-1") == []
+    failed = {"fabric_manager_needed": True, "gpus": [
+        {"index": 0, "pci_bus_id": "0000:07:00.0", "health": {"fabric": {"state": "Completed", "status": "NVML error 8"}}}]}
+    [message] = _validate.fabric_problems(failed, "h100-1")
+    assert message.startswith("NVLink fabric not ready on h100-1 - GPU 0 (0000:07:00.0) Completed/NVML error 8;")
+    assert "NVLSM" not in message         # an NVSwitch host has no NVLSM
+
+
+def test_fabric_read_as_the_wait_registers_it(tmp_path):
+    """The filter reads the registered gpu_facts run of tasks/wait.yml."""
+    facts = _b200_facts(tmp_path, "nvidia-smi-q-x-in-progress.xml")
+    read = {"changed": False, "ansible_facts": {"kubegpu_gpu": facts}}
+    [message] = FILTERS["validate_fabric_problems"](read, "b200-1", 5)
+    assert message.startswith("NVLink fabric not ready on b200-1 after 5 s - GPU 6 (0000:d1:00.0)")
+    assert FILTERS["validate_fabric_problems"]({"skipped": True, "changed": False}, "b200-1", 5) == []
+    assert FILTERS["validate_fabric_problems"]({}, "b200-1", 5) == []
+    assert FILTERS["validate_fabric_problems"]({"failed": True, "msg": "boom"}, "b200-1") == [
+        "could not read the GPU facts on b200-1: boom"]
+    # until's retries ran out: the read is marked failed, its facts are the last ones read.
+    assert FILTERS["validate_fabric_problems"](dict(read, failed=True, attempts=2), "b200-1", 5)[0].startswith(
+        "NVLink fabric not ready on b200-1 after 5 s - GPU 6")
