@@ -42,7 +42,7 @@ description:
     C(gpu_mode_problems) takes the GPU software mode settings (C(kubegpu_gpu_operator),
     C(gpu_operator_device_plugin_enabled), C(kubegpu_container_runtime), C(gpu_operator_values),
     C(gpu_operator_toolkit_enabled), C(container_runtime_nvidia_toolkit_install), C(nvidia_device_plugin_mig_strategy),
-    C(nvidia_device_plugin_time_slicing_replicas)) and returns the problem records of a mode the gpu_operator or
+    C(nvidia_device_plugin_time_slicing_replicas), C(nvidia_driver_mode)) and returns the problem records of a mode the gpu_operator or
     nvidia_device_plugin stage cannot run (preflight's rule; booleans read as the argument specs read them).
   - >-
     C(nfs_mount_problems) takes C(nfs_client_mounts) and returns a problem record per entry the nfs_client stage

@@ -12,7 +12,9 @@ gathered in this run:
   endpoint's form, proxy URLs, the GPU Operator toolkit setting, the GPU software mode,
   the NFS mounts and provisioner, cgroup v1 with a kubelet that refuses it; plugins/plugin_utils/_network.py: kubeadm's CIDR limits and kubegpu's
   IPv4 Calico pool);
-- the NVIDIA driver stage's decision on this host's GPUs (_preflight_driver.driver_problems).
+- the NVIDIA driver stage's decision on this host's GPUs (_preflight_driver.driver_problems), or
+  with ``nvidia_driver_mode: container`` what the GPU Operator's driver container needs
+  (_driver_container.mode_problems, host_problems).
 
 It returns ``{"problems": [records], "warnings": [records]}``; roles/preflight formats them
 with the host's other problems into one failure (docs/preflight.md).
@@ -21,6 +23,7 @@ with the host's other problems into one failure (docs/preflight.md).
 from __future__ import annotations
 
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _dra
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_container
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_sharing
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _mig_plan
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
@@ -36,7 +39,7 @@ RULE_SETTINGS = (
     "kubegpu_gpu_group", "nfs_client_mounts", "gpu_node_labels_label_sets", _network.VIP, _network.VIP_INTERFACE,
     "metallb_enabled", _network.METALLB_POOLS,
 ) + _rules.HOST_FACT_SETTINGS + _driver.SETTINGS + _rules.GPU_MODE_SETTINGS + _rules.NFS_PROVISIONER_SETTINGS \
-    + _dra.SETTINGS + _gpu_sharing.SETTINGS
+    + _dra.SETTINGS + _gpu_sharing.SETTINGS + _driver_container.SETTINGS
 # Typed by their own rule in roles/preflight (cidr_problems: "must be a string in CIDR notation").
 _OWN_CHECK = (_network.POD_CIDR, _network.SERVICE_CIDR)
 
@@ -153,7 +156,21 @@ def host_report(host, variables, facts, groups, probe=None, cgroup_v1_fatal=None
 
     gpu_group = settings.get("kubegpu_gpu_group") or "gpu"
     driver_settings = dict((name, settings[name]) for name in _driver.SETTINGS)
-    if not any(name in refused for name in _driver.SETTINGS):
+    container = _driver_container.is_container(settings)
+    if container and not any(name in refused for name in _driver_container.SETTINGS):
+        # The GPU Operator's driver containers: no host driver plan; what they need instead.
+        for record in _driver_container.mode_problems(settings, boolean):
+            add(record)
+        gpu_node = variables.get("kubegpu_gpu_node", False)
+        pinned = _driver.pinned_without_gpu_problem(
+            facts.get("kubegpu_gpu") or {}, _driver_container.flag(gpu_node, boolean, False),
+            host in (groups.get(str(gpu_group)) or []), gpu_group)
+        if pinned:
+            (add if _fatal(gpu_node_without_gpu_fatal, facts, root) else warnings.append)(pinned)
+        elif _driver_container.flag(gpu_node, boolean, False):
+            for record in _driver_container.host_problems(facts.get("kubegpu_gpu") or {}, facts, settings, boolean):
+                add(record)
+    if not container and not any(name in refused for name in _driver.SETTINGS):
         found, notes = _driver.driver_problems(
             facts.get("kubegpu_gpu") or {}, facts, driver_settings,
             gpu_node=variables.get("kubegpu_gpu_node", False),

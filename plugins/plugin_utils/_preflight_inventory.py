@@ -118,7 +118,8 @@ LEGACY_VARIABLES = {
     "kube_network_plugin": (None, "kubegpu installs Calico (stage 6, the calico_* settings) and no other"
                                   " network plugin", None),
     "gpu_operator_preinstalled_nvidia_software": (
-        None, "kubegpu always keeps the host driver in GPU Operator mode (nvidia_driver stage);"
+        None, "kubegpu keeps the host driver in GPU Operator mode (nvidia_driver stage) unless"
+              " nvidia_driver_mode is container (the Operator's driver containers);"
               " gpu_operator_toolkit_enabled chooses who installs the container toolkit", None),
 }
 
@@ -161,6 +162,13 @@ CLUSTER_WIDE = (
     "gpu_operator_toolkit_enabled",
     "gpu_operator_mig_strategy",
     "gpu_operator_values",
+    "nvidia_driver_mode",
+    "gpu_operator_driver_version",
+    "gpu_operator_driver_precompiled",
+    "gpu_operator_driver_upgrade_auto",
+    "gpu_operator_driver_upgrade_max_parallel",
+    "gpu_operator_driver_upgrade_max_unavailable",
+    "gpu_operator_driver_upgrade_drain",
 )
 
 # Variables the inventory rules read besides CLUSTER_WIDE, LEGACY_VARIABLES and kubegpu_*.

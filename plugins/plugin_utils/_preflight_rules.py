@@ -310,7 +310,7 @@ def host_fact_problems(facts, settings, control_plane, boolean):
 GPU_MODE_SETTINGS = (
     "kubegpu_gpu_operator", "gpu_operator_device_plugin_enabled", "kubegpu_container_runtime",
     "gpu_operator_values", "gpu_operator_toolkit_enabled", "container_runtime_nvidia_toolkit_install",
-    "nvidia_device_plugin_mig_strategy", "nvidia_device_plugin_time_slicing_replicas",
+    "nvidia_device_plugin_mig_strategy", "nvidia_device_plugin_time_slicing_replicas", "nvidia_driver_mode",
 )
 
 
@@ -386,10 +386,14 @@ def gpu_mode_problems(settings, boolean):
         records.append(problem(
             "kubegpu_container_runtime", "docker, while kubegpu_gpu_operator is true: the GPU Operator supports containerd"
             " and CRI-O only", "kubegpu_container_runtime: containerd, or kubegpu_gpu_operator: false"))
-    if _flag(section("driver"), "enabled", boolean, False):
+    # With nvidia_driver_mode container the Operator's driver is kubegpu's own setting
+    # (_driver_container.mode_problems refuses driver.* values then).
+    if _flag(section("driver"), "enabled", boolean, False) \
+            and str(settings.get("nvidia_driver_mode") or "host").strip().lower() != "container":
         records.append(problem(
             "gpu_operator_values", "driver.enabled is true: kubegpu keeps the host driver"
-            " (nvidia_driver stage) in operator mode", "remove driver.enabled from gpu_operator_values"))
+            " (nvidia_driver stage) in operator mode", "remove driver.enabled from gpu_operator_values"
+            " (nvidia_driver_mode: container is how the Operator installs the driver)"))
     toolkit = settings.get("gpu_operator_toolkit_enabled")
     toolkit = "auto" if toolkit is None or str(toolkit).strip().lower() == "auto" else _flag(
         settings, "gpu_operator_toolkit_enabled", boolean, "auto")

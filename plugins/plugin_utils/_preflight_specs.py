@@ -62,6 +62,9 @@ INT_RANGES = {
     "validate_gpu_replicas": (1, None, "replicas per GPU"),
     "preflight_min_memory_mb_control_plane": (0, None, "MB"),
     "preflight_min_cpus_control_plane": (0, None, "CPUs"),
+    # The GPU Operator's driver.upgradePolicy.maxParallelUpgrades: 0 means no limit
+    # (deployments/gpu-operator/values.yaml at v25.10.1).
+    "gpu_operator_driver_upgrade_max_parallel": (0, None, "nodes upgraded at once; 0 for no limit"),
 }
 # Counts and durations by name: never negative.
 _NON_NEGATIVE_SUFFIXES = ("_timeout", "_retries", "_valid_time", "_mtu")

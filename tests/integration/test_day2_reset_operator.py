@@ -27,7 +27,11 @@ role's wait for it is switched off (gpu_operator_ready_timeout=0): not exercised
 - a release stuck in pending-upgrade (a helm upgrade killed half-way) is refused with
   `helm rollback` as the fix;
 - preflight refuses both GPU modes at once and two toolkits, naming host, variable and
-  fix, and changes nothing.
+  fix, and changes nothing;
+- nvidia_driver_mode container: the driver values (pinned driver container, conventional on
+  these Debian hosts, upgrade policy) in the release, a re-run changes nothing; upgrade_driver.yml
+  touches no GPU node and no Node object, makes one helm revision with the new version, and stops
+  (nothing simulates the Operator's driver DaemonSet) saying where the rollout stands.
 
 reset_node:
 - refused (nothing changed anywhere, no write to the cluster) for the first control
@@ -392,6 +396,45 @@ def test_preflight_refuses_both_gpu_modes(fleet, tmp_path, ansible_playbook):
     assert not re.search(r"changed=[1-9]", output), output[-3000:]
     assert [e for e in fleet.audit(mark) if e["user"]["username"] == ADMIN] == []
     assert _host_snapshot() == before
+
+
+CONTAINER_MODE = ["-e", "nvidia_driver_mode=container"]
+
+
+def test_gpu_operator_container_driver_mode(no_release, tmp_path, ansible_playbook):
+    """nvidia_driver_mode container (issue #18): the chart gets the Operator's pinned driver container -
+    conventional, as NVIDIA builds no precompiled images for these Debian hosts - and the upgrade policy; a
+    re-run changes nothing. upgrade_driver.yml then changes no GPU node (no package, no cordon: the Operator's
+    upgrade controller does that), gives helm the new version (one revision) and waits for the Operator's
+    driver DaemonSet, which nothing here simulates: it stops with where the rollout stands."""
+    cluster = no_release
+    inventory = day2_inventory(tmp_path / "hosts.yml")
+    result, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, *CONTAINER_MODE)
+    assert result.returncode == 0, output[-6000:]
+    driver = {"enabled": True, "usePrecompiled": False, "version": OPERATOR["gpu_operator_driver_version"],
+              "upgradePolicy": {"autoUpgrade": True, "maxParallelUpgrades": 1, "maxUnavailable": "25%",
+                                "drain": {"enable": False, "timeoutSeconds": 300}}}
+    assert _values_on_cp1()["driver"] == driver and _release_values()["driver"] == driver
+    assert cluster.json("get", "clusterpolicies.nvidia.com", "cluster-policy")["spec"]["driver"] == {"enabled": True}
+    mark = cluster.audit_mark()
+    again, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, *CONTAINER_MODE)
+    assert again.returncode == 0 and _release_writes(cluster.audit(mark)) == [], output[-6000:]
+    assert _recap(output, "cp1")["changed"] == 0, output[-3000:]
+
+    before = _host_snapshot(("w1", "gpu2"))
+    mark = cluster.audit_mark()
+    upgraded = ansible_playbook("playbooks/upgrade_driver.yml", inventory, *OPERATOR_MODE, *CONTAINER_MODE,
+                                "-e", "gpu_operator_driver_version=580.126.09",
+                                "-e", "gpu_operator_driver_upgrade_timeout=30", timeout=900)
+    output = upgraded.stdout + upgraded.stderr
+    assert upgraded.returncode != 0
+    assert "the GPU Operator did not roll driver 580.126.09 out" in output, output[-4000:]
+    assert "no driver DaemonSet (app.kubernetes.io/component=nvidia-driver) in namespace %s yet" % NS in output
+    events = cluster.audit(mark)
+    assert _release_writes(events) == ["sh.helm.release.v1.%s.v2" % RELEASE]
+    assert _release_values()["driver"]["version"] == "580.126.09"
+    assert audit_writes(events, "nodes", "patch") == [] and audit_writes(events, "pods", "create", sub="eviction") == []
+    assert _host_snapshot(("w1", "gpu2")) == before
 
 
 # ----------------------------------------------------------------------------------

@@ -172,8 +172,8 @@ def check_fields(value, spec, path="$"):
         if value not in spec[5:].split("|"):
             problems.append("%s: %r not one of %s" % (path, value, spec[5:]))
         return problems
-    types = {"str": str, "bool": bool, "int": int, "duration": str}
-    if not isinstance(value, types[spec]) or (spec == "int" and isinstance(value, bool)):
+    types = {"str": str, "bool": bool, "int": int, "duration": str, "intstr": (int, str)}
+    if not isinstance(value, types[spec]) or (spec in ("int", "intstr") and isinstance(value, bool)):
         problems.append("%s: expected %s, got %r" % (path, spec, value))
     return problems
 

@@ -169,3 +169,38 @@ def test_the_filter_hands_the_first_control_planes_probe_and_the_holders_over():
     hostvars["cp1"]["_preflight_vip_probe"] = {"rc": 1}
     assert flt._vip_probe("cp1", hostvars, groups, variables) == {"vip_answered": False, "vip_holders": ["cp1"]}
     assert flt._vip_probe("cp1", hostvars, groups, {}) == {}
+
+
+# --- nvidia_driver_mode: container (plugin_utils/_driver_container) -------------------------------
+
+DRIVER_CONTAINER = {"nvidia_driver_mode": "container", "kubegpu_gpu_operator": True,
+                    "container_runtime_nvidia_toolkit_install": False, "kubegpu_gpu_node": True,
+                    "gpu_node_labels_label_sets": ["kubegpu"]}
+H100_SECURE_BOOT = {"count": 1, "source": "sysfs", "secure_boot": "enabled",
+                    "gpus": [{"index": 0, "name": "NVIDIA H100 PCIe", "architecture": "hopper",
+                              "pci_bus_id": "0000:17:00.0"}],
+                    "driver": {"loaded": False, "install_hints": []}}
+
+
+def test_container_mode_asks_what_the_driver_container_needs_not_the_host_driver_plan():
+    """On Debian 12 with Secure Boot the host driver's plan refuses DKMS (nvidia_driver_source); in
+    container mode that plan is not asked, and the driver container's own Secure Boot rule answers."""
+    facts = dict(DEBIAN_12, kubegpu_gpu=H100_SECURE_BOOT)
+    host_mode, _warnings = report({"kubegpu_gpu_node": True}, facts=facts)
+    assert [p.split(": variable ")[1].split(":")[0] for p in host_mode] == ["nvidia_driver_source"]
+    problems, warnings = report(DRIVER_CONTAINER, facts=facts)
+    assert len(problems) == 1 and warnings == []
+    assert problems[0].startswith("host cp1: variable nvidia_driver_mode: container on a Secure Boot host")
+
+
+def test_container_mode_settings_are_refused_on_every_host():
+    problems, _warnings = report(dict(DRIVER_CONTAINER, kubegpu_gpu_node=False, kubegpu_gpu_operator=False))
+    assert problems == [
+        "host cp1: variable nvidia_driver_mode: container while kubegpu_gpu_operator is false: in container mode"
+        " NVIDIA's GPU Operator installs the driver, and without it no driver would be installed anywhere (stage 3"
+        " installs none); fix: kubegpu_gpu_operator: true in group_vars/all, or nvidia_driver_mode: host"]
+
+
+def test_container_mode_still_refuses_a_pinned_gpu_node_without_a_gpu():
+    problems, _warnings = report(DRIVER_CONTAINER, gpu_node_without_gpu_fatal=True)
+    assert len(problems) == 1 and "variable kubegpu_gpu_node: kubegpu_gpu_node is true, but no NVIDIA GPU" in problems[0]
