@@ -14,6 +14,8 @@ description:
   - C(kubeadm_join_commands) parses the C(kubeadm join ...) commands printed by C(kubeadm init).
   - C(kubeadm_ca_cert_hash) turns the CA certificate (PEM text) into C(sha256:<hex of the SPKI>).
   - C(k8s_node_names), C(k8s_node_info), C(k8s_job_state) parse C(kubectl get ... -o json).
+  - C(kubectl_diff_failed(stderr, check_mode)) - input the exit status of C(kubectl diff); whether it is a failure
+    (above 1 and not a namespace, kind or, in check mode, manifest file that the run creates).
   - C(kubegpu_report_table) renders the validate report (a list of node rows) as a text table;
     C(kubegpu_validate_report) as the JSON document of docs/validate.schema.json and C(kubegpu_report_markdown)
     (input that document) as a Markdown table.
@@ -106,6 +108,7 @@ class FilterModule:
             "k8s_node_names": _k8s_parse.node_names,
             "k8s_node_info": _k8s_parse.node_info,
             "k8s_job_state": _k8s_parse.job_state,
+            "kubectl_diff_failed": _k8s_parse.diff_failed,
             "kubegpu_validate_report": kubegpu_validate_report,
             "kubegpu_report_markdown": kubegpu_report_markdown,
             "kubegpu_report_table": _k8s_parse.report_table,

@@ -12,6 +12,7 @@ status.failed, status.conditions).
 from __future__ import annotations
 
 import json
+import re
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
@@ -101,6 +102,26 @@ def node_info(data, resource="nvidia.com/gpu"):
 def has_taint(taints, key, effect=None):
     """Whether a taint with key (and effect, when given) is in the list."""
     return any(t.get("key") == key and (effect is None or t.get("effect") == effect) for t in taints or [])
+
+
+# `kubectl diff` (roles/kubegpu tasks/apply.yml): exit 0 no change, 1 differences, >1 an
+# error. Errors that mean "to be created" rather than a failure: the namespace the same
+# manifest creates (a dry run meets NamespaceLifecycle admission, kubernetes/kubernetes#83562),
+# a kind whose CRD an add-on of this run installs (kubectl: "ensure CRDs are installed
+# first"), and in check mode a manifest file the run would have written.
+_TO_BE_CREATED = re.compile(r'namespaces "[^"]+" not found|ensure CRDs are installed first')
+_NOT_WRITTEN = re.compile(r'the path "[^"]+" does not exist')
+
+
+def diff_failed(rc, stderr, check_mode=False):
+    """Whether a `kubectl diff` exit status and error output is a failure of the stage."""
+    rc = int(rc)
+    if rc <= 1:
+        return False
+    stderr = stderr or ""
+    if _TO_BE_CREATED.search(stderr):
+        return False
+    return not (check_mode and _NOT_WRITTEN.search(stderr))
 
 
 def job_state(data):

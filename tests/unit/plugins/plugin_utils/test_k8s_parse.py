@@ -99,3 +99,23 @@ def test_report_table():
     assert lines[3].endswith("no GPU")
     # columns line up
     assert lines[2].index("580.159.04") == lines[0].index("DRIVER")
+
+
+@pytest.mark.parametrize("rc, stderr, check_mode, failed", [
+    (0, "", False, False),
+    (1, "", False, False),                      # differences
+    (1, "", True, False),
+    # the manifest creates its namespace: a dry run meets NamespaceLifecycle (kubernetes#83562)
+    (2, 'Error from server (NotFound): namespaces "metallb-system" not found', False, False),
+    # a kind an add-on of this run brings (kubectl's resource mapping)
+    (2, 'error: resource mapping not found for name: "default" namespace: "metallb-system" from "pools.yaml": '
+        'no matches for kind "IPAddressPool" in version "metallb.io/v1beta1"\nensure CRDs are installed first',
+     False, False),
+    # the manifest file the run would have written: only check mode skips writing it
+    (2, 'error: the path "/etc/kubernetes/kubegpu/addons/metallb-pools.yaml" does not exist', True, False),
+    (2, 'error: the path "/etc/kubernetes/kubegpu/addons/metallb-pools.yaml" does not exist', False, True),
+    (2, "error: You must be logged in to the server (Unauthorized)", True, True),
+    ("2", "The connection to the server 10.0.0.1:6443 was refused", False, True),
+])
+def test_kubectl_diff_failed(rc, stderr, check_mode, failed):
+    assert _k8s_parse.diff_failed(rc, stderr, check_mode) is failed
