@@ -71,5 +71,5 @@ def test_reboot_reasons_add_a_new_kernel_only_when_asked():
     assert plan.reboot_reasons("", dict(state, running="6.1.0-57-amd64"), new_kernel=True) == []
     # the boot kernel cannot be told: no reason from it (the guard checks every kernel)
     assert plan.reboot_reasons("", {"boot_kernel": None, "running": "6.1.0-50-amd64"}, new_kernel=True) == []
-    assert kernel_filter.node_reboot_reasons("a", state, True) == ["a", "kernel 6.1.0-57-amd64 boots next, "
-                                                                             "6.1.0-50-amd64 runs"]
+    assert kernel_filter.node_reboot_reasons("a", state, True) == [
+        "a", "kernel 6.1.0-57-amd64 boots next, 6.1.0-50-amd64 runs"]
