@@ -144,9 +144,10 @@ def driver_rollout(objects, version, namespace):
     ``{"done": bool, "failed": [node names], "summary": str}``.
 
     Done when every driver DaemonSet of ``namespace`` runs an image of that version, its
-    controller has seen its latest spec, and every node it wants has an updated, available
+    controller has seen its latest spec, every node it wants has an updated, available
     pod (the DaemonSets are OnDelete: only the upgrade controller replaces pods, node by
-    node). ``failed``: nodes the upgrade controller labelled ``upgrade-failed``.
+    node), and no node is still in an upgrade state before upgrade-done (validated and
+    uncordoned). ``failed``: nodes the upgrade controller labelled ``upgrade-failed``.
     ``objects``: ``kubectl get nodes,daemonsets --all-namespaces -o json`` (text or parsed).
     Output that is not JSON raises ValueError."""
     wanted = "%s-" % str(version).strip()
@@ -170,6 +171,14 @@ def driver_rollout(objects, version, namespace):
             waiting.append("%s: %d/%d nodes updated, %d available" % (name, updated, desired, available))
     failed = sorted((n.get("metadata") or {}).get("name") or "?" for n in items if n.get("kind") == "Node"
                     and ((n.get("metadata") or {}).get("labels") or {}).get(UPGRADE_STATE_LABEL) == "upgrade-failed")
+    # The upgrade controller's last steps (validation, uncordon) come after the new pod is
+    # available: a node in any state but upgrade-done (or none) is still on its way
+    # (NVIDIA/k8s-operator-libs pkg/upgrade: upgrade-required ... uncordon-required, upgrade-done).
+    for node in items:
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        state = labels.get(UPGRADE_STATE_LABEL)
+        if node.get("kind") == "Node" and state not in (None, "", "upgrade-done", "upgrade-failed"):
+            waiting.append("node %s: %s" % ((node.get("metadata") or {}).get("name") or "?", state))
     if not found:
         waiting.append("no driver DaemonSet (%s) in namespace %s yet" % (DRIVER_SELECTOR, namespace))
     done = not waiting and not failed

@@ -172,6 +172,11 @@ def _listing(*items):
     # OnDelete: the upgrade controller replaces pods node by node.
     ([_driver_ds(updated=1), _node("gpu1", "pod-restart-required")], "580.105.08", False, "1/2 nodes updated"),
     ([_driver_ds(available=1)], "580.105.08", False, "2/2 nodes updated, 1 available"),
+    # Every pod updated and available, but the upgrade controller has not validated and
+    # uncordoned the last node yet.
+    ([_driver_ds(), _node("gpu1", "upgrade-done"), _node("gpu2", "uncordon-required")], "580.105.08", False,
+     "node gpu2: uncordon-required"),
+    ([_driver_ds(), _node("gpu1"), _node("gpu2", "upgrade-done")], "580.105.08", True, "on every GPU node"),
     ([], "580.105.08", False, "no driver DaemonSet"),
     # Another namespace's or another component's DaemonSet does not count.
     ([_driver_ds(namespace="other"), _driver_ds(name="x", component="nvidia-device-plugin-daemonset")],
