@@ -119,7 +119,9 @@ def test_the_wait_before_uncordon_fails_with_the_gpus_and_the_fix(tmp_path):
                   "vars": {"validate_wait_must_pass": True}}]}]
     done = _run(tmp_path, plays, dict(extra, validate_ready_timeout=5))
     assert done.returncode != 0
+    # The callback folds long messages where its ansible-core release chooses: compare words.
+    said = " ".join(done.stdout.split())
     assert ("localhost: NVLink fabric not ready on localhost after 5 s - GPU 6 (0000:d1:00.0) In Progress, GPU 7"
             " (0000:df:00.0) In Progress; CUDA cannot use these GPUs until the fabric manager registers them"
-            in done.stdout), done.stdout[-3000:]
-    assert "systemctl status nvidia-fabricmanager" in done.stdout and "NVLSM" in done.stdout
+            in said), done.stdout[-3000:]
+    assert "systemctl status nvidia-fabricmanager" in said and "NVLSM" in said
