@@ -10,11 +10,14 @@ server's audit log (every write, in order, with its user); and from the hosts.
 GPU Operator mode (the operator tests run first: reset_node takes nodes away). NVIDIA's
 chart repository is unreachable here: a stand-in chart named gpu-operator
 (tests/sim/charts/gpu-operator: the ClusterPolicy CRD, a ClusterPolicy from the values
-kubegpu sets, an operator Deployment) is packaged at the version roles/gpu_operator pins
-and served as a helm repository over HTTP from cp1 (`python3 -m http.server`); the REAL
-helm (scripts/fetch-helm.sh) is copied to cp1 and used with gpu_operator_helm_source=none.
-Nothing simulates the Operator itself, so the ClusterPolicy never reports ready and the
-role's wait for it is switched off (gpu_operator_ready_timeout=0): not exercised here.
+kubegpu sets, an operator Deployment, NFD's worker) is packaged at the version
+roles/gpu_operator pins and served as a helm repository over HTTP from cp1
+(`python3 -m http.server`); the REAL helm (scripts/fetch-helm.sh) is copied to cp1 and used
+with gpu_operator_helm_source=none. The simulated kubelet runs the part of the Operator that
+the containerized driver relies on (tests/sim/kubegpu_sim/gpu_operator.py: GPU node labels,
+the driver DaemonSet, the driver upgrade controller) and NFD's labels (nfd.py); no other
+operand, and no ClusterPolicy status: the role's wait for ready is switched off
+(gpu_operator_ready_timeout=0), not exercised here.
 - kubegpu's own device-plugin DaemonSet present (site.yml made it): refused, no helm
   release; then it is removed as the refusal says;
 - default mode: no helm release, no write to the cluster, no values file;
@@ -29,9 +32,12 @@ role's wait for it is switched off (gpu_operator_ready_timeout=0): not exercised
 - preflight refuses both GPU modes at once and two toolkits, naming host, variable and
   fix, and changes nothing;
 - nvidia_driver_mode container: the driver values (pinned driver container, conventional on
-  these Debian hosts, upgrade policy) in the release, a re-run changes nothing; upgrade_driver.yml
-  touches no GPU node and no Node object, makes one helm revision with the new version, and stops
-  (nothing simulates the Operator's driver DaemonSet) saying where the rollout stands.
+  these Debian hosts, upgrade policy) in the release and the ClusterPolicy, a re-run changes
+  nothing; the Operator's driver DaemonSet (OnDelete) runs on both GPU nodes; upgrade_driver.yml
+  changes no host and writes no Node, makes one helm revision with the new version and succeeds
+  once the Operator's upgrade controller has taken the GPU nodes, one at a time, through its
+  states (cordon, old driver pod deleted, new one ready, uncordon): every GPU node runs the new
+  driver, upgrade-done and schedulable; the same version again writes nothing.
 
 reset_node:
 - refused (nothing changed anywhere, no write to the cluster) for the first control
@@ -47,7 +53,8 @@ reset_node:
   rules and tables stay. ipvsadm is not installed on the test hosts: the IPVS step is only
   seen to be skipped.
 Proves nothing about a real cluster (a real drain against real workloads, etcd member
-removal) or NVIDIA's real chart and Operator.
+removal) or NVIDIA's real chart and Operator (no image is pulled: NVIDIA publishes no driver
+image for these Debian hosts, NVIDIA/gpu-operator#2225).
 """
 from __future__ import annotations
 
@@ -253,7 +260,8 @@ def test_gpu_operator_installs_pinned_chart_once(no_release, tmp_path, ansible_p
     assert _release_values() == values
     # what the chart made of them, created through the simulated API server
     policy = cluster.json("get", "clusterpolicies.nvidia.com", "cluster-policy")
-    assert policy["spec"]["driver"] == {"enabled": False} and policy["spec"]["toolkit"] == {"enabled": True}
+    # (the chart's own driver defaults, image and upgrade policy, come along: its template writes them)
+    assert policy["spec"]["driver"]["enabled"] is False and policy["spec"]["toolkit"] == {"enabled": True}
     # helm 4 creates with server-side apply (its "using server-side apply for resource
     # creation"): an apply PATCH creates the CRD
     assert audit_writes(events, "customresourcedefinitions", "patch", name="clusterpolicies.nvidia.com")
@@ -399,42 +407,197 @@ def test_preflight_refuses_both_gpu_modes(fleet, tmp_path, ansible_playbook):
 
 
 CONTAINER_MODE = ["-e", "nvidia_driver_mode=container"]
+GPU_NODES = ("w1", "gpu2")            # conftest.DAY2_GPU: the GPU nodes of this cluster
+DRIVER_DS = "nvidia-driver-daemonset"
+UPGRADE_STATE = "nvidia.com/gpu-driver-upgrade-state"
+# The states the Operator's upgrade controller (NVIDIA/k8s-operator-libs pkg/upgrade) takes a GPU
+# node through with kubegpu's upgrade policy: drain off (drain-required skipped), no job selector
+# (wait-for-jobs-required passed at once), no GPU pod to delete; validation-required is not
+# simulated (tests/sim/kubegpu_sim/gpu_operator.py: the validator needs the Operator's toolkit).
+UPGRADE_STATES = ["upgrade-required", "cordon-required", "wait-for-jobs-required", "pod-deletion-required",
+                  "pod-restart-required", "uncordon-required", "upgrade-done"]
+NEW_DRIVER = "580.126.09"
+
+
+def _get_json(cluster, *args):
+    result = cluster.kubectl(*args, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def _driver_rollout(cluster, version, os_tag):
+    """(done, what is missing): the Operator's driver DaemonSet runs driver `version` for this
+    OS on every GPU node, its controller saw its spec, each GPU node runs a ready driver pod of
+    it, and the upgrade controller left each GPU node upgrade-done and schedulable."""
+    ds = _get_json(cluster, "get", "daemonset", "-n", NS, DRIVER_DS)
+    if ds is None:
+        return False, "no DaemonSet %s" % DRIVER_DS
+    image = "nvcr.io/nvidia/driver:%s-%s" % (version, os_tag)
+    containers = ds["spec"]["template"]["spec"]["containers"]
+    missing = []
+    if [c["image"] for c in containers if c["name"] == "nvidia-driver-ctr"] != [image]:
+        missing.append("DaemonSet image %s" % [c["image"] for c in containers])
+    status = ds.get("status") or {}
+    if status.get("observedGeneration", 0) < ds["metadata"]["generation"]:
+        missing.append("generation %s not observed" % ds["metadata"]["generation"])
+    counts = [status.get(k, 0) for k in ("desiredNumberScheduled", "updatedNumberScheduled", "numberAvailable")]
+    if counts != [len(GPU_NODES)] * 3:
+        missing.append("desired/updated/available %s" % counts)
+    pods = (_get_json(cluster, "get", "pods", "-n", NS, "-l", "app=nvidia-driver-daemonset") or {}).get("items", [])
+    nodes = dict((n["metadata"]["name"], n) for n in cluster.json("get", "nodes")["items"])
+    for name in GPU_NODES:
+        on_node = [p for p in pods if p["spec"].get("nodeName") == name]
+        ready = [p for p in on_node if not p["metadata"].get("deletionTimestamp")
+                 and p["spec"]["containers"][0]["image"] == image
+                 and any(c["type"] == "Ready" and c["status"] == "True" for c in (p.get("status") or {}).get("conditions") or [])]
+        if len(on_node) != 1 or len(ready) != 1:
+            found = [(p["metadata"]["name"], p["spec"]["containers"][0]["image"]) for p in on_node]
+            missing.append("%s: driver pods %s" % (name, found))
+        node = nodes[name]
+        unschedulable = (node.get("spec") or {}).get("unschedulable", False)
+        if node["metadata"]["labels"].get(UPGRADE_STATE) != "upgrade-done" or unschedulable:
+            missing.append("%s: %s, unschedulable %s" % (name, node["metadata"]["labels"].get(UPGRADE_STATE),
+                                                         unschedulable))
+    return not missing, "; ".join(missing)
+
+
+def _wait_for(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        done, detail = check()
+        if done:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail("%s: not within %d s: %s" % (what, timeout, detail))
+        time.sleep(5)
+
+
+def _node_patches(events, node):
+    """The requestObjects of the patches of Node `node` that took effect, in the server's order."""
+    return [(i, e["user"]["username"], e.get("requestObject") or {}) for i, e in enumerate(events)
+            if e["objectRef"].get("resource") == "nodes" and e["objectRef"].get("name") == node
+            and not e["objectRef"].get("subresource") and e["verb"] == "patch" and e["responseStatus"]["code"] < 300]
 
 
 def test_gpu_operator_container_driver_mode(no_release, tmp_path, ansible_playbook):
     """nvidia_driver_mode container (issue #18): the chart gets the Operator's pinned driver container -
     conventional, as NVIDIA builds no precompiled images for these Debian hosts - and the upgrade policy; a
-    re-run changes nothing. upgrade_driver.yml then changes no GPU node (no package, no cordon: the Operator's
-    upgrade controller does that), gives helm the new version (one revision) and waits for the Operator's
-    driver DaemonSet, which nothing here simulates: it stops with where the rollout stands."""
+    re-run changes nothing. The simulated Operator (tests/sim/kubegpu_sim/gpu_operator.py) deploys its driver
+    DaemonSet on the GPU nodes NFD found. upgrade_driver.yml then changes no host (no package) and no Node
+    object itself, gives helm the new version (one revision) and waits while the Operator's upgrade controller
+    takes the GPU nodes through its states one at a time (cordon, old driver pod deleted, the new one ready,
+    uncordon); it ends with every GPU node running the new driver, upgrade-done and schedulable. A second run
+    with the same version writes nothing."""
     cluster = no_release
     inventory = day2_inventory(tmp_path / "hosts.yml")
-    result, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, *CONTAINER_MODE)
-    assert result.returncode == 0, output[-6000:]
-    driver = {"enabled": True, "usePrecompiled": False, "version": OPERATOR["gpu_operator_driver_version"],
-              "upgradePolicy": {"autoUpgrade": True, "maxParallelUpgrades": 1, "maxUnavailable": "25%",
-                                "drain": {"enable": False, "timeoutSeconds": 300}}}
-    assert _values_on_cp1()["driver"] == driver and _release_values()["driver"] == driver
-    assert cluster.json("get", "clusterpolicies.nvidia.com", "cluster-policy")["spec"]["driver"] == {"enabled": True}
-    mark = cluster.audit_mark()
-    again, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, *CONTAINER_MODE)
-    assert again.returncode == 0 and _release_writes(cluster.audit(mark)) == [], output[-6000:]
-    assert _recap(output, "cp1")["changed"] == 0, output[-3000:]
+    try:
+        result, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, *CONTAINER_MODE)
+        assert result.returncode == 0, output[-6000:]
+        driver = {"enabled": True, "usePrecompiled": False, "version": OPERATOR["gpu_operator_driver_version"],
+                  "upgradePolicy": {"autoUpgrade": True, "maxParallelUpgrades": 1, "maxUnavailable": "25%",
+                                    "drain": {"enable": False, "timeoutSeconds": 300}}}
+        assert _values_on_cp1()["driver"] == driver and _release_values()["driver"] == driver
+        # the chart copies them into the ClusterPolicy, its own defaults for the rest
+        policy = cluster.json("get", "clusterpolicies.nvidia.com", "cluster-policy")["spec"]["driver"]
+        assert (policy["enabled"], policy["usePrecompiled"], policy["version"]) == (
+            True, False, OPERATOR["gpu_operator_driver_version"])
+        assert (policy["repository"], policy["image"]) == ("nvcr.io/nvidia", "driver")
+        upgrade = policy["upgradePolicy"]
+        assert (upgrade["autoUpgrade"], upgrade["maxParallelUpgrades"], upgrade["maxUnavailable"]) == (True, 1, "25%")
+        assert (upgrade["drain"]["enable"], upgrade["drain"]["timeoutSeconds"]) == (False, 300)
+        mark = cluster.audit_mark()
+        again, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, *CONTAINER_MODE)
+        assert again.returncode == 0 and _release_writes(cluster.audit(mark)) == [], output[-6000:]
+        assert _recap(output, "cp1")["changed"] == 0, output[-3000:]
 
-    before = _host_snapshot(("w1", "gpu2"))
-    mark = cluster.audit_mark()
-    upgraded = ansible_playbook("playbooks/upgrade_driver.yml", inventory, *OPERATOR_MODE, *CONTAINER_MODE,
-                                "-e", "gpu_operator_driver_version=580.126.09",
-                                "-e", "gpu_operator_driver_upgrade_timeout=30", timeout=900)
-    output = upgraded.stdout + upgraded.stderr
-    assert upgraded.returncode != 0
-    assert "the GPU Operator did not roll driver 580.126.09 out" in output, output[-4000:]
-    assert "no driver DaemonSet (app.kubernetes.io/component=nvidia-driver) in namespace %s yet" % NS in output
-    events = cluster.audit(mark)
-    assert _release_writes(events) == ["sh.helm.release.v1.%s.v2" % RELEASE]
-    assert _release_values()["driver"]["version"] == "580.126.09"
-    assert audit_writes(events, "nodes", "patch") == [] and audit_writes(events, "pods", "create", sub="eviction") == []
-    assert _host_snapshot(("w1", "gpu2")) == before
+        # The Operator's driver image is named after the GPU nodes' OS as NFD labels it (Debian here: NVIDIA
+        # publishes no such image, NVIDIA/gpu-operator#2225; nothing pulls images in the simulation).
+        os_tag = sh("gpu2", ". /etc/os-release && echo $ID$VERSION_ID").stdout.strip()
+        _wait_for(lambda: _driver_rollout(cluster, OPERATOR["gpu_operator_driver_version"], os_tag), 300,
+                  "the Operator's first driver rollout")
+        ds = cluster.json("get", "daemonset", "-n", NS, DRIVER_DS)
+        assert ds["spec"]["updateStrategy"] == {"type": "OnDelete"}
+        assert ds["metadata"]["labels"]["app.kubernetes.io/component"] == "nvidia-driver"
+        assert ds["spec"]["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.deploy.driver": "true"}
+        nodes = dict((n["metadata"]["name"], n["metadata"]["labels"]) for n in cluster.json("get", "nodes")["items"])
+        for name in GPU_NODES:
+            labels = nodes[name]
+            assert labels["feature.node.kubernetes.io/pci-10de.present"] == "true", labels
+            assert labels["feature.node.kubernetes.io/system-os_release.ID"] + \
+                labels["feature.node.kubernetes.io/system-os_release.VERSION_ID"] == os_tag
+            assert labels["nvidia.com/gpu.deploy.driver"] == "true"
+        assert "nvidia.com/gpu.deploy.driver" not in nodes["cp1"]
+        old_pods = sorted(p["metadata"]["name"] for p in cluster.json(
+            "get", "pods", "-n", NS, "-l", "app=nvidia-driver-daemonset")["items"])
+        assert len(old_pods) == len(GPU_NODES)
+
+        before = _host_snapshot(GPU_NODES)
+        mark = cluster.audit_mark()
+        upgraded = ansible_playbook("playbooks/upgrade_driver.yml", inventory, *OPERATOR_MODE, *CONTAINER_MODE,
+                                    "-e", "gpu_operator_driver_version=%s" % NEW_DRIVER,
+                                    "-e", "gpu_operator_driver_upgrade_timeout=300", timeout=900)
+        output = upgraded.stdout + upgraded.stderr
+        assert upgraded.returncode == 0, output[-6000:]
+        assert "did not roll driver" not in output
+        assert _release_writes(cluster.audit(mark)) == ["sh.helm.release.v1.%s.v2" % RELEASE]
+        assert _release_values()["driver"]["version"] == NEW_DRIVER
+        # kubegpu's wait ends when the DaemonSet is updated and available; the upgrade controller may still
+        # have the last node's uncordon to do (uncordon-required)
+        _wait_for(lambda: _driver_rollout(cluster, NEW_DRIVER, os_tag), 120, "the upgrade controller's last uncordon")
+        events = cluster.audit(mark)
+
+        # kubegpu wrote no Node, pod or DaemonSet itself (its writes are helm's release and ClusterPolicy)
+        # (helm's upgrade re-applies the chart's own objects: NFD's worker DaemonSet among them)
+        assert [e["objectRef"] for e in events if e["user"]["username"] == ADMIN
+                and e["objectRef"].get("resource") in ("nodes", "pods", "daemonsets")
+                and not str(e["objectRef"].get("name") or "").startswith("%s-node-feature-discovery" % RELEASE)] == []
+        # the Operator took each GPU node through the upgrade states, cordoned it after cordon-required and
+        # uncordoned it after uncordon-required (it talks as the kubelet of its node: authorisation is not
+        # simulated), and deleted the node's old driver pod
+        spans = {}
+        for name in GPU_NODES:
+            patches = _node_patches(events, name)
+            states = [(i, body["metadata"]["labels"][UPGRADE_STATE]) for i, _user, body in patches
+                      if UPGRADE_STATE in ((body.get("metadata") or {}).get("labels") or {})]
+            assert [state for _i, state in states] == UPGRADE_STATES, (name, states)
+            at = dict((state, i) for i, state in states)
+            cordons = [(i, body["spec"].get("unschedulable")) for i, _user, body in patches
+                       if "unschedulable" in (body.get("spec") or {})]
+            assert [value for _i, value in cordons] == [True, None], (name, cordons)
+            assert at["cordon-required"] < cordons[0][0] < at["wait-for-jobs-required"]
+            assert at["uncordon-required"] < cordons[1][0] < at["upgrade-done"]
+            spans[name] = (at["cordon-required"], at["upgrade-done"])
+        # one node at a time (maxParallelUpgrades 1; maxUnavailable 25% of two nodes is one)
+        first, second = sorted(spans.values())
+        assert first[1] < second[0], spans
+        deleted = sorted(e["objectRef"]["name"] for e in audit_writes(events, "pods", "delete")
+                         if e["objectRef"].get("namespace") == NS and e["objectRef"]["name"] in old_pods
+                         and e["user"]["username"] != ADMIN)
+        assert sorted(set(deleted)) == old_pods, deleted
+        # no host changed: the driver is the containers' business
+        assert _host_snapshot(GPU_NODES) == before
+
+        # the same version again: no helm upgrade, no write by kubegpu, nothing for the Operator to do
+        mark = cluster.audit_mark()
+        same = ansible_playbook("playbooks/upgrade_driver.yml", inventory, *OPERATOR_MODE, *CONTAINER_MODE,
+                                "-e", "gpu_operator_driver_version=%s" % NEW_DRIVER,
+                                "-e", "gpu_operator_driver_upgrade_timeout=300", timeout=900)
+        output = same.stdout + same.stderr
+        assert same.returncode == 0, output[-6000:]
+        events = cluster.audit(mark)
+        assert _release_writes(events) == [] and _release()["revision"] == "2"
+        assert [e["objectRef"] for e in events if e["user"]["username"] == ADMIN] == []
+        assert not re.search(r"changed=[1-9]", output.split("PLAY RECAP")[-1]), output[-3000:]
+        assert [e for e in audit_writes(events, "pods", "delete") if e["objectRef"].get("namespace") == NS] == []
+        assert [(name, body) for name in GPU_NODES for _i, _u, body in _node_patches(events, name)
+                if UPGRADE_STATE in json.dumps(body) or "unschedulable" in json.dumps(body)] == []
+        done, detail = _driver_rollout(cluster, NEW_DRIVER, os_tag)
+        assert done, detail
+    finally:
+        # the reset tests expect no Operator and schedulable GPU nodes, whatever happened above
+        if _release():
+            _helm("uninstall", RELEASE, "--namespace", NS, "--wait", check=False)
+        for name in GPU_NODES:
+            cluster.kubectl("uncordon", name, check=False)
 
 
 # ----------------------------------------------------------------------------------

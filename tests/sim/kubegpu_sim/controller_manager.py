@@ -86,6 +86,13 @@ def pod_path(pod):
     return obj_path("/api/v1", "pods", namespace, name)
 
 
+def _daemon_pod_order(pod):
+    """daemon_controller.go podByCreationTimestampAndPhase: scheduled pods first, then the
+    oldest, then by name."""
+    return (0 if (pod.get("spec") or {}).get("nodeName") else 1,
+            pod["metadata"].get("creationTimestamp") or "", pod["metadata"].get("name") or "")
+
+
 class ControllerManager:
     def __init__(self, api, signing_cert=None, signing_key=None, cluster_cidr=None,
                  allocate_node_cidrs=False, node_cidr_mask_size=24, node_monitor_grace=40.0,
@@ -428,12 +435,26 @@ class ControllerManager:
     def _ensure_revision(self, ds, hash_value):
         """pkg/controller/daemon/update.go constructHistory: one ControllerRevision per
         template, named <ds>-<hash>, data = getPatch(ds) (the template with
-        "$patch": "replace"), revision = max + 1."""
+        "$patch": "replace"), revision = max + 1; an existing one that matches the template
+        again gets revision max(old) + 1 (the upgrade controller of NVIDIA's k8s-operator-libs
+        takes the highest revision for the current one)."""
         namespace, name = ns_name(ds)
         revisions = [r for r in self.snap["controllerrevisions"] if rules.owned_by(r, ds)]
-        for rev in revisions:
-            if (rev["metadata"].get("labels") or {}).get("controller-revision-hash") == hash_value:
-                return
+        current = [r for r in revisions
+                   if (r["metadata"].get("labels") or {}).get("controller-revision-hash") == hash_value]
+        if current:
+            # constructHistory: the current history's revision is raised to max(old) + 1 when
+            # the template goes back to an earlier one (the newest revision is the current)
+            wanted = max([r.get("revision", 0) for r in revisions if r not in current] + [0]) + 1
+            cur = current[0]
+            if cur.get("revision", 0) < wanted:
+                body = copy.deepcopy(cur)
+                body["revision"] = wanted
+                self.api.replace(obj_path(APPS, "controllerrevisions", namespace, cur["metadata"]["name"]), body)
+                cur["revision"] = wanted
+                self.log("daemonset: controllerrevision %s/%s is revision %d again" % (
+                    namespace, cur["metadata"]["name"], wanted))
+            return
         template = copy.deepcopy(ds["spec"]["template"])
         template["$patch"] = "replace"
         labels = dict((ds["spec"]["template"].get("metadata") or {}).get("labels") or {})
@@ -453,9 +474,14 @@ class ControllerManager:
 
     def sync_daemonsets(self):
         """pkg/controller/daemon/daemon_controller.go syncDaemonSet -> manage (podsShouldBeOnNode:
-        create on nodes that should run a pod, delete where it should not continue, the
-        extras, and Failed pods), rollingUpdate (update.go: old pods deleted while the
-        unavailable count stays within maxUnavailable), updateDaemonSetStatus."""
+        create on nodes that should run a pod and have none, delete where it should not
+        continue, the extras, and Failed/Succeeded pods), rollingUpdate (update.go: old pods
+        deleted while the unavailable count stays within maxUnavailable; OnDelete: nothing),
+        updateDaemonSetStatus.
+
+        getNodesToDaemonPods keeps the pods being deleted (only terminal ones that are being
+        deleted are dropped): a node whose daemon pod is terminating gets no new pod until it
+        is gone (podsShouldBeOnNode "shouldRun && !exists"), and the status counts it."""
         now = self.now()
         for ds in self.snap["daemonsets"]:
             if ds["metadata"].get("deletionTimestamp"):
@@ -465,9 +491,11 @@ class ControllerManager:
             template = spec.get("template") or {}
             hash_value = scheduling.compute_hash(template, (ds.get("status") or {}).get("collisionCount"))
             self._ensure_revision(ds, hash_value)
-            owned = [p for p in self.pods_owned(ds) if not p["metadata"].get("deletionTimestamp")]
+            claimed = [p for p in self.pods_owned(ds)
+                       if not (rules.is_terminal(p) and p["metadata"].get("deletionTimestamp"))]
+            owned = [p for p in claimed if not p["metadata"].get("deletionTimestamp")]
             by_node = {}
-            for pod in owned:
+            for pod in claimed:
                 by_node.setdefault(self._pod_node(pod), []).append(pod)
             nodes = {n["metadata"]["name"]: n for n in self.snap["nodes"]}
             desired = scheduled = misscheduled = ready = available = updated = 0
@@ -475,38 +503,43 @@ class ControllerManager:
             for node_name, node in sorted(nodes.items()):
                 should_run, should_continue = scheduling.daemon_should_run(ds, node)
                 pods = by_node.pop(node_name, [])
-                failed = [p for p in pods if rules.pod_phase(p) == "Failed"]
-                for pod in failed:
-                    self.delete_pod(pod, "daemonset %s/%s (failed pod)" % (namespace, name))
-                pods = [p for p in pods if p not in failed]
+                live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+                if should_run and not pods:
+                    self._create_daemon_pod(ds, node_name, hash_value)
+                elif should_continue:
+                    # podsShouldBeOnNode: Failed and Succeeded daemon pods are deleted, and of
+                    # more than one running pod all but the oldest (no surge)
+                    done = [p for p in live if rules.pod_phase(p) in ("Failed", "Succeeded")]
+                    for pod in done:
+                        self.delete_pod(pod, "daemonset %s/%s (%s pod)" % (
+                            namespace, name, rules.pod_phase(pod).lower()))
+                    running = sorted((p for p in live if p not in done), key=_daemon_pod_order)
+                    for extra in running[1:]:
+                        self.delete_pod(extra, "daemonset %s/%s (extra pod)" % (namespace, name))
+                elif pods:
+                    # a pod on a node it should not continue running on is deleted
+                    for pod in live:
+                        self.delete_pod(pod, "daemonset %s/%s (node %s no longer eligible)" % (namespace, name, node_name))
+                # updateDaemonSetStatus: the oldest daemon pod of each node that should run one
                 if should_run:
                     desired += 1
                     should_nodes.append(node_name)
-                    if not pods and not failed:
-                        self._create_daemon_pod(ds, node_name, hash_value)
-                    elif pods:
-                        pods.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
-                        for extra in pods[1:]:
-                            self.delete_pod(extra, "daemonset %s/%s (extra pod)" % (namespace, name))
-                        pod = pods[0]
+                    if pods:
+                        pod = sorted(pods, key=_daemon_pod_order)[0]
                         scheduled += 1
                         if rules.is_ready(pod):
                             ready += 1
-                        if rules.is_available(pod, spec.get("minReadySeconds", 0), now):
-                            available += 1
+                            if rules.is_available(pod, spec.get("minReadySeconds", 0), now):
+                                available += 1
+                        # util.IsPodUpdated: the pod's controller-revision-hash is the current one
                         if (pod["metadata"].get("labels") or {}).get("controller-revision-hash") == hash_value:
                             updated += 1
                 elif pods:
-                    # daemon_controller.go storeDaemonSetStatus: a pod on a node that should
-                    # not run one is misscheduled; it is deleted only when it should not
-                    # continue running either (podsShouldBeOnNode)
                     misscheduled += 1
-                    if not should_continue:
-                        for pod in pods:
-                            self.delete_pod(pod, "daemonset %s/%s (node %s no longer eligible)" % (namespace, name, node_name))
             for node_name, pods in by_node.items():  # pods for nodes that are gone
                 for pod in pods:
-                    self.delete_pod(pod, "daemonset %s/%s (node %s gone)" % (namespace, name, node_name))
+                    if not pod["metadata"].get("deletionTimestamp"):
+                        self.delete_pod(pod, "daemonset %s/%s (node %s gone)" % (namespace, name, node_name))
             self._daemon_rolling_update(ds, hash_value, owned, should_nodes, desired, now)
             status = {"desiredNumberScheduled": desired, "currentNumberScheduled": scheduled,
                       "numberMisscheduled": misscheduled, "numberReady": ready,

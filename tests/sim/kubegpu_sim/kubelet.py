@@ -1173,7 +1173,8 @@ class Kubelet:
             gpus=self.current_gpus(), nvml_on_host=self.nvml, driver_version=self.driver_version,
             read_file=lambda path: self.read_volume_file(pod, container, path),
             api=self.api, mps_daemon_ready=self.mps_daemon_ready, host_ip=self.node_ip,
-            cni_dir=self.runtime.cni_conf_dir if self.runtime else "/etc/cni/net.d")
+            cni_dir=self.runtime.cni_conf_dir if self.runtime else "/etc/cni/net.d",
+            sysfs_pci=self.args.sysfs_pci)
 
     def run_containers(self, rec):
         spec = rec.pod["spec"]

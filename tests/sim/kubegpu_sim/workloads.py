@@ -9,6 +9,11 @@ Images are matched by repository name (any registry, tag or digest):
   nvidia/k8s-device-plugin     the device plugin (gpu.py rules) / gpu-feature-discovery /
                                mps-control-daemon
   nvidia/k8s-dra-driver-gpu    NVIDIA's DRA driver: publishes the node's ResourceSlice (dra.py)
+  nvidia/gpu-operator          gpu-operator: the GPU Operator's node labels, driver DaemonSet and
+                               upgrade controller (gpu_operator.py)
+  nvidia/driver                the Operator's driver container: Running, Ready (gpu_operator.py)
+  nvidia/cloud-native/k8s-driver-manager  the driver pod's init container: exits 0
+  nfd/node-feature-discovery   nfd-worker: NFD's kernel, OS and PCI labels on its node (nfd.py)
   nvidia/k8s/dcgm-exporter     Running
   nvidia/cuda                  nvidia-smi: a table for the visible GPUs, or NVML errors
   nvidia/k8s/cuda-sample       vectoradd: "Test PASSED", or the CUDA error
@@ -28,7 +33,9 @@ import threading
 import time
 
 from . import gpu as gpumod
+from . import gpu_operator
 from . import metallb
+from . import nfd
 
 
 # ----------------------------------------------------------------------------- images
@@ -133,7 +140,7 @@ class Context:
 
     def __init__(self, pod, container, node_name="", env=None, runtime=None, gpus=(), nvml_on_host=False,
                  driver_version=None, read_file=None, api=None, mps_daemon_ready=False, host_ip="",
-                 cni_dir="/etc/cni/net.d", now=None):
+                 cni_dir="/etc/cni/net.d", now=None, sysfs_pci="/sys/bus/pci/devices"):
         self.pod = pod
         self.container = container
         self.node_name = node_name
@@ -148,6 +155,7 @@ class Context:
         self.host_ip = host_ip
         self.cni_dir = cni_dir
         self.now = now or datetime.datetime.now()
+        self.sysfs_pci = sysfs_pci
 
     @property
     def argv(self):
@@ -197,6 +205,22 @@ def start(ctx):
         # NVIDIA's DRA driver for GPUs: its kubelet plugin (dra.py).
         from . import dra
         return dra.kubelet_plugin(ctx)
+    if repo == "nvidia/gpu-operator":
+        # NVIDIA/gpu-operator deployments/gpu-operator/templates/operator.yaml: command gpu-operator
+        # (the validator images' nvidia-validator is not simulated: gpu_operator.py deploys none).
+        if not argv or os.path.basename(argv[0]) == "gpu-operator":
+            return gpu_operator.operator(ctx, Process)
+        return generic(ctx)
+    if repo == "nvidia/driver":
+        return gpu_operator.driver_container(ctx, Process)
+    if repo == "nvidia/cloud-native/k8s-driver-manager":
+        return gpu_operator.driver_manager(ctx, Process, exited)
+    if repo == "nfd/node-feature-discovery":
+        # node-feature-discovery chart templates/worker.yaml: command nfd-worker; nfd-master and
+        # nfd-gc (not deployed by the stand-in chart) would only run.
+        if argv and os.path.basename(argv[0]) == "nfd-worker":
+            return nfd.worker(ctx, Process)
+        return Process(logs=["%s (simulated: does nothing)" % (argv[0] if argv else repo)])
     if repo in ("nvidia/k8s/dcgm-exporter", "nvidia/dcgm-exporter"):
         return Process(logs=["Starting dcgm-exporter (simulated)"])
     if repo == "nvidia/cuda":

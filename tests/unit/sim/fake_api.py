@@ -25,7 +25,8 @@ KINDS = {"pods": ("v1", "Pod"), "nodes": ("v1", "Node"), "namespaces": ("v1", "N
          "statefulsets": ("apps/v1", "StatefulSet"), "jobs": ("batch/v1", "Job"),
          "leases": ("coordination.k8s.io/v1", "Lease"),
          "poddisruptionbudgets": ("policy/v1", "PodDisruptionBudget"),
-         "certificatesigningrequests": ("certificates.k8s.io/v1", "CertificateSigningRequest")}
+         "certificatesigningrequests": ("certificates.k8s.io/v1", "CertificateSigningRequest"),
+         "clusterpolicies": ("nvidia.com/v1", "ClusterPolicy")}
 
 
 def merge(target, patch):
@@ -116,6 +117,9 @@ class FakeApi:
         self._check()
         self.calls.append(("POST", path))
         plural, namespace, name, sub = self.parse(path)
+        if sub == "eviction":
+            # policy/v1 Eviction without PodDisruptionBudgets: the pod is deleted
+            return self.delete("/api/v1/namespaces/%s/pods/%s" % (namespace, name))
         if sub == "binding" or name == "binding":
             pod = self.store["pods"][(namespace, name)]
             pod["spec"]["nodeName"] = obj["target"]["name"]
@@ -151,9 +155,18 @@ class FakeApi:
             return copy.deepcopy(current)
         else:
             keep = current.get("status")
+            changed = obj.get("spec") != current.get("spec")
+            old_meta = dict(current["metadata"])
+            generation = old_meta.get("generation", 1)
             current.clear()
             current.update(copy.deepcopy(obj))
             current["status"] = keep
+            current.setdefault("metadata", {})
+            for key in ("uid", "creationTimestamp", "namespace", "name"):
+                if old_meta.get(key) is not None:
+                    current["metadata"][key] = old_meta[key]
+            # the strategies' PrepareForUpdate: generation + 1 when the spec changes
+            current["metadata"]["generation"] = generation + 1 if changed else generation
         current["metadata"]["resourceVersion"] = str(next(self.rv))
         return copy.deepcopy(current)
 
@@ -178,6 +191,8 @@ class FakeApi:
         current["metadata"]["resourceVersion"] = str(next(self.rv))
         self._maybe_remove(plural, current)
         return copy.deepcopy(current)
+
+    strategic_patch = merge_patch   # enough for the label/annotation/unschedulable patches used here
 
     def delete(self, path, params=None, body=None):
         self._check()

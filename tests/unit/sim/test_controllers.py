@@ -216,6 +216,48 @@ def test_daemonset_on_delete_keeps_old_pods(env):
     assert api.obj("daemonsets", "plugin", "kube-system")["status"]["updatedNumberScheduled"] == 0
 
 
+def test_daemonset_waits_for_a_terminating_pod_and_counts_it(env):
+    """podsShouldBeOnNode: a node whose daemon pod is being deleted gets no new one until it
+    is gone; updateDaemonSetStatus counts the terminating pod (getNodesToDaemonPods keeps it)."""
+    api, manager, _clock, _lines = env
+    add_node(api, "cpu1")
+    api.add("daemonsets", daemonset(strategy={"type": "OnDelete"}))
+    sync(manager)
+    kubelet(api)
+    sync(manager)
+    [pod] = api.objects("pods", "kube-system")
+    pod["metadata"]["finalizers"] = ["kubegpu.test/hold"]      # the kubelet has not confirmed the deletion yet
+    api.delete("/api/v1/namespaces/kube-system/pods/" + pod["metadata"]["name"])
+    sync(manager, 2)
+    assert [p["metadata"]["name"] for p in api.objects("pods", "kube-system")] == [pod["metadata"]["name"]]
+    status = api.obj("daemonsets", "plugin", "kube-system")["status"]
+    assert (status["currentNumberScheduled"], status["numberReady"], status["updatedNumberScheduled"]) == (1, 1, 1)
+    pod["metadata"]["finalizers"] = []
+    api.store["pods"].pop(("kube-system", pod["metadata"]["name"]))
+    sync(manager)
+    [new] = api.objects("pods", "kube-system")
+    assert new["metadata"]["name"] != pod["metadata"]["name"]
+
+
+def test_daemonset_template_back_to_an_earlier_one_is_the_newest_revision(env):
+    """update.go constructHistory: the matching ControllerRevision gets max(old) + 1."""
+    api, manager, _clock, _lines = env
+    add_node(api, "cpu1")
+    api.add("daemonsets", daemonset(strategy={"type": "OnDelete"}))
+    sync(manager)
+    path = "/apis/apps/v1/namespaces/kube-system/daemonsets/plugin"
+    api.merge_patch(path, {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "plugin:2"}]}}}})
+    sync(manager)
+    api.merge_patch(path, {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "plugin:1"}]}}}})
+    sync(manager)
+    revisions = sorted(api.objects("controllerrevisions", "kube-system"), key=lambda r: r["revision"])
+    assert [r["revision"] for r in revisions] == [2, 3]
+    assert revisions[-1]["data"]["spec"]["template"]["spec"]["containers"][0]["image"] == "plugin:1"
+    [pod] = api.objects("pods", "kube-system")
+    assert pod["metadata"]["labels"]["controller-revision-hash"] == revisions[-1]["metadata"]["labels"][
+        "controller-revision-hash"]
+
+
 # -- Job -------------------------------------------------------------------------------------
 def add_job(api, name="validate", **spec):
     template = {"metadata": {"labels": {"app": name}},

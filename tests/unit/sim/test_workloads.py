@@ -270,3 +270,39 @@ def test_operator_ipip_requires_bgp():
 
 def test_kubeadm_pod_subnets():
     assert workloads.kubeadm_pod_subnets(KUBEADM_CM) == ["10.244.0.0/16"]
+
+
+# -- the GPU Operator's images (gpu_operator.py) and NFD's (nfd.py) ------------------------------
+def test_driver_container_runs_and_is_ready():
+    """An unknown image with `nvidia-driver init` would exit 0 and restart (generic): the
+    driver container's image is run explicitly, long-running and ready."""
+    proc = workloads.start(ctx("nvcr.io/nvidia/driver:580.126.09-debian12", ["nvidia-driver"], ["init"],
+                               runtime=RUNC, policy="Always"))
+    assert (proc.state, proc.ready) == ("running", True)
+    assert "DRIVER_VERSION=580.126.09" in proc.logs
+    manager = workloads.start(ctx("nvcr.io/nvidia/cloud-native/k8s-driver-manager:v0.9.1", ["driver-manager"],
+                                  ["uninstall_driver"], runtime=RUNC, policy="Always"))
+    assert (manager.state, manager.exit_code) == ("exited", 0)
+
+
+def test_gpu_operator_image_runs_the_operator_only_for_its_command():
+    api = FakeApi()
+    proc = workloads.start(ctx("nvcr.io/nvidia/gpu-operator:v25.10.1", ["gpu-operator"], ["--leader-elect"],
+                               runtime=RUNC, policy="Always", api=api))
+    try:
+        assert proc.state == "running" and "version: v25.10.1" in proc.logs
+    finally:
+        proc.stop()
+    # the same image as the validator (not deployed by the simulated Operator): generic
+    other = workloads.start(ctx("nvcr.io/nvidia/gpu-operator:v25.10.1", ["sh", "-c"], ["nvidia-validator"],
+                                runtime=RUNC, policy="Never"))
+    assert (other.state, other.exit_code) == ("exited", 0)
+
+
+def test_nfd_images():
+    master = workloads.start(ctx("registry.k8s.io/nfd/node-feature-discovery:v0.18.2", ["nfd-master"], runtime=RUNC,
+                                 policy="Always"))
+    assert master.state == "running"
+    worker = workloads.start(ctx("registry.k8s.io/nfd/node-feature-discovery:v0.18.2", ["nfd-worker"], runtime=RUNC,
+                                 policy="Always"))       # no API: only runs
+    assert worker.state == "running"
