@@ -48,6 +48,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_plan as _plan
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_sharing
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_specs as _specs
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_packages import kernel_flavour
@@ -85,14 +86,9 @@ _BRANCH = re.compile(r"^(\d{3})$")
 _PERCENT = re.compile(r"^(\d{1,3})%$")
 
 
-def flag(value, boolean, default):
-    """A boolean setting as ``boolean`` reads it; ``default`` where unset, templated or not a boolean."""
-    if value is None or (isinstance(value, str) and "{{" in value):
-        return default
-    try:
-        return bool(boolean(value))
-    except (TypeError, ValueError):
-        return default      # the argument spec check names it
+# The setting readers every rule module shares (one reading of booleans and integers).
+flag = _gpu_sharing.flag_value
+integer = _gpu_sharing._int
 
 
 def is_container(settings):
@@ -178,14 +174,6 @@ def max_unavailable(value):
     if match and 0 < int(match.group(1)) <= 100:
         return text
     return None
-
-
-def integer(value, default=None):
-    """An integer setting; ``default`` where it is none."""
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return default      # the argument spec check names it
 
 
 def mode_problems(settings, boolean):

@@ -54,8 +54,9 @@ def _templated(value):
     return isinstance(value, str) and "{{" in value
 
 
-def _flag(settings, name, boolean, default):
-    value = settings.get(name)
+def flag_value(value, boolean, default):
+    """A boolean setting as ``boolean`` (the argument specs' reading) reads it; ``default``
+    where it is unset, a role default still templated, or not a boolean."""
     if value is None or _templated(value):
         return default
     try:
@@ -64,11 +65,16 @@ def _flag(settings, name, boolean, default):
         return default      # the argument spec check names it
 
 
-def _int(value):
+def _flag(settings, name, boolean, default):
+    return flag_value(settings.get(name), boolean, default)
+
+
+def _int(value, default=0):
+    """An integer setting; ``default`` where it is none (the argument spec check names it)."""
     try:
         return int(str(value).strip())
     except (TypeError, ValueError):
-        return 0            # the argument spec check names it
+        return default
 
 
 def cdi_enabled(settings, boolean):
