@@ -39,8 +39,18 @@ def _gpu_name(gpu):
     return "%s %s" % (gpu.get("index"), gpu.get("pci_bus_id"))
 
 
-def _gpu_checks(facts, gpu_node, expected_count):
-    """Checks read from gpu_facts: detection, driver, counters."""
+# nvidia_driver_mode container: the GPU Operator's driver container loads the module and keeps
+# the driver's user space (nvidia-smi, libnvidia-ml) under its own root, not the host's.
+DRIVER_CONTAINER_HINT = ("the GPU Operator's driver container (nvidia_driver_mode: container): kubectl -n gpu-operator"
+                         " get pods -l app=nvidia-driver-daemonset -o wide; kubectl -n gpu-operator exec"
+                         " <its pod on this node> -c nvidia-driver-ctr -- nvidia-smi -q")
+
+
+def _gpu_checks(facts, gpu_node, expected_count, driver_mode="host"):
+    """Checks read from gpu_facts: detection, driver, counters. In container driver mode the
+    driver is the driver container's: a missing module is its failure, and the counters are
+    read inside it (the host has no NVML or nvidia-smi of its own)."""
+    container = str(driver_mode or "host").strip().lower() == "container"
     checks = []
     gpus = facts.get("gpus") or []
     count = int(facts.get("count") or 0)
@@ -65,21 +75,29 @@ def _gpu_checks(facts, gpu_node, expected_count):
         checks.append(_check("driver_loaded", "ok", "driver %s (%s)" % (driver.get("version"), driver.get("flavour"))))
     else:
         hints = "; ".join(driver.get("install_hints") or [])
+        if container:
+            hints = "it is loaded by " + DRIVER_CONTAINER_HINT
         checks.append(_check("driver_loaded", "fail", "the NVIDIA driver is not loaded" + (" (%s)" % hints if hints else "")))
     if driver.get("library_mismatch"):
         reasons = [str(e) for e in (facts.get("errors") or []) + (facts.get("warnings") or [])
                    if "mismatch" in str(e).lower() or "differs from user-space" in str(e)]
         checks.append(_check("driver_library_mismatch", "fail", "; ".join(reasons) or "driver/library version mismatch"
                              + ": reboot the node (drain it first) to load the installed driver"))
+    elif container and driver.get("loaded") and facts.get("source") not in ("nvml", "nvidia_smi"):
+        checks.append(_check("driver_library_mismatch", "skip", "the driver's library is inside the driver container"
+                             " (nvidia_driver_mode: container), which brings module and library together"))
     else:
         checks.append(_check("driver_library_mismatch", "ok" if driver.get("loaded") else "skip",
                              "kernel module and library agree" if driver.get("loaded") else "driver not loaded"))
 
     healths = [(g, g.get("health")) for g in gpus]
     known = [(g, h) for g, h in healths if isinstance(h, dict)]
-    if not known:
+    if not known and container and driver.get("loaded"):
+        reason = ("no GPU counters on the host: the driver's NVML and nvidia-smi are inside " + DRIVER_CONTAINER_HINT)
+    elif not known:
         reason = "no GPU counters on this layer (%s): the driver is not loaded or NVML and nvidia-smi failed" % (
             facts.get("source") or "none")
+    if not known:
         checks.extend(_check(name, "skip", reason) for name in
                       ("ecc_errors", "retired_pages", "remapped_rows", "throttling", "persistence_mode"))
     for gpu, health in known:
@@ -286,7 +304,7 @@ def collection_version(root=None):
 
 def node_report_from_run(host, node_name, facts, gpu_node=False, kubernetes_node=True, kernel_log="",
                          reboot_marker="", units=None, cluster=None, mig_strategy="none", replicas=1,
-                         rename_by_default=False, label_sets=("gfd",), boolean=bool):
+                         rename_by_default=False, label_sets=("gfd",), boolean=bool, driver_mode="host"):
     """node_report from what the doctor role read in this run: the kernel-log command's
     stdout, the two kubectl answers of the first control plane, and the settings of
     stages 7 and 8 (what the node should advertise and be labelled with)."""
@@ -304,7 +322,7 @@ def node_report_from_run(host, node_name, facts, gpu_node=False, kubernetes_node
     report = node_report(host, node_name, facts, gpu_node=boolean(gpu_node), kubernetes_node=bool(kubernetes_node),
                          xid_text=xid_text, xid_source=xid_source, reboot_marker=reboot_marker, units=units,
                          node=node, expected=expected, plugin_pod=plugin_pod, gpu_labels=labels,
-                         cluster_error=cluster_error)
+                         cluster_error=cluster_error, driver_mode=driver_mode)
     report["cordon"] = {"possible": bool(node), "unschedulable": bool((node or {}).get("unschedulable")),
                         "annotation": ((node or {}).get("annotations") or {}).get(CORDON_ANNOTATION)}
     return report
@@ -319,7 +337,7 @@ def node_report_from_context(facts, context, boolean=bool):
     ``reboot_marker``; its ``units``); ``first_control_plane`` ("" when the group is empty:
     the API server is not asked) and ``nodes``/``pods``, that host's two kubectl answers
     (None or {"skipped": true} where not run); and the settings ``mig_strategy``,
-    ``replicas``, ``rename_by_default`` and ``label_sets``."""
+    ``replicas``, ``rename_by_default``, ``label_sets`` and ``driver_mode`` (nvidia_driver_mode)."""
     context = context or {}
     host = context.get("host")
     host_state = context.get("host_state") or {}
@@ -334,7 +352,8 @@ def node_report_from_context(facts, context, boolean=bool):
         units=host_state.get("units"), cluster=cluster,
         mig_strategy=context.get("mig_strategy", "none"), replicas=context.get("replicas", 1),
         rename_by_default=context.get("rename_by_default", False),
-        label_sets=context.get("label_sets") or ("gfd",), boolean=boolean)
+        label_sets=context.get("label_sets") or ("gfd",), boolean=boolean,
+        driver_mode=context.get("driver_mode") or "host")
 
 
 CORDON_ANNOTATION = "kubegpu.io/doctor"
@@ -351,7 +370,7 @@ def expected_count(node):
 
 def node_report(host, node_name, facts, gpu_node=False, kubernetes_node=True, xid_text="", xid_source=None,
                 reboot_marker="", units=None, node=None, expected=None, plugin_pod=None, gpu_labels=None,
-                cluster_error=None):
+                cluster_error=None, driver_mode="host"):
     """One node's report: {"host", "node", "healthy", "summary", "gpus", "checks"}.
 
     ``node``: the node as kubectl shows it (k8s_node_info), {} when not registered, None when
@@ -362,7 +381,7 @@ def node_report(host, node_name, facts, gpu_node=False, kubernetes_node=True, xi
     facts = facts or {}
     xid_source = xid_source or {"status": "skip", "message": "not read"}
     events = _gpu_health.parse_xid_lines(xid_text) if xid_source.get("status") == "ok" else []
-    checks = _gpu_checks(facts, gpu_node, expected_count(node))
+    checks = _gpu_checks(facts, gpu_node, expected_count(node), driver_mode)
     checks.extend(_xid_checks(events, xid_source) if (gpu_node or facts.get("count")) else [
         _check("xid_errors", "skip", "no NVIDIA GPU on this host")])
     checks.append(_fabric_check(facts, units))

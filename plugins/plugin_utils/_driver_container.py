@@ -38,6 +38,13 @@ Upstream facts (GPU Operator v25.10.1, the chart roles/gpu_operator pins):
   (Ubuntu) or ``kernel-devel-<kernel>`` (RHEL) INSIDE the container from the distribution's
   archive (ubuntu24.04/nvidia-driver and rhel9/nvidia-driver ``_install_prerequisites``), unsigned:
   Secure Boot is not supported for them (NVIDIA/gpu-operator#141, #497, #1142);
+- conventional driver containers (``nvcr.io/nvidia/driver:<version>-<os tag>``, the tag from
+  the node's os-release as NFD labels it) are published for Ubuntu 22.04 and 24.04, RHEL 8 and
+  9 (even minor releases only: platform-support.rst "RHEL"; NVIDIA/gpu-operator#1895, no
+  ``-rhel9.7`` tag) and Rocky Linux 8 and 9 (``-rocky8``/``-rocky9`` tags, NVIDIA/gpu-operator#2336,
+  NVIDIA/cloud-native-docs#399); none for Debian (NVIDIA/gpu-operator#2225: a
+  ``580.105.08-debian13`` driver pod stays in ImagePullBackOff) or other distributions: there
+  the driver DaemonSet can only run images of one's own (``driver.repository``);
 - the Operator takes a host with its own driver for "pre-installed": its validator looks for
   the host's ``/usr/bin/nvidia-smi`` (cmd/nvidia-validator/main.go ``validateHostDriver``); a
   driver container's user space stays under ``/run/nvidia/driver``.
@@ -76,6 +83,14 @@ PRECOMPILED_SUPPORT = {
     ("Ubuntu", "22.04"): {"kernels": ("5.15", "6.8"), "branches": ("535", "570", "580")},
     ("Ubuntu", "24.04"): {"kernels": ("6.8",), "branches": ("570", "580")},
 }
+# Conventional driver containers NVIDIA publishes (module docstring): distribution -> major
+# releases, and whether only even minor releases have images (RHEL).
+IMAGE_SUPPORT = {
+    "Ubuntu": {"versions": ("22.04", "24.04"), "even_minor": False},
+    "RedHat": {"versions": ("8", "9"), "even_minor": True},
+    "Rocky": {"versions": ("8", "9"), "even_minor": False},
+}
+NVIDIA_REPOSITORY = "nvcr.io/nvidia"
 PRECOMPILED_FLAVOURS = ("generic", "nvidia", "azure", "aws", "oracle")
 PRECOMPILED_ARCHITECTURES = ("x86_64",)
 
@@ -142,6 +157,38 @@ def precompiled_problem(os_facts, branch):
     if branch is not None and str(branch) not in support["branches"]:
         return ("driver branch R%s has no precompiled driver containers for %s %s (branches: %s)"
                 % (branch, distribution, version, ", ".join("R" + b for b in support["branches"])))
+    return None
+
+
+def own_driver_images(settings):
+    """The registry of driver images of the user's own (``gpu_operator_values``'
+    ``driver.repository`` other than NVIDIA's), or None when NVIDIA's images are used."""
+    values = (settings or {}).get("gpu_operator_values")
+    driver = values.get("driver") if isinstance(values, dict) else None
+    repository = str((driver or {}).get("repository") or "").strip().rstrip("/") if isinstance(driver, dict) else ""
+    return repository if repository and repository != NVIDIA_REPOSITORY else None
+
+
+def image_problem(os_facts):
+    """Why NVIDIA publishes no conventional driver container for this host's OS, or None
+    when it does (IMAGE_SUPPORT). Facts this run did not gather count as "cannot tell"."""
+    facts = os_facts or {}
+    distribution = str(facts.get("distribution") or "")
+    if not distribution:
+        return "this run gathered no OS facts of the host, so its OS cannot be matched to a driver image"
+    version = str(facts.get("distribution_version") or "")
+    support = IMAGE_SUPPORT.get(distribution)
+    published = "Ubuntu 22.04/24.04, RHEL 8/9 (even minor releases) and Rocky Linux 8/9"
+    if support is None:
+        return "NVIDIA publishes driver containers for %s, none for %s %s" % (published, distribution, version)
+    major = str(facts.get("distribution_major_version") or version.split(".", maxsplit=1)[0])
+    key = version if distribution == "Ubuntu" else major
+    if key not in support["versions"]:
+        return "NVIDIA publishes driver containers for %s, none for %s %s" % (published, distribution, version)
+    minor = version.split(".")[1] if "." in version else ""
+    if support["even_minor"] and minor.isdigit() and int(minor) % 2:
+        return ("NVIDIA publishes RHEL driver containers for even minor releases only (8.8, 8.10, 9.4, 9.6),"
+                " none for %s %s" % (distribution, version))
     return None
 
 
@@ -279,6 +326,13 @@ def host_problems(gpu_facts, os_facts, settings, boolean):
     setting = precompiled_setting(settings, boolean)
     branch = branch_of(settings.get(VERSION), precompiled=setting is True)
     why_not = precompiled_problem(os_facts, branch)
+    no_image = image_problem(os_facts)
+    if no_image and setting is not True and not own_driver_images(settings):
+        records.append(problem(
+            MODE, "container, but %s: the GPU Operator's driver pod on this node would stay in ImagePullBackOff"
+            " and the node would get no driver" % no_image,
+            "nvidia_driver_mode: host (stage 3 installs the driver on the host), or driver images of your own"
+            " for this OS: gpu_operator_values: {driver: {repository: <your registry>}}"))
     if setting is True and why_not:
         records.append(problem(
             PRECOMPILED, "true, but %s" % why_not,

@@ -148,6 +148,49 @@ def test_nvswitch_host_without_fabric_manager_fails():
     assert fabric["status"] == "fail" and "nvidia-fabricmanager.service is inactive" in fabric["detail"]
 
 
+def _container_mode_facts(loaded):
+    """A GPU node in container driver mode as gpu_facts reads it on the host: the driver
+    container's module in sysfs, no NVML or nvidia-smi of the host's own, so no counters."""
+    facts = _facts(health={})
+    facts["gpus"][0].pop("health")
+    facts["source"] = "sysfs"
+    facts["driver"].update({"loaded": loaded, "library_mismatch": False, "install_hints": []})
+    return facts
+
+
+def test_container_driver_mode_reads_the_driver_as_the_driver_containers():
+    report = _doctor.node_report("gpu1", "gpu1", _container_mode_facts(True), gpu_node=True, units=UNITS,
+                                 driver_mode="container")
+    checks = dict((c["check"], c) for c in report["checks"] if c["check"] != "xid_errors")
+    assert checks["driver_loaded"]["status"] == "ok"
+    assert checks["driver_library_mismatch"]["status"] == "skip"
+    assert "inside the driver container" in checks["driver_library_mismatch"]["detail"]
+    for name in ("ecc_errors", "retired_pages", "remapped_rows", "throttling", "persistence_mode"):
+        assert checks[name]["status"] == "skip"
+        assert "nvidia-driver-ctr -- nvidia-smi -q" in checks[name]["detail"], checks[name]
+    # The same facts in host mode: the host's own NVML and nvidia-smi failed.
+    host_report = _doctor.node_report("gpu1", "gpu1", _container_mode_facts(True), gpu_node=True, units=UNITS)
+    host = dict((c["check"], c) for c in host_report["checks"])
+    assert "NVML and nvidia-smi failed" in host["ecc_errors"]["detail"]
+    assert host["driver_library_mismatch"]["status"] == "ok"
+
+
+def test_container_driver_mode_without_a_module_points_at_the_driver_pod():
+    report = _doctor.node_report("gpu1", "gpu1", _container_mode_facts(False), gpu_node=True, units=UNITS,
+                                 driver_mode="container")
+    [loaded] = [c for c in report["checks"] if c["check"] == "driver_loaded"]
+    assert loaded["status"] == "fail" and report["healthy"] is False
+    assert "loaded by the GPU Operator's driver container" in loaded["detail"]
+    assert "app=nvidia-driver-daemonset" in loaded["detail"]
+
+
+def test_context_passes_the_driver_mode():
+    report = _doctor.node_report_from_context(_container_mode_facts(True), _context(driver_mode="container"),
+                                              boolean=boolean)
+    [mismatch] = [c for c in report["checks"] if c["check"] == "driver_library_mismatch"]
+    assert mismatch["status"] == "skip"
+
+
 MARKER = "/var/lib/kubegpu/reboot-required"
 
 

@@ -108,6 +108,45 @@ def test_container_mode_spelled_with_capitals_is_container_but_the_spec_check_na
     assert not dc.is_container({"nvidia_driver_mode": None})
 
 
+# --- NVIDIA's conventional driver containers: which OS has them --------------------------------
+
+DEBIAN_12 = {"distribution": "Debian", "distribution_version": "12", "distribution_major_version": "12",
+             "kernel": "6.1.0-28-amd64", "architecture": "x86_64"}
+
+
+@pytest.mark.parametrize("facts, fragment", [
+    (UBUNTU_2204, None),
+    (dict(UBUNTU_2204, distribution_version="24.04"), None),
+    ({"distribution": "RedHat", "distribution_version": "9.4", "distribution_major_version": "9"}, None),
+    ({"distribution": "RedHat", "distribution_version": "8.10", "distribution_major_version": "8"}, None),
+    ({"distribution": "Rocky", "distribution_version": "9.5", "distribution_major_version": "9"}, None),
+    (DEBIAN_12, "none for Debian 12"),
+    (dict(DEBIAN_12, distribution_version="13", distribution_major_version="13"), "none for Debian 13"),
+    (dict(UBUNTU_2204, distribution_version="20.04"), "none for Ubuntu 20.04"),
+    ({"distribution": "AlmaLinux", "distribution_version": "9.4"}, "none for AlmaLinux 9.4"),
+    # Odd RHEL minor releases have no image (NVIDIA/gpu-operator#1895: no -rhel9.7 tag).
+    ({"distribution": "RedHat", "distribution_version": "9.7", "distribution_major_version": "9"},
+     "even minor releases only"),
+    ({}, "gathered no OS facts"),
+])
+def test_image_problem(facts, fragment):
+    found = dc.image_problem(facts)
+    assert (found is None) if fragment is None else (fragment in found), found
+
+
+def test_container_mode_on_debian_is_refused_unless_the_images_are_ones_own():
+    [record] = dc.host_problems(_gpu(), DEBIAN_12, CONTAINER, boolean)
+    assert record["variable"] == "nvidia_driver_mode"
+    assert "none for Debian 12" in record["problem"] and "ImagePullBackOff" in record["problem"]
+    assert "nvidia_driver_mode: host" in record["fix"] and "driver: {repository:" in record["fix"]
+    own = dict(CONTAINER, gpu_operator_values={"driver": {"repository": "registry.example.com/gpu/"}})
+    assert dc.own_driver_images(own) == "registry.example.com/gpu"
+    assert dc.host_problems(_gpu(), DEBIAN_12, own, boolean) == []
+    # NVIDIA's own registry named explicitly is still NVIDIA's images.
+    nvidia = dict(CONTAINER, gpu_operator_values={"driver": {"repository": "nvcr.io/nvidia"}})
+    assert _variables(dc.host_problems(_gpu(), DEBIAN_12, nvidia, boolean)) == ["nvidia_driver_mode"]
+
+
 # --- precompiled driver containers -------------------------------------------------------------
 
 @pytest.mark.parametrize("facts, branch, fragment", [

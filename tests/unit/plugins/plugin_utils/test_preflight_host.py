@@ -173,9 +173,11 @@ def test_the_filter_hands_the_first_control_planes_probe_and_the_holders_over():
 
 # --- nvidia_driver_mode: container (plugin_utils/_driver_container) -------------------------------
 
+# Debian 12 hosts below: NVIDIA publishes no driver containers for Debian, so these name images of their own.
 DRIVER_CONTAINER = {"nvidia_driver_mode": "container", "kubegpu_gpu_operator": True,
                     "container_runtime_nvidia_toolkit_install": False, "kubegpu_gpu_node": True,
-                    "gpu_node_labels_label_sets": ["kubegpu"]}
+                    "gpu_node_labels_label_sets": ["kubegpu"],
+                    "gpu_operator_values": {"driver": {"repository": "registry.example.com/gpu"}}}
 H100_SECURE_BOOT = {"count": 1, "source": "sysfs", "secure_boot": "enabled",
                     "gpus": [{"index": 0, "name": "NVIDIA H100 PCIe", "architecture": "hopper",
                               "pci_bus_id": "0000:17:00.0"}],
@@ -191,6 +193,9 @@ def test_container_mode_asks_what_the_driver_container_needs_not_the_host_driver
     problems, warnings = report(DRIVER_CONTAINER, facts=facts)
     assert len(problems) == 1 and warnings == []
     assert problems[0].startswith("host cp1: variable nvidia_driver_mode: container on a Secure Boot host")
+    # With NVIDIA's own images the Debian host is refused for the image too.
+    nvidia_images, _warnings = report(dict(DRIVER_CONTAINER, gpu_operator_values={}), facts=facts)
+    assert any("none for Debian 12" in p for p in nvidia_images), nvidia_images
 
 
 def test_container_mode_settings_are_refused_on_every_host():
