@@ -28,6 +28,9 @@ ln -sfn ../../.. .collections/ansible_collections/kubegpu/cluster
 need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+# apt-ftparchive and gpgv: tests/integration/test_apt_bundle_real.py builds a signed apt repository here.
+command -v apt-ftparchive >/dev/null 2>&1 || need_pkgs+=(apt-utils)
+command -v gpgv >/dev/null 2>&1 || need_pkgs+=(gpgv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   step "apt-get install ${need_pkgs[*]}"
   [ "$(id -u)" = 0 ] || { echo "bootstrap: root is needed to install ${need_pkgs[*]}" >&2; exit 1; }
