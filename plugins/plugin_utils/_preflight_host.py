@@ -12,6 +12,8 @@ gathered in this run:
   endpoint's form, proxy URLs, the GPU Operator toolkit setting, the GPU software mode,
   the NFS mounts and provisioner, cgroup v1 with a kubelet that refuses it; plugins/plugin_utils/_network.py: kubeadm's CIDR limits and kubegpu's
   IPv4 Calico pool);
+- with ``kubegpu_offline: true``, every URL and image the stages would fetch inside the
+  mirrors (_offline.problems);
 - the NVIDIA driver stage's decision on this host's GPUs (_preflight_driver.driver_problems), or
   with ``nvidia_driver_mode: container`` what the GPU Operator's driver container needs
   (_driver_container.mode_problems, host_problems).
@@ -27,6 +29,7 @@ from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_con
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_sharing
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _mig_plan
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _network
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _offline
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_driver as _driver
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_rules as _rules
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_specs as _specs
@@ -39,7 +42,7 @@ RULE_SETTINGS = (
     "kubegpu_gpu_group", "nfs_client_mounts", "gpu_node_labels_label_sets", _network.VIP, _network.VIP_INTERFACE,
     "metallb_enabled", _network.METALLB_POOLS,
 ) + _rules.HOST_FACT_SETTINGS + _driver.SETTINGS + _rules.GPU_MODE_SETTINGS + _rules.NFS_PROVISIONER_SETTINGS \
-    + _dra.SETTINGS + _gpu_sharing.SETTINGS + _driver_container.SETTINGS
+    + _dra.SETTINGS + _gpu_sharing.SETTINGS + _driver_container.SETTINGS + _offline.SETTINGS
 # Typed by their own rule in roles/preflight (cidr_problems: "must be a string in CIDR notation").
 _OWN_CHECK = (_network.POD_CIDR, _network.SERVICE_CIDR)
 
@@ -122,6 +125,11 @@ def host_report(host, variables, facts, groups, probe=None, cgroup_v1_fatal=None
         warnings.extend(_rules.gpu_mode_warnings(settings, boolean))
     if "nfs_client_mounts" not in refused:
         for record in _rules.nfs_mount_problems(settings["nfs_client_mounts"]):
+            add(record)
+    if not any(name in refused for name in _offline.MIRROR_SETTINGS):
+        # kubegpu_offline: every URL and image the stages fetch from inside the mirrors (one record
+        # per variable; those of a variable its argument spec refused are left out by add).
+        for record in _offline.problems(settings, boolean, facts):
             add(record)
     if not any(name in refused for name in _rules.NFS_PROVISIONER_SETTINGS):
         for record in _rules.nfs_provisioner_problems(settings, boolean):
