@@ -359,7 +359,14 @@ def test_preflight_refers_only_to_real_variables():
 
 def test_kubernetes_install_reads_the_key_only_where_it_was_written():
     tasks = yaml.safe_load((k8s.ROLES / "kubernetes" / "tasks" / "install.yml").read_text(encoding="utf-8"))
-    block = tasks[0]["block"]
+
+    def flat(items):
+        for task in items:
+            if "block" in task:
+                yield from flat(task["block"])
+            else:
+                yield task
+    block = list(flat(tasks[0]["block"]))
     for task in block:
         text = json.dumps({k: v for k, v in task.items() if k not in ("name", "when")})
         # An apt call that refreshes the lists: the kubegpu role's entry point `package`.
@@ -368,6 +375,7 @@ def test_kubernetes_install_reads_the_key_only_where_it_was_written():
         if "kubernetes-apt-keyring.asc" in text and "get_url" not in text and "deb822" not in text \
                 or "_kubernetes_key_show" in text or refreshes:
             assert "ansible_check_mode" in str(task.get("when")), task["name"]
+    assert any(task.get("name") == "Download the repository signing key" for task in block)
 
 
 def test_kubeadm_init_output_with_its_token_stays_out_of_ansible_output():

@@ -1,0 +1,483 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright (c) 2026 kubegpu contributors
+"""Controller side: what an air-gapped fleet needs, decided once, here (playbooks/bundle.yml).
+
+``plan(hosts, settings_of, declared, stages)`` answers, from this run's facts of the fleet's hosts
+(or a declared list of OS/release/architecture/GPU combinations when they cannot be reached):
+
+- ``targets``: one per distribution release (e.g. debian-bookworm), with the architectures and
+  hosts it serves, the apt sources the bundle builder resolves packages from, and the packages
+  each stage installs there - read from the SAME data and functions the stages use: the roles'
+  OS vars files (os_prereqs, container_runtime; the first of <distribution>_<major>,
+  <distribution>, <os_family>_<major>, <os_family> that exists, as the roles' tasks/facts.yml
+  pick them), the driver stage's plan and package selection (_preflight_driver.plan_for_host,
+  selection_for_host, kernel_rule_for_host: what preflight and stage 3 call), kubernetes'
+  pinned packages;
+- ``files``: the manifests, charts and tarballs the stages download, each with the URL
+  variable that names it and its path in the bundle;
+- ``images``: the container images the stages and the validate Job run, each with its path
+  in the bundle's registry;
+- ``mirrors``: the variables that point every stage at the bundle (``mirrors.yml``; with
+  ``kubegpu_offline: true`` preflight refuses any URL outside the mirrors, _offline.py).
+
+Only apt-based distributions (Debian, Ubuntu) are bundled: a RHEL-family target is refused
+with the host's name (no dnf repository is built yet).
+
+The bundle's registry stores an image under its path without the registry host
+(``registry.k8s.io/pause:3.10.1`` -> ``<bundle registry>/pause:3.10.1``): containerd asks a
+mirror of hosts.toml for ``/v2/<path>/...`` (containerd docs/hosts.md "host" without
+override_path), so two images whose paths are equal under different registries cannot both
+be served; ``plan`` refuses that naming both.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from pathlib import Path
+
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_driver
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_packages as _dp
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_plan as _plan
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _offline
+
+STAGES = ("os_prereqs", "nvidia_driver", "container_runtime", "kubernetes", "nfs_client", "bundle_server")
+APT_FAMILIES = ("Debian",)
+# What serves the bundle on the site (roles/bundle_server): Debian's registry server and
+# skopeo, which loads the bundle's image archives into it.
+SERVER_PACKAGES = ("docker-registry", "skopeo")
+SUITE = "kubegpu"
+COMPONENT = "main"
+KEYRING = "/etc/apt/keyrings/kubegpu-bundle.asc"
+# Debian / dpkg architecture names of Ansible's ansible_facts.architecture.
+DPKG_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "amd64": "amd64", "arm64": "arm64"}
+DEBIAN_CODENAMES = {"11": "bullseye", "12": "bookworm", "13": "trixie"}
+UBUNTU_CODENAMES = {"20.04": "focal", "22.04": "jammy", "24.04": "noble"}
+
+# The settings the plan reads (the value set for the host, else the role default).
+SETTINGS = (
+    "os_prereqs_time_sync", "os_prereqs_packages_extra",
+    "container_runtime_containerd_source", "container_runtime_nvidia_toolkit_install", "kubegpu_gpu_node",
+    "kubernetes_package_source", "kubernetes_version", "kubernetes_deb_revision", "kubernetes_packages",
+    "kubernetes_image_repository", "kubernetes_kube_vip_image", "kubegpu_control_plane_vip",
+    "container_runtime_sandbox_image", "nfs_client_mounts", "nfs_client_storage_class_enabled", "nfs_client_provisioner_image",
+    "nvidia_device_plugin_image", "validate_smoke_image", "validate_cuda_sample_image",
+    "kubegpu_gpu_operator",
+    "bundle_debian_mirror", "bundle_debian_security_mirror", "bundle_ubuntu_mirror", "bundle_ubuntu_ports_mirror",
+    "bundle_packages_extra", "bundle_images_extra", "bundle_files_extra", "kubegpu_offline",
+    "kubernetes_repo_url", "kubernetes_repo_key_url", "kubernetes_repo_key_fingerprint",
+    "container_runtime_nvidia_toolkit_repo_url", "container_runtime_nvidia_toolkit_key_url",
+    "container_runtime_nvidia_toolkit_key_fingerprint", "container_runtime_docker_repo_url",
+    "container_runtime_docker_repo_key_fingerprint", "nvidia_driver_cuda_repo_key_fingerprint", "nvidia_driver_mode",
+) + tuple(n for n in _offline.SETTINGS if n not in _preflight_driver.SETTINGS) + _preflight_driver.SETTINGS
+
+
+class BundleError(Exception):
+    """A fleet the bundle cannot be built for; the message names host, variable and fix."""
+
+
+def _words(value):
+    return [str(v) for v in (value or []) if str(v).strip()] if isinstance(value, (list, tuple)) else []
+
+
+def _bool(value, default=False):
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
+
+
+# --- targets --------------------------------------------------------------------------------
+
+def target_id(os_facts):
+    """``<distribution>-<codename>`` of an apt-based host (debian-bookworm, ubuntu-noble)."""
+    distribution = str(os_facts.get("distribution") or "").lower()
+    codename = str(os_facts.get("distribution_release") or "").lower()
+    if not codename:
+        version = str(os_facts.get("distribution_version") or "")
+        codename = (UBUNTU_CODENAMES if distribution == "ubuntu" else DEBIAN_CODENAMES).get(
+            version if distribution == "ubuntu" else version.split(".", maxsplit=1)[0], "")
+    return "%s-%s" % (distribution, codename) if distribution and codename else ""
+
+
+def declared_host(entry, index):
+    """A declared combination (bundle_targets) as the facts of a host that was not reached:
+    {distribution: Debian, version: "12", architecture: x86_64, kernel: 6.1.0-28-amd64,
+    gpus: [hopper, ...] (GPU architectures; [] for none)}."""
+    if not isinstance(entry, dict) or not entry.get("distribution") or not entry.get("version"):
+        raise BundleError("variable bundle_targets: entry %d %r needs distribution and version; fix: e.g."
+                          " {distribution: Debian, version: \"12\", architecture: x86_64, gpus: [hopper]}"
+                          % (index + 1, entry))
+    distribution = str(entry["distribution"])
+    version = str(entry["version"])
+    family = "Debian" if distribution.lower() in ("debian", "ubuntu") else "RedHat"
+    os_facts = {"distribution": distribution, "distribution_version": version,
+                "distribution_major_version": version.split(".", maxsplit=1)[0], "os_family": family,
+                "distribution_release": str(entry.get("codename") or ""),
+                "architecture": str(entry.get("architecture") or "x86_64"), "kernel": str(entry.get("kernel") or "")}
+    gpus = [{"index": i, "name": "declared %s GPU" % arch, "architecture": str(arch), "pci_bus_id": "declared:%d" % i}
+            for i, arch in enumerate(_words(entry.get("gpus")))]
+    gpu_facts = {"count": len(gpus), "gpus": gpus, "driver": {"loaded": False}, "source": "declared"}
+    return {"name": "bundle_targets[%d]" % index, "os": os_facts, "gpu": gpu_facts, "gpu_node": bool(gpus),
+            "roles": list(entry.get("roles") or ["kube_node"])}
+
+
+def apt_sources(os_facts, settings):
+    """The distribution's own archive lines the builder resolves packages from (Debian with
+    contrib, non-free and non-free-firmware where the driver comes from; Ubuntu with
+    restricted, universe and multiverse; ports.ubuntu.com for arm64)."""
+    distribution = str(os_facts.get("distribution") or "").lower()
+    codename = target_id(os_facts).split("-", 1)[1]
+    if distribution == "debian":
+        mirror = str(settings.get("bundle_debian_mirror") or "http://deb.debian.org/debian").rstrip("/")
+        security = str(settings.get("bundle_debian_security_mirror") or "http://deb.debian.org/debian-security").rstrip("/")
+        components = "main contrib non-free" + ("" if codename in ("buster", "bullseye") else " non-free-firmware")
+        return ["deb %s %s %s" % (mirror, codename, components),
+                "deb %s %s-updates %s" % (mirror, codename, components),
+                "deb %s %s-security %s" % (security, codename, components)]
+    if distribution == "ubuntu":
+        ports = DPKG_ARCH.get(str(os_facts.get("architecture")), "amd64") != "amd64"
+        mirror = str(settings.get("bundle_ubuntu_ports_mirror" if ports else "bundle_ubuntu_mirror")
+                     or ("http://ports.ubuntu.com/ubuntu-ports" if ports else "http://archive.ubuntu.com/ubuntu")).rstrip("/")
+        components = "main restricted universe multiverse"
+        return ["deb %s %s%s %s" % (mirror, codename, suffix, components) for suffix in ("", "-updates", "-security")]
+    raise BundleError("no apt archive known for %s" % distribution)
+
+
+def _vars_file(root, role, os_facts):
+    """The first OS vars file of a role that exists (the roles' tasks/facts.yml order)."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    distribution = str(os_facts.get("distribution") or "")
+    family = str(os_facts.get("os_family") or "")
+    major = str(os_facts.get("distribution_major_version") or "")
+    for name in ("%s_%s" % (distribution, major), distribution, "%s_%s" % (family, major), family):
+        path = Path(root) / "roles" / role / "vars" / ("%s.yml" % name)
+        if path.is_file():
+            return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {}
+
+
+def _driver_packages(host, settings):
+    """The packages stage 3 installs on a GPU node (host mode) and the kernel headers of its
+    running kernel, or [] where it installs none."""
+    if not host.get("gpu_node") or str(settings.get("nvidia_driver_mode") or "host").lower() == "container":
+        return []
+    facts, os_facts = host.get("gpu") or {}, host.get("os") or {}
+    try:
+        source, _constraints, plan_ = _preflight_driver.plan_for_host(facts, os_facts, settings)
+        if not plan_.get("needed") or not plan_.get("branch"):
+            return []
+        selection = _preflight_driver.selection_for_host(plan_, source, os_facts, settings)
+        rule = _preflight_driver.kernel_rule_for_host(plan_, source, os_facts, settings)
+    except (_plan.DriverPlanError, _dp.DriverPackagesError) as exc:
+        raise BundleError("host %s: %s" % (host.get("name"), exc)) from exc
+    host["driver_repo"] = selection.get("repo") or {}
+    names = list(selection.get("packages") or [])
+    for key in ("fabric_manager_packages", "nvlsm_packages", "cuda_toolkit_packages", "headers_packages"):
+        names += [n for n in selection.get(key) or [] if n not in names]
+    kernel = os_facts.get("kernel")
+    if kernel:
+        names += [n for n in _dp.kernel_packages(rule, [kernel]).get("packages") or [] if n not in names]
+    return names
+
+
+def packages_by_stage(host, settings, root, stages=STAGES):
+    """{stage: [package, ...]} one host gets from the stages in ``stages``."""
+    os_facts = host.get("os") or {}
+    roles = host.get("roles") or ["kube_node"]
+    found = {}
+    if "bundle_server" in stages and "bundle_server" in roles:
+        found["bundle_server"] = list(SERVER_PACKAGES)
+    if "kube_node" not in roles:
+        return found
+    if "os_prereqs" in stages:
+        data = _vars_file(root, "os_prereqs", os_facts)
+        sync = str(settings.get("os_prereqs_time_sync") or "chrony")
+        found["os_prereqs"] = (list(data.get("_os_prereqs_packages") or [])
+                               + list(((data.get("_os_prereqs_time_sync_services") or {}).get(sync) or {}).get("packages") or [])
+                               + _words(settings.get("os_prereqs_packages_extra")))
+    if "nvidia_driver" in stages:
+        found["nvidia_driver"] = _driver_packages(host, settings)
+    if "container_runtime" in stages:
+        data = _vars_file(root, "container_runtime", os_facts)
+        source = str(settings.get("container_runtime_containerd_source") or "distro")
+        names = list(data.get("_container_runtime_tomlkit_packages") or [])
+        names += list((data.get("_container_runtime_containerd_packages") or {}).get(source) or [])
+        toolkit = _bool(settings.get("container_runtime_nvidia_toolkit_install"), True) and host.get("gpu_node")
+        if toolkit:
+            names += list(data.get("_container_runtime_nvidia_toolkit_packages") or [])
+        found["container_runtime"] = names
+    if "kubernetes" in stages and str(settings.get("kubernetes_package_source") or "repo") == "repo":
+        version = "%s-%s" % (settings.get("kubernetes_version"), settings.get("kubernetes_deb_revision") or "1.1")
+        found["kubernetes"] = ["%s=%s" % (name, version) for name in _words(settings.get("kubernetes_packages"))]
+    if "nfs_client" in stages and (settings.get("nfs_client_mounts") or _bool(settings.get("nfs_client_storage_class_enabled"))):
+        found["nfs_client"] = ["nfs-common"]
+    found["extra"] = _words(settings.get("bundle_packages_extra"))
+    return dict((stage, names) for stage, names in found.items() if names)
+
+
+def _repo(name, url, suite, key_url, fingerprint, variable):
+    return {"name": name, "variable": variable, "url": str(url), "suite": suite, "key_url": str(key_url),
+            "fingerprint": str(fingerprint or "").replace(" ", "").upper()}
+
+
+def third_party_sources(host, settings, stages_packages):
+    """The non-distribution apt repositories a host's packages come from, as the stages add
+    them (the builder adds each with its key, checked against the pinned fingerprint):
+    pkgs.k8s.io (kubernetes_repo_url), NVIDIA's container toolkit, NVIDIA's CUDA repository
+    where the driver comes from it, Docker's for containerd.io."""
+    sources = []
+    if stages_packages.get("kubernetes"):
+        url = str(settings.get("kubernetes_repo_url") or "").rstrip("/")
+        sources.append(_repo("kubernetes", url + "/deb/", "/", settings.get("kubernetes_repo_key_url") or url + "/deb/Release.key",
+                             settings.get("kubernetes_repo_key_fingerprint"), "kubernetes_repo_url"))
+    runtime = stages_packages.get("container_runtime") or []
+    if "nvidia-container-toolkit" in runtime:
+        url = str(settings.get("container_runtime_nvidia_toolkit_repo_url") or "").rstrip("/")
+        sources.append(_repo("nvidia-container-toolkit", url + "/deb/$(ARCH)", "/",
+                             settings.get("container_runtime_nvidia_toolkit_key_url"),
+                             settings.get("container_runtime_nvidia_toolkit_key_fingerprint"),
+                             "container_runtime_nvidia_toolkit_repo_url"))
+    if "containerd.io" in runtime:
+        distro = str((host.get("os") or {}).get("distribution") or "").lower()
+        url = "%s/%s" % (str(settings.get("container_runtime_docker_repo_url") or "").rstrip("/"), distro)
+        codename = target_id(host.get("os") or {}).split("-", 1)[-1]
+        sources.append(_repo("docker", url, "%s stable" % codename, url + "/gpg",
+                             settings.get("container_runtime_docker_repo_key_fingerprint"), "container_runtime_docker_repo_url"))
+    repo = host.get("driver_repo") or {}
+    if repo.get("kind") == "apt_repo":
+        sources.append(_repo(repo.get("name") or "kubegpu-cuda", repo["url"], repo.get("suites") or "/", repo["key_url"],
+                             settings.get("nvidia_driver_cuda_repo_key_fingerprint") or repo.get("fingerprint"),
+                             "nvidia_driver_cuda_repo_base_url"))
+    return sources
+
+
+def plan(hosts, settings_of, root, stages=STAGES):
+    """The bundle of a fleet.
+
+    ``hosts``: [{"name", "os": ansible_facts, "gpu": kubegpu_gpu facts, "gpu_node": bool,
+    "roles": [kube_control_plane | kube_node | bundle_server]}] (this run's facts, or
+    declared_host entries); ``settings_of(name)``: the SETTINGS of that host (set, else
+    default, templated); ``stages``: the stages bundled (default all)."""
+    targets = {}
+    for host in hosts:
+        os_facts = host.get("os") or {}
+        if str(os_facts.get("os_family")) not in APT_FAMILIES:
+            raise BundleError("host %s: %s %s: the bundle builds apt repositories only (Debian, Ubuntu); fix: leave"
+                              " the host out of the bundle's inventory, or bring its packages through a dnf mirror of"
+                              " your own" % (host.get("name"), os_facts.get("distribution"),
+                                             os_facts.get("distribution_version")))
+        tid = target_id(os_facts)
+        if not tid:
+            raise BundleError("host %s: no distribution release in its facts (distribution %r, release %r)"
+                              % (host.get("name"), os_facts.get("distribution"), os_facts.get("distribution_release")))
+        settings = settings_of(host.get("name"))
+        if _bool(settings.get("kubegpu_offline")):
+            raise BundleError("host %s: variable kubegpu_offline: true: the bundle is built from the connected side's"
+                              " settings (the upstream URLs); fix: run bundle.yml with the inventory without the"
+                              " bundle's mirrors.yml, or with -e kubegpu_offline=false" % host.get("name"))
+        target = targets.setdefault(tid, {
+            "id": tid, "distribution": os_facts.get("distribution"), "version": os_facts.get("distribution_version"),
+            "architectures": [], "hosts": [], "sources": apt_sources(os_facts, settings), "packages": {},
+            "third_party": []})
+        arch = DPKG_ARCH.get(str(os_facts.get("architecture")), str(os_facts.get("architecture")))
+        if arch not in target["architectures"]:
+            target["architectures"].append(arch)
+        target["hosts"].append(host.get("name"))
+        by_stage = packages_by_stage(host, settings, root, stages)
+        for stage, names in by_stage.items():
+            merged = target["packages"].setdefault(stage, [])
+            merged.extend(n for n in names if n not in merged)
+        for source in third_party_sources(host, settings, by_stage):
+            if source not in target["third_party"]:
+                target["third_party"].append(source)
+    for target in targets.values():
+        target["package_list"] = sorted(set(n for names in target["packages"].values() for n in names))
+    return {"targets": [targets[k] for k in sorted(targets)]}
+
+
+# --- images and files --------------------------------------------------------------------------
+
+_REGISTRY = re.compile(r"^[^/]*[.:][^/]*$|^localhost$")
+
+
+def split_image(ref):
+    """(registry, path, tag-or-digest) of an image reference by Docker's rule: the first
+    component is a registry when it has a "." or ":" or is localhost, else docker.io (and a
+    one-component path there is library/<name>)."""
+    text = str(ref).strip()
+    first, rest = text.partition("/")[::2]
+    if rest and _REGISTRY.match(first):
+        registry, remainder = first, rest
+    else:
+        registry, remainder = "docker.io", text
+        if "/" not in remainder.split("@", maxsplit=1)[0].split(":", maxsplit=1)[0]:
+            remainder = "library/" + remainder
+    if "@" in remainder:
+        path, version = remainder.partition("@")[::2]
+        version = "@" + version
+    else:
+        path, tag = remainder.rpartition(":")[::2] if ":" in remainder else (remainder, "latest")
+        version = ":" + (tag or "latest")
+    return registry, path, version
+
+
+def image_entries(refs):
+    """[{"ref", "registry", "path", "version", "source", "archive", "target"}] of the images, in
+    order, without repeats (a repeat's explicit ``source`` is kept: bundle_images_extra may say
+    where an image of the settings comes from); ``target`` is the path in the bundle's registry
+    (no registry host)."""
+    entries, seen, paths = [], set(), {}
+    for item in refs:
+        source = None
+        if isinstance(item, dict):
+            ref, source = str(item.get("ref") or ""), item.get("source")
+        else:
+            ref = str(item or "")
+        if not ref.strip():
+            continue
+        if ref in seen:
+            # bundle_images_extra may name where a pinned image of the settings comes from.
+            if source:
+                [entry] = [e for e in entries if e["ref"] == ref]
+                entry["source"] = str(source)
+            continue
+        seen.add(ref)
+        registry, path, version = split_image(ref)
+        other = paths.get(path + version)
+        if other and other != registry:
+            raise BundleError("images %s/%s%s and %s/%s%s have the same path in the bundle's registry (its mirrors"
+                              " serve /v2/<path>); fix: bundle one of them only (bundle_images_extra), or re-tag it"
+                              % (other, path, version, registry, path, version))
+        paths[path + version] = registry
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", "%s_%s%s" % (registry, path, version.replace("@", "_")))
+        entries.append({"ref": ref, "registry": registry, "path": path, "version": version,
+                        "source": str(source) if source else "docker://" + ref,
+                        "archive": "images/%s.tar" % safe, "target": path + version})
+    return entries
+
+
+# kubeadm's control-plane images of each Kubernetes minor besides kube-apiserver,
+# kube-controller-manager, kube-scheduler and kube-proxy at the version itself
+# (kubernetes/cmd/kubeadm/app/constants/constants.go CoreDNSVersion, SupportedEtcdVersion;
+# the same values as tests/sim/kubegpu_sim/kubeadm_addons.py).
+KUBEADM_IMAGES = {"1.35": {"coredns/coredns": "v1.12.1", "etcd": "3.6.6-0"}}
+# Package repositories the stages add: in offline mode apt's only source is the bundle, so
+# these are not fetched from (_offline.used leaves them out on apt hosts).
+_NOT_FILES = ("gpu_operator_chart_repo_url",)
+
+
+def kubeadm_images(settings):
+    """kubeadm's control-plane images for kubernetes_version from kubernetes_image_repository."""
+    version = str(settings.get("kubernetes_version") or "")
+    repository = str(settings.get("kubernetes_image_repository") or "registry.k8s.io").rstrip("/")
+    extra = KUBEADM_IMAGES.get(".".join(version.split(".")[:2]))
+    if not version or extra is None:
+        raise BundleError("variable kubernetes_version: %s: the bundle knows kubeadm's images of Kubernetes %s only;"
+                          " fix: a kubernetes_version of those, or leave kubernetes out of bundle_stages and add"
+                          " the images to bundle_images_extra" % (version, ", ".join(sorted(KUBEADM_IMAGES))))
+    refs = ["%s/%s:v%s" % (repository, name, version)
+            for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")]
+    return refs + ["%s/%s:%s" % (repository, name, tag) for name, tag in sorted(extra.items())]
+
+
+def images(settings, boolean, kubernetes=True):
+    """The images the stages pull with these settings (_offline.used: the image variables in
+    use), kubeadm's control-plane images where the kubernetes stage is bundled, and
+    bundle_images_extra."""
+    names = _offline.used(settings, boolean)
+    refs = [settings.get(n) for n in _offline.IMAGE_VARIABLES
+            if n in names and n not in _offline.REPOSITORY_VARIABLES and settings.get(n)]
+    if kubernetes:
+        refs += kubeadm_images(settings)
+    refs += list(settings.get("bundle_images_extra") or [])
+    return image_entries([r for r in refs if r])
+
+
+def registries(settings, boolean, images_):
+    """The registries containerd pulls from with these settings: of every image variable in use
+    (a repository prefix's too: kubeadm's, Calico's) and of the bundled images."""
+    names = _offline.used(settings, boolean)
+    found = set(i["registry"] for i in images_)
+    for name in _offline.IMAGE_VARIABLES:
+        value = settings.get(name)
+        if name not in names:
+            continue
+        repository = name in _offline.REPOSITORY_VARIABLES
+        if not value and repository:
+            value = _offline.REPOSITORY_VARIABLES[name][0]
+        registry = _offline.registry_of(value, repository=repository) if value else None
+        if registry:
+            found.add(registry)
+    return sorted(found)
+
+
+def _file(variable, url):
+    name = posixpath.basename(url.split("?", 1)[0]) or "index"
+    return {"variable": variable, "url": url, "path": "files/%s/%s" % (variable, name)}
+
+
+def files(settings, boolean):
+    """[{"variable", "url", "path"}]: what the stages download by URL with these settings
+    (_offline.used), in the bundle under files/<variable>/; a checksum variable's file too
+    ("sha256:<url>"), and bundle_files_extra."""
+    names = _offline.used(settings, boolean)
+    found = []
+    for variable in _offline.URL_VARIABLES:
+        url = str(settings.get(variable) or "")
+        if variable in names and variable not in _NOT_FILES and "://" in url:
+            found.append(_file(variable, url))
+    for variable in _offline.CHECKSUM_VARIABLES:
+        value = str(settings.get(variable) or "")
+        algorithm, _sep, url = value.partition(":")
+        if variable in names and "://" in url:
+            found.append(dict(_file(variable, url), algorithm=algorithm))
+    for index, item in enumerate(settings.get("bundle_files_extra") or []):
+        if isinstance(item, dict) and item.get("url"):
+            found.append(_file(str(item.get("variable") or "bundle_files_extra_%d" % index), str(item["url"])))
+    return found
+
+
+def mirrors(bundle_plan, images_, files_, registries_=None):
+    """The variables that point every stage at the bundle (mirrors.yml), as templates of
+    kubegpu_bundle_url / kubegpu_bundle_registry, which the site sets: each downloaded file's
+    variable, containerd's mirror of every registry pulled from, the apt repository of each
+    distribution release."""
+    values = {"kubegpu_offline": True}
+    for item in files_:
+        url = "{{ kubegpu_bundle_url }}/%s" % item["path"]
+        values[item["variable"]] = "%s:%s" % (item["algorithm"], url) if item.get("algorithm") else url
+    found = sorted(set(list(registries_ or []) + [i["registry"] for i in images_]))
+    values["container_runtime_registry_mirrors"] = [
+        {"registry": registry, "mirrors": [{"host": "http://{{ kubegpu_bundle_registry }}"}]} for registry in found]
+    values["kubegpu_bundle_apt"] = dict((t["id"], "{{ kubegpu_bundle_url }}/apt/%s" % t["id"]) for t in bundle_plan["targets"])
+    return values
+
+
+def source_lines(third_party, key_dir):
+    """The apt source lines of the third-party repositories, each signed by its key in
+    ``key_dir`` (checked against its pinned fingerprint before use)."""
+    return ["deb [signed-by=%s/%s.asc] %s %s" % (key_dir.rstrip("/"), item["name"], item["url"], item["suite"])
+            for item in third_party]
+
+
+MIRRORS_HEADER = """\
+# kubegpu offline bundle: the variables that point every stage at the bundle (docs/airgap.md).
+# Put this file in the cluster's inventory (group_vars/all/kubegpu_bundle.yml, or -e @mirrors.yml)
+# and set where the bundle is served on the site:
+#   kubegpu_bundle_url: http://<bundle host>:8080
+#   kubegpu_bundle_registry: <bundle host>:5000
+"""
+
+
+def mirrors_document(mirrors, public_key, images):
+    """mirrors.yml: the mirrors mapping and the bundle's public key (apt trusts the bundle's
+    repository with it; it travels with the inventory, not over the site's network). The
+    images are listed in a comment (the bundle's manifest lists them for the server)."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    data = dict(mirrors)
+    data["kubegpu_bundle_apt_key"] = public_key
+    listed = "".join("#   %s -> <kubegpu_bundle_registry>/%s\n" % (i["ref"], i["target"]) for i in images)
+    return (MIRRORS_HEADER + ("# Images in the bundle's registry:\n" + listed if listed else "")
+            + yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=1000))

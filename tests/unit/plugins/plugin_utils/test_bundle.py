@@ -1,0 +1,282 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The offline bundle's decisions (plugins/plugin_utils/_bundle.py): targets from facts or declared
+combinations, each stage's packages from the stages' own data and driver decision, images and files, the
+mirrors; and its manifest (plugins/module_utils/_bundle_manifest.py)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.kubegpu.cluster.plugins.module_utils import _bundle_manifest as manifest
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _bundle
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _offline
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_specs as ps
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
+
+ROOT = Path(__file__).resolve().parents[4]
+DEFAULTS = ps.settings({}, _bundle.SETTINGS, str(ROOT))
+DEBIAN_12 = {"distribution": "Debian", "distribution_version": "12", "distribution_major_version": "12",
+             "distribution_release": "bookworm", "os_family": "Debian", "architecture": "x86_64",
+             "kernel": "6.1.0-28-amd64"}
+UBUNTU_2404 = {"distribution": "Ubuntu", "distribution_version": "24.04", "distribution_major_version": "24",
+               "distribution_release": "noble", "os_family": "Debian", "architecture": "aarch64",
+               "kernel": "6.8.0-51-generic"}
+H100 = {"count": 1, "source": "sysfs", "driver": {"loaded": False, "install_hints": []},
+        "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "architecture": "hopper", "pci_bus_id": "0000:17:00.0"}]}
+
+
+def _host(name, os_facts=None, gpu=None, roles=("kube_node",)):
+    return {"name": name, "os": dict(os_facts or DEBIAN_12), "gpu": gpu or {"count": 0, "gpus": []},
+            "gpu_node": bool(gpu), "roles": list(roles)}
+
+
+def _plan(hosts, stages=_bundle.STAGES, **settings):
+    return _bundle.plan(hosts, lambda _name: dict(DEFAULTS, **settings), str(ROOT), stages)
+
+
+def _role_vars(role, name):
+    return yaml.safe_load((ROOT / "roles" / role / "vars" / ("%s.yml" % name)).read_text())
+
+
+# --- targets ------------------------------------------------------------------------------------
+
+def test_one_target_per_distribution_release_with_its_architectures_and_hosts():
+    plan = _plan([_host("cp1"), _host("w1"), _host("arm1", UBUNTU_2404)])
+    assert [t["id"] for t in plan["targets"]] == ["debian-bookworm", "ubuntu-noble"]
+    debian, ubuntu = plan["targets"]
+    assert debian["hosts"] == ["cp1", "w1"] and debian["architectures"] == ["amd64"]
+    assert ubuntu["architectures"] == ["arm64"]
+    assert debian["sources"][0] == "deb http://deb.debian.org/debian bookworm main contrib non-free non-free-firmware"
+    assert "deb http://deb.debian.org/debian-security bookworm-security" in debian["sources"][2]
+    assert ubuntu["sources"][0] == "deb http://ports.ubuntu.com/ubuntu-ports noble main restricted universe multiverse"
+
+
+def test_the_stages_packages_come_from_the_roles_own_vars_files():
+    plan = _plan([_host("cp1")], stages=("os_prereqs", "container_runtime"))
+    packages = plan["targets"][0]["packages"]
+    os_vars = _role_vars("os_prereqs", "Debian")
+    assert packages["os_prereqs"] == os_vars["_os_prereqs_packages"] + ["chrony"]
+    runtime = _role_vars("container_runtime", "Debian")
+    assert packages["container_runtime"] == runtime["_container_runtime_tomlkit_packages"] + ["containerd"]
+    assert "nvidia-container-toolkit" not in plan["targets"][0]["package_list"]
+
+
+def test_a_gpu_node_gets_the_driver_stages_packages_and_its_kernel_headers():
+    plan = _plan([_host("gpu1", gpu=H100)], stages=("nvidia_driver", "container_runtime"))
+    packages = plan["targets"][0]["packages"]
+    # Debian 12's non-free driver (R535, the one branch there) with the DKMS module and the running kernel's headers.
+    # As stage 3 asks apt for them: the branch as a version pattern.
+    assert "nvidia-kernel-dkms=535.*" in packages["nvidia_driver"] and "libcuda1=535.*" in packages["nvidia_driver"]
+    assert "linux-headers-6.1.0-28-amd64" in packages["nvidia_driver"]
+    assert "nvidia-container-toolkit" in packages["container_runtime"]
+    [toolkit] = plan["targets"][0]["third_party"]
+    assert _bundle.source_lines([toolkit], "/k") == [
+        "deb [signed-by=/k/nvidia-container-toolkit.asc] https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /"]
+    assert toolkit["fingerprint"] == DEFAULTS["container_runtime_nvidia_toolkit_key_fingerprint"]
+    # The driver from NVIDIA's CUDA repository: that repository, with its pinned key.
+    cuda = _plan([_host("gpu1", gpu=H100)], stages=("nvidia_driver",), nvidia_driver_source="cuda")
+    [repo] = cuda["targets"][0]["third_party"]
+    assert repo["url"].startswith("https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64")
+    assert repo["fingerprint"] and repo["key_url"].startswith(repo["url"])
+    # container mode: the GPU Operator's driver container, no host package
+    container = _plan([_host("gpu1", gpu=H100)], stages=("nvidia_driver",), nvidia_driver_mode="container")
+    assert container["targets"][0]["packages"] == {}
+
+
+def test_the_driver_stages_refusal_names_the_host():
+    blackwell = dict(H100, gpus=[dict(H100["gpus"][0], name="NVIDIA B200", architecture="blackwell")])
+    with pytest.raises(_bundle.BundleError, match="host gpu1: "):
+        _plan([_host("gpu1", gpu=blackwell)], stages=("nvidia_driver",))
+
+
+def test_kubernetes_packages_are_pinned_and_come_from_pkgs_k8s_io():
+    # The settings as the action plugin hands them over: the role defaults templated.
+    plan = _plan([_host("cp1")], stages=("kubernetes",), kubernetes_repo_url="https://pkgs.k8s.io/core:/stable:/v1.35",
+                 kubernetes_repo_key_url="https://pkgs.k8s.io/core:/stable:/v1.35/deb/Release.key")
+    target = plan["targets"][0]
+    assert target["packages"]["kubernetes"] == ["kubelet=1.35.4-1.1", "kubeadm=1.35.4-1.1", "kubectl=1.35.4-1.1"]
+    [source] = target["third_party"]
+    assert source["url"] == "https://pkgs.k8s.io/core:/stable:/v1.35/deb/" and source["suite"] == "/"
+    assert _bundle.source_lines([source], "/k") == [
+        "deb [signed-by=/k/kubernetes.asc] https://pkgs.k8s.io/core:/stable:/v1.35/deb/ /"]
+    local = _plan([_host("cp1")], stages=("kubernetes",), kubernetes_package_source="local")
+    assert local["targets"][0]["third_party"] == [] and "kubernetes" not in local["targets"][0]["packages"]
+
+
+def test_the_bundle_server_gets_its_registry_packages_only():
+    plan = _plan([_host("server", roles=("bundle_server",)), _host("cp1")])
+    target = plan["targets"][0]
+    assert target["packages"]["bundle_server"] == ["docker-registry", "skopeo"]
+    assert target["hosts"] == ["server", "cp1"]
+
+
+def test_docker_containerd_comes_from_dockers_repository():
+    plan = _plan([_host("cp1")], stages=("container_runtime",), container_runtime_containerd_source="docker")
+    [docker] = plan["targets"][0]["third_party"]
+    assert _bundle.source_lines([docker], "/k") == [
+        "deb [signed-by=/k/docker.asc] https://download.docker.com/linux/debian bookworm stable"]
+
+
+def test_an_offline_inventory_is_refused_for_building():
+    with pytest.raises(_bundle.BundleError, match="variable kubegpu_offline: true"):
+        _plan([_host("cp1")], kubegpu_offline=True)
+
+
+def test_a_rhel_host_is_refused_by_name():
+    rocky = dict(DEBIAN_12, distribution="Rocky", os_family="RedHat", distribution_version="9.4")
+    with pytest.raises(_bundle.BundleError, match="host r1: Rocky 9.4: the bundle builds apt repositories only"):
+        _plan([_host("r1", rocky)])
+
+
+def test_declared_targets_stand_for_hosts_that_cannot_be_reached():
+    host = _bundle.declared_host({"distribution": "Debian", "version": "12", "architecture": "x86_64",
+                                  "kernel": "6.1.0-28-amd64", "gpus": ["hopper"]}, 0)
+    assert _bundle.target_id(host["os"]) == "debian-bookworm" and host["gpu_node"]
+    plan = _plan([host], stages=("nvidia_driver",))
+    assert "linux-headers-6.1.0-28-amd64" in plan["targets"][0]["package_list"]
+    with pytest.raises(_bundle.BundleError, match="bundle_targets: entry 2"):
+        _bundle.declared_host({"distribution": "Debian"}, 1)
+
+
+# --- images and files ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ref, expected", [
+    ("registry.k8s.io/pause:3.10.1", ("registry.k8s.io", "pause", ":3.10.1")),
+    ("nvcr.io/nvidia/k8s-device-plugin:v0.18.0", ("nvcr.io", "nvidia/k8s-device-plugin", ":v0.18.0")),
+    ("busybox", ("docker.io", "library/busybox", ":latest")),
+    ("calico/node:v3.30.0", ("docker.io", "calico/node", ":v3.30.0")),
+    ("localhost:5000/x/y@sha256:abc", ("localhost:5000", "x/y", "@sha256:abc")),
+])
+def test_split_image(ref, expected):
+    assert _bundle.split_image(ref) == expected
+
+
+# The settings as the action plugin hands them over: role defaults templated.
+RENDERED = dict(DEFAULTS, calico_operator_manifest_url="https://raw.githubusercontent.com/projectcalico/calico/v3.31.7/"
+                "manifests/tigera-operator.yaml",
+                metallb_manifest_url="https://raw.githubusercontent.com/metallb/metallb/v0.16.1/config/manifests/"
+                "metallb-native.yaml",
+                nvidia_device_plugin_image="nvcr.io/nvidia/k8s-device-plugin:v0.20.1")
+
+
+def test_images_of_the_settings_with_archives_and_registry_paths():
+    entries = _bundle.images(RENDERED, boolean)
+    refs = [e["ref"] for e in entries]
+    assert refs[0] == DEFAULTS["container_runtime_sandbox_image"]
+    assert DEFAULTS["validate_smoke_image"] in refs and "nvcr.io/nvidia/k8s-device-plugin:v0.20.1" in refs
+    # kubeadm's control-plane images of kubernetes_version (constants.go of 1.35)
+    assert "registry.k8s.io/kube-apiserver:v1.35.4" in refs and "registry.k8s.io/etcd:3.6.6-0" in refs
+    assert "registry.k8s.io/coredns/coredns:v1.12.1" in refs
+    pause = entries[0]
+    assert pause["target"] == "pause:3.10.1" and pause["archive"] == "images/registry.k8s.io_pause_3.10.1.tar"
+    assert pause["source"] == "docker://registry.k8s.io/pause:3.10.1"
+    extra = _bundle.images(dict(RENDERED, bundle_images_extra=[{"ref": "kubegpu.test/a:1", "source": "docker-archive:/a.tar"}]),
+                           boolean, kubernetes=False)
+    assert extra[-1]["source"] == "docker-archive:/a.tar" and extra[-1]["target"] == "a:1"
+    assert not any("kube-apiserver" in e["ref"] for e in extra)
+    # bundle_images_extra says where an image of the settings comes from (an archive built here).
+    local = _bundle.images(dict(RENDERED, bundle_images_extra=[
+        {"ref": "registry.k8s.io/pause:3.10.1", "source": "docker-archive:/p.tar"}]), boolean, kubernetes=False)
+    assert [e["source"] for e in local if e["ref"] == "registry.k8s.io/pause:3.10.1"] == ["docker-archive:/p.tar"]
+    with pytest.raises(_bundle.BundleError, match="variable kubernetes_version: 1.29.0"):
+        _bundle.images(dict(RENDERED, kubernetes_version="1.29.0"), boolean)
+
+
+def test_two_images_with_one_path_under_two_registries_are_refused():
+    with pytest.raises(_bundle.BundleError, match="same path in the bundle's registry"):
+        _bundle.image_entries(["nvcr.io/nvidia/cuda:12", "docker.io/nvidia/cuda:12"])
+
+
+def test_files_registries_and_mirrors():
+    files = _bundle.files(dict(RENDERED, metallb_enabled=True), boolean)
+    assert [f["variable"] for f in files] == ["calico_operator_manifest_url", "metallb_manifest_url"]
+    assert files[0]["path"] == "files/calico_operator_manifest_url/tigera-operator.yaml"
+    release = _bundle.files(dict(RENDERED, container_runtime_containerd_source="release",
+                                 container_runtime_release_containerd_url="https://github.com/c/containerd-2.1.5.tar.gz",
+                                 container_runtime_release_containerd_checksum="sha256:https://github.com/c/x.sha256sum",
+                                 container_runtime_release_runc_url="https://github.com/r/runc.amd64",
+                                 container_runtime_release_runc_checksum="sha256:0123"), boolean)
+    assert [f["variable"] for f in release] == [
+        "calico_operator_manifest_url", "container_runtime_release_containerd_url", "container_runtime_release_runc_url",
+        "container_runtime_release_containerd_checksum"]
+    images = _bundle.images(RENDERED, boolean)
+    registries = _bundle.registries(RENDERED, boolean, images)
+    # Calico's operator pulls from quay.io (calico_registry empty), kubeadm from registry.k8s.io.
+    assert registries == ["nvcr.io", "quay.io", "registry.k8s.io"]
+    plan = _plan([_host("cp1")], stages=("os_prereqs",))
+    mirrors = _bundle.mirrors(plan, images, release, registries)
+    assert mirrors["kubegpu_offline"] is True
+    assert mirrors["calico_operator_manifest_url"] == \
+        "{{ kubegpu_bundle_url }}/files/calico_operator_manifest_url/tigera-operator.yaml"
+    assert mirrors["container_runtime_release_containerd_checksum"] == \
+        "sha256:{{ kubegpu_bundle_url }}/files/container_runtime_release_containerd_checksum/x.sha256sum"
+    assert {"registry": "quay.io", "mirrors": [{"host": "http://{{ kubegpu_bundle_registry }}"}]} \
+        in mirrors["container_runtime_registry_mirrors"]
+    assert mirrors["kubegpu_bundle_apt"] == {"debian-bookworm": "{{ kubegpu_bundle_url }}/apt/debian-bookworm"}
+    document = _bundle.mirrors_document(mirrors, "-----BEGIN PGP PUBLIC KEY BLOCK-----\n", images)
+    assert document.startswith("# kubegpu offline bundle")
+    assert yaml.safe_load(document)["kubegpu_bundle_apt_key"].startswith("-----BEGIN PGP")
+
+
+def test_mirrors_yml_passes_the_offline_preflight_rules():
+    """What the bundle writes is what preflight accepts: every URL and registry in use inside the mirrors."""
+    files = _bundle.files(RENDERED, boolean)
+    images = _bundle.images(RENDERED, boolean)
+    mirrors = _bundle.mirrors(_plan([_host("cp1")], stages=("os_prereqs",)), images, files,
+                              _bundle.registries(RENDERED, boolean, images))
+    site = {"kubegpu_bundle_url": "http://10.0.0.5:8080", "kubegpu_bundle_registry": "10.0.0.5:5000"}
+    rendered = json.loads(json.dumps(mirrors).replace("{{ kubegpu_bundle_url }}", site["kubegpu_bundle_url"])
+                          .replace("{{ kubegpu_bundle_registry }}", site["kubegpu_bundle_registry"]))
+    settings = dict(RENDERED, kubegpu_bundle_apt_key="-----BEGIN PGP PUBLIC KEY BLOCK-----", **site)
+    settings.update(rendered)
+    assert _offline.problems(settings, boolean, DEBIAN_12) == []
+    assert _offline.problems(RENDERED, boolean, DEBIAN_12) == []     # offline off: nothing judged
+    outside = _offline.problems(dict(settings, validate_smoke_image="ghcr.io/x/y:1"), boolean, DEBIAN_12)
+    assert [p["variable"] for p in outside] == ["validate_smoke_image"]
+    # Another release than the bundle has: refused by the same rules.
+    assert [p["variable"] for p in _offline.problems(settings, boolean, UBUNTU_2404)] == ["kubegpu_bundle_apt"]
+
+
+# --- the manifest --------------------------------------------------------------------------------
+
+def _bundle_dir(tmp_path):
+    (tmp_path / "apt" / "debian-bookworm" / "pool" / "main").mkdir(parents=True)
+    (tmp_path / "apt" / "debian-bookworm" / "pool" / "main" / "jq_1.6_amd64.deb").write_bytes(b"deb" * 100)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.tar").write_bytes(b"oci")
+    (tmp_path / ".work").mkdir()
+    (tmp_path / ".work" / "scratch").write_text("not part of the bundle")
+    return tmp_path
+
+
+def test_manifest_lists_every_file_with_size_and_sha256(tmp_path):
+    root = _bundle_dir(tmp_path)
+    found = manifest.build(str(root), {"targets": ["debian-bookworm"]})
+    assert [f["path"] for f in found["files"]] == ["apt/debian-bookworm/pool/main/jq_1.6_amd64.deb", "images/a.tar"]
+    assert found["total_bytes"] == 303
+    assert found["by_kind"] == {"package": {"count": 1, "bytes": 300}, "image": {"count": 1, "bytes": 3}}
+    assert found["files"][1]["sha256"] == hashlib.sha256(b"oci").hexdigest()
+    (root / "manifest.json").write_text(manifest.dumps(found))
+    assert manifest.verify(str(root), json.loads((root / "manifest.json").read_text())) == []
+
+
+def test_verify_names_each_tampered_missing_and_unlisted_file(tmp_path):
+    root = _bundle_dir(tmp_path)
+    found = manifest.build(str(root))
+    (root / "images" / "a.tar").write_bytes(b"OCI")                       # same size, other content
+    (root / "apt" / "debian-bookworm" / "pool" / "main" / "jq_1.6_amd64.deb").write_bytes(b"x")
+    (root / "images" / "b.tar").write_bytes(b"new")
+    problems = manifest.verify(str(root), found)
+    assert problems == [
+        "apt/debian-bookworm/pool/main/jq_1.6_amd64.deb: 1 bytes, the manifest says 300 (tampered or damaged)",
+        "images/a.tar: sha256 differs from the manifest (tampered or damaged)",
+        "images/b.tar: not in the manifest"]
+    (root / "images" / "a.tar").unlink()
+    assert "images/a.tar: missing" in manifest.verify(str(root), found)
+    assert manifest.verify(str(root), {"kind": "other"}) == ["manifest.json is not a kubegpu bundle manifest"]
+    assert manifest.verify(str(root), {"kind": "kubegpu-bundle", "files": [{"path": "../etc/passwd"}]})[0] == \
+        "../etc/passwd: a path outside the bundle"
