@@ -104,8 +104,10 @@ class ActionModule(ActionBase):
         try:
             for index, entry in enumerate(args["targets"]):
                 declared = _bundle.declared_host(entry, index)
-                settings[declared["name"]] = dict(settings_of(args["hosts"][0]) if args["hosts"] else
-                                                  self._settings({}, defaults))
+                # A declared combination has the settings of the first fleet host given, else the
+                # builder's own (the inventory's group_vars/all, -e).
+                settings[declared["name"]] = dict(settings_of(args["hosts"][0] if args["hosts"] else
+                                                              task_vars.get("inventory_hostname")))
                 hosts.append(declared)
             if not args["targets"]:
                 for name in args["hosts"]:
