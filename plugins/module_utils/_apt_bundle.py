@@ -22,8 +22,8 @@ The host's own apt state is never read for resolution nor written.
      ``gpg --quick-gen-key`` in gpg_home when there is none) whenever the Release changed
      or the signatures do not verify with that key.
 
-Standard library only (no ansible import): the module hands in ``run_command(argv, env,
-cwd) -> (rc, out, err)``; failures are raised as BundleError.
+The standard library and ansible's open_url (downloads) only: the module hands in
+``run_command(argv, env, cwd) -> (rc, out, err)``; failures are raised as BundleError.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -41,7 +41,8 @@ import shutil
 import tempfile
 from contextlib import closing
 from urllib.parse import unquote, urlsplit
-from urllib.request import urlopen
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils._host_files import _read
 
@@ -55,7 +56,7 @@ SIGNATURES = ('InRelease', 'Release.gpg')
 
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9.+_-]*$')
 _ARCH = re.compile(r'^[a-z0-9][a-z0-9-]*$')
-_PACKAGE = re.compile(r'^(?P<name>[a-z0-9][a-z0-9.+-]*)(?:=(?P<version>[A-Za-z0-9.+~:-]+)|/(?P<release>[A-Za-z0-9.+~_-]+))?$')
+_PACKAGE = re.compile(r'^(?P<name>[a-z0-9][a-z0-9.+-]*)(?:=(?P<version>[A-Za-z0-9.+~:*?-]+)|/(?P<release>[A-Za-z0-9.+~_-]+))?$')
 _SOURCE = re.compile(r'^(?P<type>\S+)\s+(?:\[(?P<options>[^\]]*)\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)(?P<components>(?:\s+\S+)*)\s*$')
 _PRINT_URI = re.compile(r"^'(?P<url>[^']+)'\s+(?P<filename>\S+)\s+(?P<size>\d+)(?:\s+(?P<hash>\S+))?\s*$")
 _UPDATE_FAILURES = ('E:', 'Err:', 'W: Failed to fetch', 'W: GPG error', 'W: Some index files failed', 'W: The repository')
@@ -90,7 +91,9 @@ def check_architectures(architectures):
 
 
 def check_packages(packages):
-    """The package specs: name, name=version or name/release; nothing apt would read as an option."""
+    """The package specs: name, name=version or name/release; nothing apt would read as an option.
+    A version may be a pattern (``nvidia-kernel-dkms=535.*``: the driver stage asks apt for a branch
+    so), which apt-get matches itself."""
     if not packages:
         raise BundleError('packages is empty: name at least one package')
     bad = [spec for spec in packages if not _PACKAGE.match(spec or '')]
@@ -408,12 +411,13 @@ def download(url, path, size, sha256, timeout=DOWNLOAD_TIMEOUT):
         url = 'file:' + url[len('copy:'):]
     digest, got = hashlib.sha256(), 0
     try:
-        with closing(urlopen(url, timeout=timeout)) as response, open(path, 'wb') as out:
+        # ansible's open_url: the proxy settings of the environment, file: URLs (copy:) too.
+        with closing(open_url(url, timeout=timeout, follow_redirects='safe')) as response, open(path, 'wb') as out:
             for chunk in iter(lambda: response.read(1 << 16), b''):
                 digest.update(chunk)
                 got += len(chunk)
                 out.write(chunk)
-    except (IOError, OSError) as exc:
+    except Exception as exc:  # pylint: disable=broad-except  # urllib's, ansible's ConnectionError, ssl's
         _unlink(path)
         raise BundleError('cannot download %s: %s' % (url, exc))
     if got != size or digest.hexdigest() != sha256:

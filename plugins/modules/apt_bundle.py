@@ -67,7 +67,9 @@ options:
     elements: str
     required: true
   packages:
-    description: The packages to bundle - names, C(name=version) or C(name/release). Their dependencies come along.
+    description:
+      - The packages to bundle - names, C(name=version) (the version may be a pattern, C(nvidia-kernel-dkms=535.*))
+        or C(name/release). Their dependencies come along.
     type: list
     elements: str
     required: true

@@ -101,7 +101,9 @@ def test_bad_source_lines_are_refused(line, words):
 def test_package_specs():
     assert ab.check_packages(['jq', 'socat=1.7.4.4-2', 'libc6=2.36-9+deb12u14', 'tzdata/bookworm-updates', 'x=1:2.0~rc1']) == [
         'jq', 'socat=1.7.4.4-2', 'libc6=2.36-9+deb12u14', 'tzdata/bookworm-updates', 'x=1:2.0~rc1']
-    for bad in ('-o', '--allow-unauthenticated', 'jq socat', 'Jq', 'jq=', ''):
+    # The driver stage asks for a branch as a version pattern (plugin_utils/_driver_packages.select).
+    assert ab.check_packages(['nvidia-kernel-dkms=535.*', 'libcuda1=535.2?7*']) == ['nvidia-kernel-dkms=535.*', 'libcuda1=535.2?7*']
+    for bad in ('-o', '--allow-unauthenticated', 'jq socat', 'Jq', 'jq=', '', 'jq=1 -o'):
         with pytest.raises(ab.BundleError, match='not a package name'):
             ab.check_packages([bad])
     with pytest.raises(ab.BundleError, match='packages is empty'):
