@@ -126,9 +126,10 @@ class ActionModule(ActionBase):
             images = (_bundle.images(cluster, boolean, kubernetes="kubernetes" in args["stages"])
                       if "images" in args["stages"] else [])
             files = _bundle.files(cluster, boolean) if "files" in args["stages"] else []
+            charts = _bundle.charts(cluster, boolean) if "files" in args["stages"] else []
             registries = _bundle.registries(cluster, boolean, images)
         except (_bundle.BundleError, AnsibleError) as exc:
             return dict(result, failed=True, msg="bundle: %s" % exc)
-        result.update(changed=False, targets=plan["targets"], images=images, files=files,
-                      mirrors=_bundle.mirrors(plan, images, files, registries), unresolved=self._unresolved)
+        result.update(changed=False, targets=plan["targets"], images=images, files=files, charts=charts,
+                      mirrors=_bundle.mirrors(plan, images, files, registries, charts), unresolved=self._unresolved)
         return result

@@ -13,6 +13,11 @@ description:
     a target's packages come from, each signed by its key downloaded into C(key_dir).
   - C(bundle_mirrors_document(mirrors, public_key, images)) gives C(mirrors.yml), the variables that point
     every stage at the bundle, with the bundle's public key.
+  - C(bundle_with_manifest_images(images, texts, extra)) adds the images the downloaded manifests name
+    (C(image:) fields) to the bundle's images.
+  - C(bundle_chart_entry(index_text, name, version, repo)) finds a chart's entry in a chart repository's
+    C(index.yaml), with the absolute URL of its archive; C(bundle_chart_index(entry)) writes the bundle's
+    C(index.yaml) of that one chart.
 positional: _input
 options:
   _input:
@@ -58,6 +63,27 @@ def bundle_mirrors_document(mirrors, public_key="", images=None):
     return _bundle.mirrors_document(_plain(mirrors), str(public_key or ""), _plain(list(images or [])))
 
 
+def bundle_with_manifest_images(images, texts, extra=None):
+    try:
+        return _bundle.with_manifest_images(_plain(list(images or [])), [str(t) for t in texts or []],
+                                            _plain(list(extra or [])))
+    except _bundle.BundleError as exc:
+        raise AnsibleFilterError("bundle_with_manifest_images: %s" % exc) from exc
+
+
+def bundle_chart_entry(index_text, name, version, repo):
+    try:
+        return _bundle.chart_entry(str(index_text), str(name), str(version), str(repo))
+    except _bundle.BundleError as exc:
+        raise AnsibleFilterError("bundle_chart_entry: %s" % exc) from exc
+
+
+def bundle_chart_index(entry):
+    return _bundle.chart_index(_plain(entry))
+
+
 class FilterModule:
     def filters(self):
-        return {"bundle_source_lines": bundle_source_lines, "bundle_mirrors_document": bundle_mirrors_document}
+        return {"bundle_source_lines": bundle_source_lines, "bundle_mirrors_document": bundle_mirrors_document,
+                "bundle_chart_entry": bundle_chart_entry, "bundle_chart_index": bundle_chart_index,
+                "bundle_with_manifest_images": bundle_with_manifest_images}

@@ -93,6 +93,12 @@ files:
   returned: success
   type: list
   elements: dict
+charts:
+  description: The Helm chart repositories to bundle (the GPU Operator's) - C(variable), C(repo), C(name), C(version),
+    C(path) in the bundle (a chart repository of the one chart).
+  returned: success
+  type: list
+  elements: dict
 mirrors:
   description: The variables of C(mirrors.yml), as templates of C(kubegpu_bundle_url) and C(kubegpu_bundle_registry).
   returned: success

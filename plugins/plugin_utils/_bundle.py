@@ -62,7 +62,7 @@ SETTINGS = (
     "kubernetes_image_repository", "kubernetes_kube_vip_image", "kubegpu_control_plane_vip",
     "container_runtime_sandbox_image", "nfs_client_mounts", "nfs_client_storage_class_enabled", "nfs_client_provisioner_image",
     "nvidia_device_plugin_image", "validate_smoke_image", "validate_cuda_sample_image",
-    "kubegpu_gpu_operator",
+    "kubegpu_gpu_operator", "gpu_operator_chart_repo_url", "gpu_operator_chart", "gpu_operator_chart_version",
     "bundle_debian_mirror", "bundle_debian_security_mirror", "bundle_ubuntu_mirror", "bundle_ubuntu_ports_mirror",
     "bundle_packages_extra", "bundle_images_extra", "bundle_files_extra", "kubegpu_offline",
     "kubernetes_repo_url", "kubernetes_repo_key_url", "kubernetes_repo_key_fingerprint",
@@ -365,7 +365,7 @@ def image_entries(refs):
 KUBEADM_IMAGES = {"1.35": {"coredns/coredns": "v1.12.1", "etcd": "3.6.6-0"}}
 # Package repositories the stages add: in offline mode apt's only source is the bundle, so
 # these are not fetched from (_offline.used leaves them out on apt hosts).
-_NOT_FILES = ("gpu_operator_chart_repo_url",)
+_NOT_FILES = ("gpu_operator_chart_repo_url",)     # a chart repository: charts() below
 
 
 def kubeadm_images(settings):
@@ -382,6 +382,37 @@ def kubeadm_images(settings):
     return refs + ["%s/%s:%s" % (repository, name, tag) for name, tag in sorted(extra.items())]
 
 
+# The Linux images the Tigera operator deploys for the Installation and APIServer resources
+# roles/calico applies, at calico_version (tigera/operator pkg/components/calico.go: cni,
+# kube-controllers, node, typha, pod2daemon-flexvol, apiserver, csi, node-driver-registrar; the
+# FIPS and Windows variants are not used). The operator's own image is in its manifest (manifest_images).
+CALICO_OPERATOR_COMPONENTS = ("calico/node", "calico/cni", "calico/kube-controllers", "calico/typha",
+                              "calico/pod2daemon-flexvol", "calico/apiserver", "calico/csi",
+                              "calico/node-driver-registrar")
+_IMAGE_LINE = re.compile(r"""^\s*-?\s*image:\s*["']?([^\s"'#]+)""", re.M)
+
+
+def calico_operator_images(settings, boolean):
+    """The Calico component images the operator pulls (operator install method), from
+    calico_registry or the operator's default, quay.io."""
+    names = _offline.used(settings, boolean)
+    if "calico_registry" not in names:
+        return []
+    registry = str(settings.get("calico_registry") or "quay.io").strip().rstrip("/")
+    version = str(settings.get("calico_version") or "")
+    return ["%s/%s:%s" % (registry, name, version) for name in CALICO_OPERATOR_COMPONENTS] if version else []
+
+
+def manifest_images(text):
+    """The image references a downloaded manifest names (``image:`` fields), in order, once
+    each; templated ones left out."""
+    found = []
+    for ref in _IMAGE_LINE.findall(str(text or "")):
+        if ref not in found and "{{" not in ref and "$" not in ref:
+            found.append(ref)
+    return found
+
+
 def images(settings, boolean, kubernetes=True):
     """The images the stages pull with these settings (_offline.used: the image variables in
     use), kubeadm's control-plane images where the kubernetes stage is bundled, and
@@ -391,8 +422,19 @@ def images(settings, boolean, kubernetes=True):
             if n in names and n not in _offline.REPOSITORY_VARIABLES and settings.get(n)]
     if kubernetes:
         refs += kubeadm_images(settings)
+    refs += calico_operator_images(settings, boolean)
     refs += list(settings.get("bundle_images_extra") or [])
     return image_entries([r for r in refs if r])
+
+
+def with_manifest_images(images_, texts, extra=()):
+    """The bundle's images and those the downloaded manifests name (Calico's operator, MetalLB's
+    controller and speaker, ...), as image_entries; ``extra`` (bundle_images_extra) last, so
+    its sources apply to those too."""
+    refs = [{"ref": i["ref"], "source": i["source"]} for i in images_]
+    for text in texts:
+        refs += manifest_images(text)
+    return image_entries(refs + list(extra or []))
 
 
 def registries(settings, boolean, images_):
@@ -439,7 +481,50 @@ def files(settings, boolean):
     return found
 
 
-def mirrors(bundle_plan, images_, files_, registries_=None):
+def charts(settings, boolean):
+    """[{"variable", "repo", "name", "version", "path"}]: the Helm chart repositories the stages
+    install from with these settings (the GPU Operator's), each bundled as a chart repository
+    of its one chart under charts/<variable>/ (an oci:// chart is an image: not here)."""
+    names = _offline.used(settings, boolean)
+    repo = str(settings.get("gpu_operator_chart_repo_url") or "")
+    chart = str(settings.get("gpu_operator_chart") or "gpu-operator")
+    if "gpu_operator_chart_repo_url" not in names or "://" not in repo or chart.startswith("oci://"):
+        return []
+    return [{"variable": "gpu_operator_chart_repo_url", "repo": repo.rstrip("/"), "name": chart,
+             "version": str(settings.get("gpu_operator_chart_version") or ""),
+             "path": "charts/gpu_operator_chart_repo_url"}]
+
+
+def chart_entry(index_text, name, version, repo):
+    """The entry of chart ``name`` at ``version`` in a chart repository's index.yaml, with
+    ``download``: its archive's absolute URL (index URLs may be relative to the repository)."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    from urllib.parse import urljoin  # pylint: disable=import-outside-toplevel
+    try:
+        index = yaml.safe_load(index_text) or {}
+    except yaml.YAMLError as exc:
+        raise BundleError("%s/index.yaml is not a chart repository index: %s" % (repo, exc)) from exc
+    wanted = str(version).lstrip("v")
+    for entry in (index.get("entries") or {}).get(name) or []:
+        if str(entry.get("version") or "").lstrip("v") == wanted and entry.get("urls"):
+            found = dict(entry)
+            found["download"] = urljoin(repo.rstrip("/") + "/", str(entry["urls"][0]))
+            found["filename"] = posixpath.basename(found["download"].split("?", 1)[0])
+            return found
+    raise BundleError("variable gpu_operator_chart_version: chart %s %s is not in %s/index.yaml; fix: a version the"
+                      " repository has (helm search repo %s --versions)" % (name, version, repo, name))
+
+
+def chart_index(entry):
+    """index.yaml of the bundle's chart repository: the one entry, its archive beside it."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    item = dict((k, v) for k, v in entry.items() if k not in ("download", "filename"))
+    item["urls"] = [entry["filename"]]
+    return yaml.safe_dump({"apiVersion": "v1", "entries": {entry["name"]: [item]}}, sort_keys=True,
+                          default_flow_style=False)
+
+
+def mirrors(bundle_plan, images_, files_, registries_=None, charts_=()):
     """The variables that point every stage at the bundle (mirrors.yml), as templates of
     kubegpu_bundle_url / kubegpu_bundle_registry, which the site sets: each downloaded file's
     variable, containerd's mirror of every registry pulled from, the apt repository of each
@@ -448,6 +533,8 @@ def mirrors(bundle_plan, images_, files_, registries_=None):
     for item in files_:
         url = "{{ kubegpu_bundle_url }}/%s" % item["path"]
         values[item["variable"]] = "%s:%s" % (item["algorithm"], url) if item.get("algorithm") else url
+    for item in charts_:
+        values[item["variable"]] = "{{ kubegpu_bundle_url }}/%s" % item["path"]
     found = sorted(set(list(registries_ or []) + [i["registry"] for i in images_]))
     values["container_runtime_registry_mirrors"] = [
         {"registry": registry, "mirrors": [{"host": "http://{{ kubegpu_bundle_registry }}"}]} for registry in found]
@@ -478,6 +565,11 @@ def mirrors_document(mirrors, public_key, images):
     import yaml  # pylint: disable=import-outside-toplevel
     data = dict(mirrors)
     data["kubegpu_bundle_apt_key"] = public_key
+    # The registries of every bundled image (those named in downloaded manifests too).
+    listed_registries = [m["registry"] for m in data.get("container_runtime_registry_mirrors") or []]
+    for registry in sorted(set(i["registry"] for i in images) - set(listed_registries)):
+        data.setdefault("container_runtime_registry_mirrors", []).append(
+            {"registry": registry, "mirrors": [{"host": "http://{{ kubegpu_bundle_registry }}"}]})
     listed = "".join("#   %s -> <kubegpu_bundle_registry>/%s\n" % (i["ref"], i["target"]) for i in images)
     return (MIRRORS_HEADER + ("# Images in the bundle's registry:\n" + listed if listed else "")
             + yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=1000))

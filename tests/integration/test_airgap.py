@@ -43,6 +43,12 @@ IMAGES = {"container_runtime_sandbox_image": "kubegpu.test/pause:3.10",
 # The stand-in of Calico's operator manifest (tests/sim/manifests): the builder's copy is downloaded
 # into the bundle (GitHub is unreachable here) like the real one.
 CALICO = "tigera-operator.yaml"
+# Images named elsewhere, built here too: the Calico components the Tigera operator deploys
+# (plugin_utils/_bundle.CALICO_OPERATOR_COMPONENTS at calico_version, quay.io) and the operator image
+# the stand-in tigera-operator.yaml names.
+CALICO_IMAGES = ["quay.io/calico/%s:v3.31.7" % name for name in (
+    "node", "cni", "kube-controllers", "typha", "pod2daemon-flexvol", "apiserver", "csi", "node-driver-registrar")]
+OPERATOR_IMAGE = "quay.io/tigera/operator:v1.40.15"
 STAGES = ["playbooks/preflight.yml", "playbooks/os_prereqs.yml", "playbooks/nvidia_driver.yml",
           "playbooks/container_runtime.yml"]
 
@@ -97,7 +103,7 @@ def site(systemd_hosts, docker_cli, tmp_path_factory):
         docker_exec(BUILDER, "mkdir", "-p", "/srv/src")
         docker("cp", str(REPO / "tests" / "sim" / "manifests" / CALICO), "%s:/srv/src/%s" % (BUILDER, CALICO))
         extra = []
-        for variable, ref in IMAGES.items():
+        for ref in list(IMAGES.values()) + CALICO_IMAGES + [OPERATOR_IMAGE]:
             archive = _image_archive(docker_cli, tmp, ref)
             docker("cp", str(archive), "%s:/srv/src/%s" % (BUILDER, archive.name))
             extra.append({"ref": ref, "source": "docker-archive:/srv/src/%s" % archive.name})
@@ -140,7 +146,10 @@ def test_bundle_holds_the_fleets_packages_images_and_a_manifest(bundle):
         assert name in debs, (name, sorted(debs))
     assert "apt/debian-bookworm/dists/kubegpu/InRelease" in paths
     assert "apt/debian-bookworm/dists/kubegpu/main/binary-amd64/Packages" in paths
-    assert len([p for p in paths if p.startswith("images/")]) == len(IMAGES)
+    # the settings' images, Calico's components and the operator image its manifest names: nothing else
+    images = sorted(i["ref"] for i in manifest["metadata"]["images"])
+    assert images == sorted(list(IMAGES.values()) + CALICO_IMAGES + [OPERATOR_IMAGE]), images
+    assert len([p for p in paths if p.startswith("images/")]) == len(images)
     assert "files/calico_operator_manifest_url/%s" % CALICO in paths
     assert manifest["total_bytes"] == sum(f["size"] for f in manifest["files"])
     assert all(re.fullmatch(r"[0-9a-f]{64}", f["sha256"]) for f in manifest["files"])
@@ -149,8 +158,11 @@ def test_bundle_holds_the_fleets_packages_images_and_a_manifest(bundle):
     mirrors = yaml.safe_load((bundle["tmp"] / "bundle" / "mirrors.yml").read_text())
     assert mirrors["kubegpu_offline"] is True
     assert mirrors["kubegpu_bundle_apt"] == {"debian-bookworm": "{{ kubegpu_bundle_url }}/apt/debian-bookworm"}
-    assert {"registry": "kubegpu.test", "mirrors": [{"host": "http://{{ kubegpu_bundle_registry }}"}]} \
-        in mirrors["container_runtime_registry_mirrors"]
+    # every registry pulled from: the images', kubeadm's (kubernetes_image_repository), Calico's (quay.io)
+    assert sorted(m["registry"] for m in mirrors["container_runtime_registry_mirrors"]) == [
+        "kubegpu.test", "quay.io", "registry.k8s.io"]
+    assert all(m["mirrors"] == [{"host": "http://{{ kubegpu_bundle_registry }}"}]
+               for m in mirrors["container_runtime_registry_mirrors"])
     assert "BEGIN PGP PUBLIC KEY BLOCK" in mirrors["kubegpu_bundle_apt_key"]
 
 
@@ -162,6 +174,8 @@ def served(bundle):
     assert first.returncode == 0, (first.stdout + first.stderr)[-6000:]
     again = run_playbook("playbooks/bundle_serve.yml", bundle["inventory"], *args, timeout=600)
     assert again.returncode == 0 and _recap(again.stdout)["server"]["changed"] == 0, again.stdout[-4000:]
+    check = run_playbook("playbooks/bundle_serve.yml", bundle["inventory"], *args, "--check", timeout=600)
+    assert check.returncode == 0 and _recap(check.stdout)["server"]["changed"] == 0, check.stdout[-4000:]
     return dict(bundle, serve_args=args)
 
 
@@ -186,6 +200,9 @@ def test_stages_1_to_4_converge_from_the_bundle_alone(served, docker_cli):
         result = run_playbook(playbook, served["inventory"], *args, timeout=900)
         recap = _recap(result.stdout)
         assert result.returncode == 0 and all(v["changed"] == 0 for v in recap.values()), (playbook, result.stdout[-4000:])
+    # check mode on the converged fleet: nothing to change, nothing refused
+    check = run_playbook("playbooks/os_prereqs.yml", served["inventory"], *args, "--check", timeout=900)
+    assert check.returncode == 0 and all(v["changed"] == 0 for v in _recap(check.stdout).values()), check.stdout[-4000:]
     for container in FLEET.values():
         installed = docker_exec(container, "dpkg-query", "-W", "-f", "${Package} ${Status}\\n", "containerd", "conntrack",
                                 "socat", "python3-tomlkit")
@@ -193,9 +210,10 @@ def test_stages_1_to_4_converge_from_the_bundle_alone(served, docker_cli):
         sources = docker_exec(container, "apt-get", "indextargets", "--format", "$(SITE)")
         assert set(sources.split()) == {"http://%s:8080/apt/debian-bookworm" % SERVER}, sources
     # containerd pulls a bundled image through the mirror stage 4 wrote for its registry.
-    pulled = docker("exec", FLEET["w1"], "ctr", "-n", "k8s.io", "images", "pull", "--hosts-dir",
-                    "/etc/containerd/certs.d", IMAGES["validate_smoke_image"], check=False, timeout=300)
-    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    for ref in (IMAGES["validate_smoke_image"], CALICO_IMAGES[0]):
+        pulled = docker("exec", FLEET["w1"], "ctr", "-n", "k8s.io", "images", "pull", "--hosts-dir",
+                        "/etc/containerd/certs.d", ref, check=False, timeout=300)
+        assert pulled.returncode == 0, pulled.stdout + pulled.stderr
 
 
 def test_preflight_refuses_a_url_outside_the_mirrors(served):

@@ -280,3 +280,66 @@ def test_verify_names_each_tampered_missing_and_unlisted_file(tmp_path):
     assert manifest.verify(str(root), {"kind": "other"}) == ["manifest.json is not a kubegpu bundle manifest"]
     assert manifest.verify(str(root), {"kind": "kubegpu-bundle", "files": [{"path": "../etc/passwd"}]})[0] == \
         "../etc/passwd: a path outside the bundle"
+
+
+# --- chart repositories ---------------------------------------------------------------------------
+
+INDEX = """apiVersion: v1
+entries:
+  gpu-operator:
+  - name: gpu-operator
+    version: v25.10.1
+    appVersion: v25.10.1
+    digest: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+    urls: [https://helm.ngc.nvidia.com/nvidia/charts/gpu-operator-v25.10.1.tgz]
+  - name: gpu-operator
+    version: v25.3.4
+    urls: [charts/gpu-operator-v25.3.4.tgz]
+generated: "2026-11-30T00:00:00Z"
+"""
+
+
+def test_the_gpu_operators_chart_is_bundled_as_a_chart_repository_of_its_own():
+    operator = dict(RENDERED, kubegpu_gpu_operator=True, gpu_operator_chart_repo_url="https://helm.ngc.nvidia.com/nvidia")
+    [chart] = _bundle.charts(operator, boolean)
+    assert chart == {"variable": "gpu_operator_chart_repo_url", "repo": "https://helm.ngc.nvidia.com/nvidia",
+                     "name": "gpu-operator", "version": "v25.10.1", "path": "charts/gpu_operator_chart_repo_url"}
+    assert _bundle.charts(RENDERED, boolean) == []          # device-plugin mode installs no chart
+    assert _bundle.charts(dict(operator, gpu_operator_chart="oci://nvcr.io/nvidia/gpu-operator"), boolean) == []
+    entry = _bundle.chart_entry(INDEX, "gpu-operator", "v25.10.1", chart["repo"])
+    assert entry["download"] == "https://helm.ngc.nvidia.com/nvidia/charts/gpu-operator-v25.10.1.tgz"
+    assert entry["filename"] == "gpu-operator-v25.10.1.tgz"
+    # a relative URL is relative to the repository; a version without its "v" is the same version
+    older = _bundle.chart_entry(INDEX, "gpu-operator", "25.3.4", chart["repo"])
+    assert older["download"] == "https://helm.ngc.nvidia.com/nvidia/charts/gpu-operator-v25.3.4.tgz"
+    index = yaml.safe_load(_bundle.chart_index(entry))
+    assert index["entries"]["gpu-operator"][0]["urls"] == ["gpu-operator-v25.10.1.tgz"]
+    assert index["entries"]["gpu-operator"][0]["digest"] == entry["digest"] and "download" not in index["entries"]["gpu-operator"][0]
+    with pytest.raises(_bundle.BundleError, match="variable gpu_operator_chart_version: chart gpu-operator v9"):
+        _bundle.chart_entry(INDEX, "gpu-operator", "v9", chart["repo"])
+    mirrors = _bundle.mirrors(_plan([_host("cp1")], stages=("os_prereqs",)), [], [], [], [chart])
+    assert mirrors["gpu_operator_chart_repo_url"] == "{{ kubegpu_bundle_url }}/charts/gpu_operator_chart_repo_url"
+
+
+# --- images named by the downloaded manifests, Calico's operator components -----------------------
+
+def test_calico_operator_components_and_the_images_manifests_name():
+    refs = [e["ref"] for e in _bundle.images(RENDERED, boolean, kubernetes=False)]
+    assert "quay.io/calico/node:v3.31.7" in refs and "quay.io/calico/node-driver-registrar:v3.31.7" in refs
+    own = [e["ref"] for e in _bundle.images(dict(RENDERED, calico_registry="registry.site:5000"), boolean, kubernetes=False)]
+    assert "registry.site:5000/calico/typha:v3.31.7" in own
+    manifest = [e["ref"] for e in _bundle.images(dict(RENDERED, calico_install_method="manifest"), boolean, kubernetes=False)]
+    assert not any("calico/" in ref for ref in manifest)      # calico.yaml names its images itself
+    sim = ROOT / "tests" / "sim" / "manifests"
+    assert _bundle.manifest_images((sim / "tigera-operator.yaml").read_text()) == ["quay.io/tigera/operator:v1.40.15"]
+    assert _bundle.manifest_images((sim / "metallb-native.yaml").read_text()) == [
+        "quay.io/metallb/controller:v0.16.1", "quay.io/metallb/speaker:v0.16.1"]
+    assert _bundle.manifest_images("image: '{{ x }}'\n  - image: $IMG\n") == []
+    combined = _bundle.with_manifest_images(
+        _bundle.images(RENDERED, boolean, kubernetes=False), [(sim / "tigera-operator.yaml").read_text()],
+        [{"ref": "quay.io/tigera/operator:v1.40.15", "source": "docker-archive:/op.tar"}])
+    operator = [e for e in combined if e["ref"] == "quay.io/tigera/operator:v1.40.15"]
+    assert operator and operator[0]["source"] == "docker-archive:/op.tar" and operator[0]["target"] == "tigera/operator:v1.40.15"
+    document = yaml.safe_load(_bundle.mirrors_document({"container_runtime_registry_mirrors": []}, "", combined))
+    assert sorted(m["registry"] for m in document["container_runtime_registry_mirrors"]) == [
+        "nvcr.io", "quay.io", "registry.k8s.io"]
