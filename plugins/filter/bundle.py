@@ -13,6 +13,9 @@ description:
     a target's packages come from, each signed by its key downloaded into C(key_dir).
   - C(bundle_mirrors_document(mirrors, public_key, images)) gives C(mirrors.yml), the variables that point
     every stage at the bundle, with the bundle's public key.
+  - >-
+    C(bundle_package_versions(results)) gives, from apt_bundle's looped results, each repository's packages
+    and versions, C({target: {package: version}}).
   - C(bundle_with_manifest_images(images, texts, extra)) adds the images the downloaded manifests name
     (C(image:) fields) to the bundle's images.
   - C(bundle_chart_entry(index_text, name, version, repo)) finds a chart's entry in a chart repository's
@@ -71,6 +74,10 @@ def bundle_with_manifest_images(images, texts, extra=None):
         raise AnsibleFilterError("bundle_with_manifest_images: %s" % exc) from exc
 
 
+def bundle_package_versions(results):
+    return _bundle.package_versions(_plain(list(results or [])))
+
+
 def bundle_chart_entry(index_text, name, version, repo):
     try:
         return _bundle.chart_entry(str(index_text), str(name), str(version), str(repo))
@@ -86,4 +93,5 @@ class FilterModule:
     def filters(self):
         return {"bundle_source_lines": bundle_source_lines, "bundle_mirrors_document": bundle_mirrors_document,
                 "bundle_chart_entry": bundle_chart_entry, "bundle_chart_index": bundle_chart_index,
-                "bundle_with_manifest_images": bundle_with_manifest_images}
+                "bundle_with_manifest_images": bundle_with_manifest_images,
+                "bundle_package_versions": bundle_package_versions}

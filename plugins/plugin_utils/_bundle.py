@@ -542,6 +542,18 @@ def mirrors(bundle_plan, images_, files_, registries_=None, charts_=()):
     return values
 
 
+def package_versions(results):
+    """{target id: {package: version}} of the apt repositories built (apt_bundle's results,
+    looped over the targets): the manifest's record of what each repository holds."""
+    found = {}
+    for result in results or []:
+        target = (result.get("item") or {}).get("id")
+        if target and not result.get("skipped"):
+            found[target] = dict((p["name"], p["version"]) for p in sorted(
+                result.get("packages") or [], key=lambda p: (p["name"], p.get("architecture") or "")))
+    return found
+
+
 def source_lines(third_party, key_dir):
     """The apt source lines of the third-party repositories, each signed by its key in
     ``key_dir`` (checked against its pinned fingerprint before use)."""

@@ -145,6 +145,8 @@ def test_bundle_holds_the_fleets_packages_images_and_a_manifest(bundle):
                  "docker-registry", "skopeo", "libc6"):
         assert name in debs, (name, sorted(debs))
     assert "apt/debian-bookworm/dists/kubegpu/InRelease" in paths
+    versions = manifest["metadata"]["package_versions"]["debian-bookworm"]
+    assert versions["containerd"].startswith("1.6.") and set(debs) == set(versions), versions
     assert "apt/debian-bookworm/dists/kubegpu/main/binary-amd64/Packages" in paths
     # the settings' images, Calico's components and the operator image its manifest names: nothing else
     images = sorted(i["ref"] for i in manifest["metadata"]["images"])

@@ -343,3 +343,12 @@ def test_calico_operator_components_and_the_images_manifests_name():
     document = yaml.safe_load(_bundle.mirrors_document({"container_runtime_registry_mirrors": []}, "", combined))
     assert sorted(m["registry"] for m in document["container_runtime_registry_mirrors"]) == [
         "nvcr.io", "quay.io", "registry.k8s.io"]
+
+
+def test_the_manifest_records_each_repositorys_package_versions():
+    results = [{"item": {"id": "debian-bookworm"}, "packages": [
+        {"name": "jq", "version": "1.6-2.1+deb12u1", "architecture": "amd64"},
+        {"name": "containerd", "version": "1.6.20~ds1-1+deb12u2", "architecture": "amd64"}]},
+        {"item": {"id": "ubuntu-noble"}, "skipped": True}]
+    assert _bundle.package_versions(results) == {
+        "debian-bookworm": {"containerd": "1.6.20~ds1-1+deb12u2", "jq": "1.6-2.1+deb12u1"}}
