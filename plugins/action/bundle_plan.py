@@ -42,19 +42,6 @@ def _plain(value):
     return value
 
 
-def _role_private_vars():
-    """The "_"-prefixed values of every role's vars/main.yml, as written."""
-    from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _yaml  # pylint: disable=import-outside-toplevel
-    found = {}
-    for path in sorted(_preflight_specs._root(None).glob("roles/*/vars/main.yml")):
-        data = _yaml.load(path) or {}
-        if isinstance(data, dict):
-            for name, value in data.items():
-                if str(name).startswith("_"):
-                    found.setdefault(str(name), value)
-    return found
-
-
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
@@ -85,7 +72,7 @@ class ActionModule(ActionBase):
         hostvars = task_vars.get("hostvars") or {}
         # The role defaults, and the roles' private values (vars/main.yml, "_"-prefixed) some of
         # them are built from (e.g. the GPU Operator's architecture name in its helm URL).
-        defaults = _trusted(dict(_preflight_specs.collection_defaults(), **_role_private_vars()))
+        defaults = _trusted(dict(_preflight_specs.collection_defaults(), **_preflight_specs.collection_private_vars()))
         self._unresolved = {}
         settings = {}
 

@@ -39,7 +39,9 @@ from pathlib import Path
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_driver
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_packages as _dp
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_plan as _plan
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_sharing
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _offline
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
 
 STAGES = ("os_prereqs", "nvidia_driver", "container_runtime", "kubernetes", "nfs_client", "bundle_server")
 APT_FAMILIES = ("Debian",)
@@ -51,8 +53,6 @@ COMPONENT = "main"
 KEYRING = "/etc/apt/keyrings/kubegpu-bundle.asc"
 # Debian / dpkg architecture names of Ansible's ansible_facts.architecture.
 DPKG_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "amd64": "amd64", "arm64": "arm64"}
-DEBIAN_CODENAMES = {"11": "bullseye", "12": "bookworm", "13": "trixie"}
-UBUNTU_CODENAMES = {"20.04": "focal", "22.04": "jammy", "24.04": "noble"}
 
 # The settings the plan reads (the value set for the host, else the role default).
 SETTINGS = (
@@ -81,24 +81,15 @@ def _words(value):
 
 
 def _bool(value, default=False):
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
+    """A boolean setting as the argument specs read it (_gpu_sharing.flag_value)."""
+    return _gpu_sharing.flag_value(value, boolean, default)
 
 
 # --- targets --------------------------------------------------------------------------------
 
-def target_id(os_facts):
-    """``<distribution>-<codename>`` of an apt-based host (debian-bookworm, ubuntu-noble)."""
-    distribution = str(os_facts.get("distribution") or "").lower()
-    codename = str(os_facts.get("distribution_release") or "").lower()
-    if not codename:
-        version = str(os_facts.get("distribution_version") or "")
-        codename = (UBUNTU_CODENAMES if distribution == "ubuntu" else DEBIAN_CODENAMES).get(
-            version if distribution == "ubuntu" else version.split(".", maxsplit=1)[0], "")
-    return "%s-%s" % (distribution, codename) if distribution and codename else ""
+# ``<distribution>-<codename>`` of an apt-based host (debian-bookworm, ubuntu-noble): the name of
+# its repository in the bundle, which preflight looks up too.
+target_id = _offline.release_id
 
 
 def declared_host(entry, index):

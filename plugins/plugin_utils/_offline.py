@@ -428,6 +428,24 @@ def _image_record(variable, text, registry, mirrors, table, bundle_registry, sou
         " mirror to kubegpu_offline_mirrors" % (own, registry, where))
 
 
+DEBIAN_CODENAMES = {"11": "bullseye", "12": "bookworm", "13": "trixie"}
+UBUNTU_CODENAMES = {"20.04": "focal", "22.04": "jammy", "24.04": "noble"}
+
+
+def release_id(os_facts):
+    """``<distribution>-<codename>`` of a host (debian-bookworm, ubuntu-noble), the name of its
+    apt repository in the offline bundle (plugin_utils/_bundle.py builds one per release); ""
+    where the facts give neither. The codename from the version where the facts lack it."""
+    facts = os_facts or {}
+    distribution = str(facts.get("distribution") or "").lower()
+    codename = str(facts.get("distribution_release") or "").lower()
+    if not codename:
+        version = str(facts.get("distribution_version") or "")
+        codename = (UBUNTU_CODENAMES if distribution == "ubuntu" else DEBIAN_CODENAMES).get(
+            version if distribution == "ubuntu" else version.split(".", maxsplit=1)[0], "")
+    return "%s-%s" % (distribution, codename) if distribution and codename else ""
+
+
 def apt_problems(settings, os_facts):
     """An apt host of an offline cluster needs the bundle's repository of its distribution
     release and the bundle's key (kubegpu_bundle_apt, kubegpu_bundle_apt_key: mirrors.yml):
@@ -435,7 +453,7 @@ def apt_problems(settings, os_facts):
     facts = os_facts or {}
     if facts.get("os_family") != "Debian" or not facts.get("distribution"):
         return []
-    release = "%s-%s" % (str(facts.get("distribution")).lower(), str(facts.get("distribution_release") or "").lower())
+    release = release_id(facts)
     table = settings.get(APT) if isinstance(settings.get(APT), dict) else {}
     fix = ("build the bundle with this host in the inventory (playbooks/bundle.yml) and put its mirrors.yml in"
            " group_vars/all (docs/airgap.md)")

@@ -116,6 +116,20 @@ def collection_defaults(root=None):
 
 
 @functools.lru_cache(maxsize=4)
+def collection_private_vars(root=None):
+    """{variable: value} of the "_"-prefixed values of every role's vars/main.yml, as written
+    (some role defaults are built from them)."""
+    found = {}
+    for path in sorted(_root(root).glob("roles/*/vars/main.yml")):
+        data = _yaml.load(path) or {}
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if str(name).startswith("_"):
+                    found.setdefault(str(name), value)
+    return found
+
+
+@functools.lru_cache(maxsize=4)
 def container_types(root=None):
     """Virtualization types that are containers, as stage 3 lists them
     (roles/nvidia_driver/vars/main.yml _nvidia_driver_container_types)."""
