@@ -631,6 +631,17 @@ def _pods_on(pods_by_node, node_name, selector=None):
     return [p for p in pods_by_node.get(node_name, []) if selectors.match_labels(reqs, _labels(p))]
 
 
+def _wait_expired(plan, node, key, timeout, now):
+    """A timed wait of the upgrade controller, its start kept in the node's annotation ``key``
+    (k8s-operator-libs pkg/upgrade): started now where the node has none; True once
+    ``timeout`` seconds have passed (the caller moves the node on and clears the annotation)."""
+    started = _annotations(node).get(key)
+    if started is None:
+        plan.annotate(node, key, str(int(now)))
+        return False
+    return now > int(started) + timeout
+
+
 class Plan:
     """The actions of one ApplyState pass, in order: ("state", node, state),
     ("annotate", node, key, value|None), ("cordon", node, bool), ("delete_pod", pod),
@@ -723,13 +734,9 @@ def plan_upgrade(states, upgrade_policy, revisions, pods_by_node, now, tracking=
                       for p in _pods_on(pods_by_node, _meta(node)["name"], selector))
         if running:
             timeout = int(wait.get("timeoutSeconds") or 0)
-            if timeout:
-                started = _annotations(node).get(COMPLETION_START)
-                if started is None:
-                    plan.annotate(node, COMPLETION_START, str(int(now)))
-                elif now > int(started) + timeout:
-                    plan.state(node, POD_DELETION)
-                    plan.annotate(node, COMPLETION_START, None)
+            if timeout and _wait_expired(plan, node, COMPLETION_START, timeout, now):
+                plan.state(node, POD_DELETION)
+                plan.annotate(node, COMPLETION_START, None)
             continue
         plan.annotate(node, COMPLETION_START, None)
         plan.state(node, POD_DELETION)
@@ -817,10 +824,7 @@ def plan_upgrade(states, upgrade_policy, revisions, pods_by_node, now, tracking=
             plan.annotate(node, VALIDATION_START, None)
             to_uncordon_or_done(ns)
             continue
-        started = _annotations(node).get(VALIDATION_START)
-        if started is None:
-            plan.annotate(node, VALIDATION_START, str(int(now)))
-        elif now > int(started) + VALIDATION_TIMEOUT:
+        if _wait_expired(plan, node, VALIDATION_START, VALIDATION_TIMEOUT, now):
             plan.state(node, FAILED)
             plan.annotate(node, VALIDATION_START, None)
     # ProcessUncordonRequiredNodes (upgrade_inplace.go)
