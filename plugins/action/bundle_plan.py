@@ -64,6 +64,21 @@ class ActionModule(ActionBase):
                 found[name] = None
         return found
 
+    def _operator_values(self, host_vars, defaults, hostvars, groups):
+        """The chart values the gpu_operator stage gives helm for this host's settings (its
+        _gpu_operator_values, templated as the stage templates it: with hostvars and groups), or
+        None when they cannot be decided here."""
+        variables = dict(defaults)
+        variables.update(host_vars)
+        variables.update(hostvars=hostvars, groups=groups)
+        templar = self._templar.copy_with_new_env()
+        templar.available_variables = variables
+        try:
+            return _plain(templar.template(variables["_gpu_operator_values"]))
+        except (AnsibleError, KeyError) as exc:
+            self._unresolved.setdefault("_gpu_operator_values", str(exc).split("\n", 1)[0])
+            return None
+
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
@@ -115,8 +130,27 @@ class ActionModule(ActionBase):
             files = _bundle.files(cluster, boolean) if "files" in args["stages"] else []
             charts = _bundle.charts(cluster, boolean) if "files" in args["stages"] else []
             registries = _bundle.registries(cluster, boolean, images)
+            # The GPU Operator's operand images are read from its chart once downloaded
+            # (playbooks/bundle.yml, _bundle.gpu_operator_images): the values helm gets, and the
+            # OS of every GPU node (the driver container's tag).
+            operator = {}
+            if charts and "images" in args["stages"]:
+                first = args["hosts"][0] if args["hosts"] else task_vars.get("inventory_hostname")
+                raw = dict(hostvars.raw_get(first)) if first and hasattr(hostvars, "raw_get") else {}
+                gpu_nodes = [h for h in hosts if h.get("gpu_node") and "kube_node" in h.get("roles", ["kube_node"])]
+                fleet_vars, groups = hostvars, task_vars.get("groups") or {}
+                if args["targets"]:
+                    # Declared combinations stand for the GPU nodes the stage will read (precompiled
+                    # driver containers or not is decided from their OS and kernel).
+                    fleet_vars = dict((h["name"], {"kubegpu_gpu_node": h["gpu_node"], "ansible_facts": h["os"]})
+                                      for h in hosts)
+                    groups = {"k8s_cluster": [h["name"] for h in hosts]}
+                operator = {"chart_values": self._operator_values(raw, defaults, fleet_vars, groups),
+                            "gpu_nodes_os": [dict((k, h["os"][k]) for k in _bundle.OS_FACT_KEYS if k in h["os"])
+                                             for h in gpu_nodes]}
         except (_bundle.BundleError, AnsibleError) as exc:
             return dict(result, failed=True, msg="bundle: %s" % exc)
         result.update(changed=False, targets=plan["targets"], images=images, files=files, charts=charts,
+                      gpu_operator=operator,
                       mirrors=_bundle.mirrors(plan, images, files, registries, charts), unresolved=self._unresolved)
         return result

@@ -16,8 +16,12 @@ description:
   - >-
     C(bundle_package_versions(results)) gives, from apt_bundle's looped results, each repository's packages
     and versions, C({target: {package: version}}).
-  - C(bundle_with_manifest_images(images, texts, extra)) adds the images the downloaded manifests name
-    (C(image:) fields) to the bundle's images.
+  - C(bundle_with_manifest_images(images, texts, extra, charts_images)) adds the images the downloaded
+    manifests name (C(image:) fields) and those the charts run to the bundle's images.
+  - >-
+    C(bundle_gpu_operator_images(archive_b64, values, gpu_nodes_os)) lists the images the GPU Operator's chart
+    (its archive, base64 as slurp reads it) runs with the values the gpu_operator stage gives helm: the operator,
+    every enabled operand, the driver container tagged for each GPU node's OS, NFD.
   - C(bundle_chart_entry(index_text, name, version, repo)) finds a chart's entry in a chart repository's
     C(index.yaml), with the absolute URL of its archive; C(bundle_chart_index(entry)) writes the bundle's
     C(index.yaml) of that one chart.
@@ -39,6 +43,8 @@ _value:
   type: raw
 """
 
+import base64
+import binascii
 import json
 
 from ansible.errors import AnsibleFilterError
@@ -66,12 +72,20 @@ def bundle_mirrors_document(mirrors, public_key="", images=None):
     return _bundle.mirrors_document(_plain(mirrors), str(public_key or ""), _plain(list(images or [])))
 
 
-def bundle_with_manifest_images(images, texts, extra=None):
+def bundle_with_manifest_images(images, texts, extra=None, charts_images=None):
     try:
         return _bundle.with_manifest_images(_plain(list(images or [])), [str(t) for t in texts or []],
-                                            _plain(list(extra or [])))
+                                            _plain(list(extra or [])), _plain(list(charts_images or [])))
     except _bundle.BundleError as exc:
         raise AnsibleFilterError("bundle_with_manifest_images: %s" % exc) from exc
+
+
+def bundle_gpu_operator_images(archive_b64, values=None, gpu_nodes_os=None):
+    try:
+        return _bundle.gpu_operator_images(base64.b64decode(str(archive_b64 or "")), _plain(values or {}),
+                                           _plain(list(gpu_nodes_os or [])))
+    except (_bundle.BundleError, binascii.Error, ValueError) as exc:
+        raise AnsibleFilterError("bundle_gpu_operator_images: %s" % exc) from exc
 
 
 def bundle_package_versions(results):
@@ -94,4 +108,5 @@ class FilterModule:
         return {"bundle_source_lines": bundle_source_lines, "bundle_mirrors_document": bundle_mirrors_document,
                 "bundle_chart_entry": bundle_chart_entry, "bundle_chart_index": bundle_chart_index,
                 "bundle_with_manifest_images": bundle_with_manifest_images,
+                "bundle_gpu_operator_images": bundle_gpu_operator_images,
                 "bundle_package_versions": bundle_package_versions}

@@ -93,6 +93,14 @@ files:
   returned: success
   type: list
   elements: dict
+gpu_operator:
+  description: >-
+    Where the GPU Operator's chart is bundled: C(chart_values), the chart values the gpu_operator stage gives helm
+    (null when they cannot be decided on the controller), and C(gpu_nodes_os), the OS facts of every GPU node
+    (the driver container's tag); the operand images are read from the downloaded chart with them
+    (filter C(bundle_gpu_operator_images)). Empty otherwise.
+  returned: success
+  type: dict
 charts:
   description: The Helm chart repositories to bundle (the GPU Operator's) - C(variable), C(repo), C(name), C(version),
     C(path) in the bundle (a chart repository of the one chart).

@@ -418,14 +418,14 @@ def images(settings, boolean, kubernetes=True):
     return image_entries([r for r in refs if r])
 
 
-def with_manifest_images(images_, texts, extra=()):
+def with_manifest_images(images_, texts, extra=(), charts_images=()):
     """The bundle's images and those the downloaded manifests name (Calico's operator, MetalLB's
-    controller and speaker, ...), as image_entries; ``extra`` (bundle_images_extra) last, so
-    its sources apply to those too."""
+    controller and speaker, ...) and the charts run (``charts_images``: gpu_operator_images), as
+    image_entries; ``extra`` (bundle_images_extra) last, so its sources apply to those too."""
     refs = [{"ref": i["ref"], "source": i["source"]} for i in images_]
     for text in texts:
         refs += manifest_images(text)
-    return image_entries(refs + list(extra or []))
+    return image_entries(refs + list(charts_images or []) + list(extra or []))
 
 
 def registries(settings, boolean, images_):
@@ -513,6 +513,141 @@ def chart_index(entry):
     item["urls"] = [entry["filename"]]
     return yaml.safe_dump({"apiVersion": "v1", "entries": {entry["name"]: [item]}}, sort_keys=True,
                           default_flow_style=False)
+
+
+# The GPU Operator's operands (NVIDIA/gpu-operator v25.10.1, deployments/gpu-operator): each
+# top-level value with ``repository``, ``image`` and ``version`` is an image the Operator or the
+# chart runs, named as api/nvidia/v1/clusterpolicy_types.go imagePath does (repository/image:version,
+# "@" before a sha256: version, the image alone when repository and version are empty); an
+# empty version of these is the chart's appVersion (templates/_helpers.tpl, clusterpolicy.yaml).
+# A component with ``enabled: false`` runs nothing; the sandbox ones only with
+# sandboxWorkloads.enabled (values.yaml "sandboxWorkloads"). The driver image's tag gets the GPU
+# node's OS tag, <ID><VERSION_ID> of its os-release as NFD labels it, and with precompiled
+# containers the kernel before it (controllers/object_controls.go kernelFullVersion,
+# resolveDriverTag). NFD (nfd.enabled) is the node-feature-discovery subchart: its image.repository,
+# and image.tag or else that chart's appVersion.
+GPU_OPERATOR_APP_VERSION = ("operator", "validator", "nodeStatusExporter")
+GPU_OPERATOR_SANDBOX = ("vgpuManager", "vgpuDeviceManager", "vfioManager", "kataManager", "sandboxDevicePlugin",
+                        "ccManager")
+# The Ansible facts of a GPU node the driver container's tag is made of.
+OS_FACT_KEYS = ("distribution", "distribution_version", "distribution_major_version", "kernel", "architecture")
+# os-release ID of Ansible's distribution names (VERSION_ID: Debian's major release, else the version).
+OS_RELEASE_ID = {"Ubuntu": "ubuntu", "RedHat": "rhel", "Rocky": "rocky", "AlmaLinux": "almalinux",
+                 "CentOS": "centos", "OracleLinux": "ol", "Debian": "debian", "Amazon": "amzn", "SLES": "sles"}
+
+
+def _merged(base, over):
+    """``over`` merged into ``base``, recursively (helm's -f over the chart's values)."""
+    found = dict(base or {})
+    for key, value in (over or {}).items():
+        found[key] = _merged(found[key], value) if isinstance(value, dict) and isinstance(found.get(key), dict) \
+            else value
+    return found
+
+
+def _chart_files(archive):
+    """{path in the archive: parsed YAML} of every Chart.yaml and values.yaml of a chart archive
+    (.tgz bytes), its subcharts' included."""
+    import io  # pylint: disable=import-outside-toplevel
+    import tarfile  # pylint: disable=import-outside-toplevel
+    import yaml  # pylint: disable=import-outside-toplevel
+    found = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                if member.isfile() and posixpath.basename(member.name) in ("Chart.yaml", "values.yaml"):
+                    found[member.name] = yaml.safe_load(tar.extractfile(member).read()) or {}
+    except (tarfile.TarError, OSError, yaml.YAMLError) as exc:
+        raise BundleError("the GPU Operator's chart archive cannot be read: %s" % exc) from exc
+    return found
+
+
+def _image_path(spec, app_version=""):
+    repository = str(spec.get("repository") or "").strip().rstrip("/")
+    image = str(spec.get("image") or "").strip()
+    version = str(spec.get("version") or "").strip() or app_version
+    if not image:
+        return None
+    if not repository and not version:
+        return image
+    if not repository:
+        return None
+    return "%s/%s%s%s" % (repository, image, "@" if version.startswith("sha256:") else ":", version)
+
+
+def os_tag(facts):
+    """The GPU Operator's OS tag of a host (<os-release ID><VERSION_ID>, e.g. ubuntu22.04, rhel9.4,
+    debian12) from its Ansible facts, or None without them."""
+    facts = facts or {}
+    distribution = str(facts.get("distribution") or "")
+    if not distribution:
+        return None
+    release_id = OS_RELEASE_ID.get(distribution, distribution.lower())
+    version = str(facts.get("distribution_version") or "")
+    if distribution == "Debian":
+        version = str(facts.get("distribution_major_version") or version.split(".", maxsplit=1)[0])
+    return release_id + version
+
+
+def gpu_operator_images(archive, values, gpu_nodes_os, boolean_=boolean):
+    """The images the GPU Operator's chart runs with ``values`` (what the gpu_operator stage
+    gives helm, merged over the chart's own values.yaml) on GPU nodes of ``gpu_nodes_os`` (their
+    Ansible facts: distribution, distribution_version, kernel): the operator, its init container,
+    every enabled operand (the driver with each node's tag) and NFD's image."""
+    files = _chart_files(archive)
+    charts = sorted((path for path in files if path.endswith("/Chart.yaml")), key=lambda p: p.count("/"))
+    if not charts:
+        raise BundleError("the GPU Operator's chart archive has no Chart.yaml")
+    top = posixpath.dirname(charts[0])
+    app_version = str(files[charts[0]].get("appVersion") or "")
+    merged = _merged(files.get(top + "/values.yaml") or {}, values or {})
+
+    def enabled(spec, default=True):
+        value = spec.get("enabled", default) if isinstance(spec, dict) else default
+        return bool(_gpu_sharing.flag_value(value, boolean_, default))
+
+    sandbox = enabled(merged.get("sandboxWorkloads"), False)
+    refs = []
+    for name, spec in merged.items():
+        if (not isinstance(spec, dict) or name == "node-feature-discovery" or not enabled(spec)
+                or (name in GPU_OPERATOR_SANDBOX and not sandbox)):
+            continue
+        if isinstance(spec.get("image"), str) and name == "driver":
+            refs += _driver_images(spec, gpu_nodes_os, boolean_)
+        elif isinstance(spec.get("image"), str):
+            refs.append(_image_path(spec, app_version if name in GPU_OPERATOR_APP_VERSION else ""))
+        # Images of a component's own helpers (the operator's init container, the driver manager).
+        refs += [_image_path(sub) for sub in spec.values() if isinstance(sub, dict) and isinstance(sub.get("image"), str)]
+    if enabled(merged.get("nfd")):
+        for path in charts[1:]:
+            chart = files[path]
+            if chart.get("name") != "node-feature-discovery":
+                continue
+            image = _merged((files.get(posixpath.dirname(path) + "/values.yaml") or {}).get("image") or {},
+                            (merged.get("node-feature-discovery") or {}).get("image") or {})
+            if image.get("repository"):
+                refs.append("%s:%s" % (str(image["repository"]).rstrip("/"),
+                                       image.get("tag") or chart.get("appVersion") or chart.get("version")))
+    return [ref for ref in dict.fromkeys(refs) if ref]
+
+
+def _driver_images(spec, gpu_nodes_os, boolean_):
+    """The driver container image of every GPU node: <version>-<os tag>, or with precompiled
+    containers <version>-<kernel>-<os tag>; a digest as it is."""
+    base = _image_path(spec)
+    if not base or "sha256:" in base:
+        return [base]
+    precompiled = bool(_gpu_sharing.flag_value(spec.get("usePrecompiled", False), boolean_, False))
+    refs = []
+    for facts in gpu_nodes_os or []:
+        tag = os_tag(facts)
+        if not tag:
+            continue
+        kernel = str((facts or {}).get("kernel") or "")
+        if precompiled and not kernel:
+            continue
+        refs.append("%s-%s%s" % (base, (kernel + "-") if precompiled else "", tag))
+    return refs
 
 
 def mirrors(bundle_plan, images_, files_, registries_=None, charts_=()):

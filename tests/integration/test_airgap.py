@@ -5,8 +5,10 @@ converging hosts whose only network is the bundle host.
 - builder (docker's default bridge: it reaches Debian's archive) runs playbooks/bundle.yml for the fleet
   from this run's facts: the Debian packages of os_prereqs, nvidia_driver and container_runtime for the
   fleet's Debian 12 hosts and the server's registry packages, really downloaded with their dependencies
-  into a signed apt repository; three images built here (docker import, nothing pulled) as OCI archives;
-  the manifest with size and sha256 of every file. The controller gets the archive and mirrors.yml.
+  into a signed apt repository; the images built here (docker import, nothing pulled) as OCI archives;
+  in GPU Operator mode the chart (stand-in) and helm's tarball from an HTTP server on the builder, and
+  the image the chart runs; the manifest with size and sha256 of every file. The controller gets the
+  archive and mirrors.yml.
 - server, cp1 and w1 are on a docker network created with --internal (no route out); the server gets the
   bundle through playbooks/bundle_serve.yml: verified, then served over HTTP and from Debian's registry.
 - the fleet converges with preflight, os_prereqs, nvidia_driver and container_runtime (kubegpu_offline
@@ -16,8 +18,11 @@ converging hosts whose only network is the bundle host.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -49,6 +54,14 @@ CALICO = "tigera-operator.yaml"
 CALICO_IMAGES = ["quay.io/calico/%s:v3.31.7" % name for name in (
     "node", "cni", "kube-controllers", "typha", "pod2daemon-flexvol", "apiserver", "csi", "node-driver-registrar")]
 OPERATOR_IMAGE = "quay.io/tigera/operator:v1.40.15"
+# The GPU Operator's chart (the simulation's stand-in, tests/sim/charts/gpu-operator, packaged at the
+# pinned version) and a stand-in of helm's release tarball, served over HTTP by the builder itself
+# (NGC and get.helm.sh are unreachable here); the image the chart runs with kubegpu's values (the
+# host driver kept: the operator; its other operands' images are unit-tested on NVIDIA's chart's shape).
+CHART_PORT = 8879
+CHART_VERSION = "v25.10.1"
+GPU_OPERATOR_IMAGES = ["nvcr.io/nvidia/gpu-operator:v25.10.1"]
+HELM_TARBALL = "helm-v3.19.0-linux-amd64.tar.gz"
 STAGES = ["playbooks/preflight.yml", "playbooks/os_prereqs.yml", "playbooks/nvidia_driver.yml",
           "playbooks/container_runtime.yml"]
 
@@ -89,6 +102,28 @@ def _image_archive(dk, tmp, ref):
     return archive
 
 
+def _serve_charts(dk, tmp):
+    """The GPU Operator's chart repository and helm's tarball on the builder, at 127.0.0.1:CHART_PORT."""
+    helm = os.environ.get("KUBEGPU_HELM") or shutil.which("helm")
+    assert helm, "no helm (scripts/fetch-helm.sh sets KUBEGPU_HELM)"
+    charts = tmp / "charts"
+    charts.mkdir()
+    subprocess.run([helm, "package", str(REPO / "tests" / "sim" / "charts" / "gpu-operator"), "--version", CHART_VERSION,
+                    "-d", str(charts)], check=True, capture_output=True, timeout=120)
+    subprocess.run([helm, "repo", "index", str(charts)], check=True, capture_output=True, timeout=120)
+    subprocess.run(["tar", "-C", str(charts), "-czf", str(charts / HELM_TARBALL), "index.yaml"], check=True, timeout=60)
+    digest = hashlib.sha256((charts / HELM_TARBALL).read_bytes()).hexdigest()
+    (charts / (HELM_TARBALL + ".sha256sum")).write_text("%s  %s\n" % (digest, HELM_TARBALL))
+    dk.run("cp", str(charts), "%s:/srv/charts" % BUILDER)
+    dk.run("exec", "-d", BUILDER, "python3", "-m", "http.server", str(CHART_PORT), "--bind", "127.0.0.1",
+           "--directory", "/srv/charts")
+    deadline = time.monotonic() + 30
+    while dk.run("exec", BUILDER, "curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:%d/index.yaml" % CHART_PORT,
+                 check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the chart repository on the builder did not answer"
+        time.sleep(1)
+
+
 @pytest.fixture(scope="module")
 def site(systemd_hosts, docker_cli, tmp_path_factory):
     """The builder on docker's bridge; the server and the fleet on an --internal network only."""
@@ -102,8 +137,9 @@ def site(systemd_hosts, docker_cli, tmp_path_factory):
             systemd_hosts(container, hostname=name, extra_args=["--network", NETWORK])
         docker_exec(BUILDER, "mkdir", "-p", "/srv/src")
         docker("cp", str(REPO / "tests" / "sim" / "manifests" / CALICO), "%s:/srv/src/%s" % (BUILDER, CALICO))
+        _serve_charts(docker_cli, tmp)
         extra = []
-        for ref in list(IMAGES.values()) + CALICO_IMAGES + [OPERATOR_IMAGE]:
+        for ref in list(IMAGES.values()) + CALICO_IMAGES + [OPERATOR_IMAGE] + GPU_OPERATOR_IMAGES:
             archive = _image_archive(docker_cli, tmp, ref)
             docker("cp", str(archive), "%s:/srv/src/%s" % (BUILDER, archive.name))
             extra.append({"ref": ref, "source": "docker-archive:/srv/src/%s" % archive.name})
@@ -122,7 +158,11 @@ def bundle(site, ansible_playbook):
     args = ["-e", json.dumps({"bundle_dir": str(tmp / "bundle"),
                               "bundle_stages": ["os_prereqs", "nvidia_driver", "container_runtime", "bundle_server",
                                                 "images", "files"],
-                              "bundle_images_extra": site["images"]})]
+                              "bundle_images_extra": site["images"],
+                              # The GPU Operator's chart and helm too (their URLs on the builder).
+                              "kubegpu_gpu_operator": True,
+                              "gpu_operator_chart_repo_url": "http://127.0.0.1:%d" % CHART_PORT,
+                              "gpu_operator_helm_url": "http://127.0.0.1:%d/%s" % (CHART_PORT, HELM_TARBALL)})]
     run_playbook = ansible_playbook
     started = time.monotonic()
     first = run_playbook("playbooks/bundle.yml", inventory, *args, timeout=1800)
@@ -148,9 +188,15 @@ def test_bundle_holds_the_fleets_packages_images_and_a_manifest(bundle):
     versions = manifest["metadata"]["package_versions"]["debian-bookworm"]
     assert versions["containerd"].startswith("1.6.") and set(debs) == set(versions), versions
     assert "apt/debian-bookworm/dists/kubegpu/main/binary-amd64/Packages" in paths
-    # the settings' images, Calico's components and the operator image its manifest names: nothing else
+    # the settings' images, Calico's components, the operator image its manifest names and the image the
+    # GPU Operator's chart runs with kubegpu's values: nothing else
     images = sorted(i["ref"] for i in manifest["metadata"]["images"])
-    assert images == sorted(list(IMAGES.values()) + CALICO_IMAGES + [OPERATOR_IMAGE]), images
+    assert images == sorted(list(IMAGES.values()) + CALICO_IMAGES + [OPERATOR_IMAGE] + GPU_OPERATOR_IMAGES), images
+    # the chart as a chart repository of its own, and helm's tarball with its checksum file
+    chart_dir = "charts/gpu_operator_chart_repo_url/"
+    assert {chart_dir + "index.yaml", chart_dir + "gpu-operator-%s.tgz" % CHART_VERSION} <= set(paths), paths
+    assert "files/gpu_operator_helm_url/%s" % HELM_TARBALL in paths
+    assert "files/gpu_operator_helm_checksum/%s.sha256sum" % HELM_TARBALL in paths
     assert len([p for p in paths if p.startswith("images/")]) == len(images)
     assert "files/calico_operator_manifest_url/%s" % CALICO in paths
     assert manifest["total_bytes"] == sum(f["size"] for f in manifest["files"])
@@ -162,7 +208,8 @@ def test_bundle_holds_the_fleets_packages_images_and_a_manifest(bundle):
     assert mirrors["kubegpu_bundle_apt"] == {"debian-bookworm": "{{ kubegpu_bundle_url }}/apt/debian-bookworm"}
     # every registry pulled from: the images', kubeadm's (kubernetes_image_repository), Calico's (quay.io)
     assert sorted(m["registry"] for m in mirrors["container_runtime_registry_mirrors"]) == [
-        "kubegpu.test", "quay.io", "registry.k8s.io"]
+        "kubegpu.test", "nvcr.io", "quay.io", "registry.k8s.io"]
+    assert mirrors["gpu_operator_chart_repo_url"] == "{{ kubegpu_bundle_url }}/charts/gpu_operator_chart_repo_url"
     assert all(m["mirrors"] == [{"host": "http://{{ kubegpu_bundle_registry }}"}]
                for m in mirrors["container_runtime_registry_mirrors"])
     assert "BEGIN PGP PUBLIC KEY BLOCK" in mirrors["kubegpu_bundle_apt_key"]

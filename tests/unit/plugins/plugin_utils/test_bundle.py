@@ -352,3 +352,122 @@ def test_the_manifest_records_each_repositorys_package_versions():
         {"item": {"id": "ubuntu-noble"}, "skipped": True}]
     assert _bundle.package_versions(results) == {
         "debian-bookworm": {"containerd": "1.6.20~ds1-1+deb12u2", "jq": "1.6-2.1+deb12u1"}}
+
+
+# --- the GPU Operator's operand images ------------------------------------------------------
+# A chart archive shaped as NVIDIA's gpu-operator v25.10.1 is (Chart.yaml appVersion, the
+# node-feature-discovery subchart under charts/), with the values.yaml keys and defaults of that
+# release that name images (deployments/gpu-operator/values.yaml at v25.10.1), written out here.
+OPERATOR_VALUES = {
+    "nfd": {"enabled": True}, "sandboxWorkloads": {"enabled": False}, "cdi": {"enabled": True},
+    "validator": {"repository": "nvcr.io/nvidia", "image": "gpu-operator"},
+    "operator": {"repository": "nvcr.io/nvidia", "image": "gpu-operator",
+                 "initContainer": {"repository": "nvcr.io/nvidia", "image": "cuda", "version": "13.0.1-base-ubi9"}},
+    "driver": {"enabled": True, "repository": "nvcr.io/nvidia", "image": "driver", "version": "580.105.08",
+               "usePrecompiled": False,
+               "manager": {"repository": "nvcr.io/nvidia/cloud-native", "image": "k8s-driver-manager",
+                           "version": "v0.9.1"}},
+    "toolkit": {"enabled": True, "repository": "nvcr.io/nvidia/k8s", "image": "container-toolkit", "version": "v1.18.1"},
+    "devicePlugin": {"enabled": True, "repository": "nvcr.io/nvidia", "image": "k8s-device-plugin", "version": "v0.18.1"},
+    "dcgm": {"enabled": False, "repository": "nvcr.io/nvidia/cloud-native", "image": "dcgm",
+             "version": "4.4.2-1-ubuntu22.04"},
+    "dcgmExporter": {"enabled": True, "repository": "nvcr.io/nvidia/k8s", "image": "dcgm-exporter",
+                     "version": "4.4.2-4.7.0-distroless"},
+    "gfd": {"enabled": True, "repository": "nvcr.io/nvidia", "image": "k8s-device-plugin", "version": "v0.18.1"},
+    "migManager": {"enabled": True, "repository": "nvcr.io/nvidia/cloud-native", "image": "k8s-mig-manager",
+                   "version": "v0.13.1"},
+    "nodeStatusExporter": {"enabled": False, "repository": "nvcr.io/nvidia", "image": "gpu-operator"},
+    "vgpuManager": {"enabled": False, "repository": "", "image": "vgpu-manager", "version": "",
+                    "driverManager": {"repository": "nvcr.io/nvidia/cloud-native", "image": "k8s-driver-manager",
+                                      "version": "v0.9.1"}},
+    "vfioManager": {"enabled": True, "repository": "nvcr.io/nvidia", "image": "cuda", "version": "13.0.1-base-ubi9"},
+    "sandboxDevicePlugin": {"enabled": True, "repository": "nvcr.io/nvidia", "image": "kubevirt-gpu-device-plugin",
+                            "version": "v1.4.0"},
+    "node-feature-discovery": {"worker": {"tolerations": []}},
+}
+
+
+def _chart_archive(values=None, app_version="v25.10.1"):
+    import io
+    import tarfile
+    buffer = io.BytesIO()
+    files = {
+        "gpu-operator/Chart.yaml": {"apiVersion": "v2", "name": "gpu-operator", "version": app_version,
+                                    "appVersion": app_version},
+        "gpu-operator/values.yaml": OPERATOR_VALUES if values is None else values,
+        "gpu-operator/charts/node-feature-discovery/Chart.yaml": {"apiVersion": "v2", "name": "node-feature-discovery",
+                                                                  "version": "0.18.2", "appVersion": "v0.18.2"},
+        "gpu-operator/charts/node-feature-discovery/values.yaml": {
+            "image": {"repository": "registry.k8s.io/nfd/node-feature-discovery", "pullPolicy": "IfNotPresent"}},
+    }
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            text = yaml.safe_dump(data).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+    return buffer.getvalue()
+
+
+RHEL_94 = {"distribution": "RedHat", "distribution_version": "9.4", "distribution_major_version": "9",
+           "kernel": "5.14.0-427.13.1.el9_4.x86_64", "architecture": "x86_64"}
+UBUNTU_2204 = {"distribution": "Ubuntu", "distribution_version": "22.04", "distribution_major_version": "22",
+               "kernel": "5.15.0-126-generic", "architecture": "x86_64"}
+HOST_DRIVER_VALUES = {"driver": {"enabled": False}, "toolkit": {"enabled": False}, "devicePlugin": {"enabled": True},
+                      "gfd": {"enabled": True}, "dcgmExporter": {"enabled": True}, "cdi": {"enabled": True}}
+
+
+def test_operator_images_with_the_host_driver_and_toolkit():
+    images = _bundle.gpu_operator_images(_chart_archive(), HOST_DRIVER_VALUES, [UBUNTU_2204])
+    assert sorted(images) == sorted([
+        "nvcr.io/nvidia/gpu-operator:v25.10.1",                 # operator and validator: the chart's appVersion
+        "nvcr.io/nvidia/cuda:13.0.1-base-ubi9",                 # the operator's init container
+        "nvcr.io/nvidia/k8s-device-plugin:v0.18.1",             # device plugin and GFD
+        "nvcr.io/nvidia/k8s/dcgm-exporter:4.4.2-4.7.0-distroless",
+        "nvcr.io/nvidia/cloud-native/k8s-mig-manager:v0.13.1",
+        "registry.k8s.io/nfd/node-feature-discovery:v0.18.2",   # the subchart's appVersion
+    ])
+    assert len(images) == len(set(images))
+
+
+def test_operator_images_container_driver_tagged_per_gpu_node_os():
+    values = {"driver": {"enabled": True, "usePrecompiled": False, "version": "580.105.08"}}
+    images = _bundle.gpu_operator_images(_chart_archive(), values, [UBUNTU_2204, UBUNTU_2404, RHEL_94, UBUNTU_2204])
+    drivers = [i for i in images if "/driver:" in i]
+    assert drivers == ["nvcr.io/nvidia/driver:580.105.08-ubuntu22.04", "nvcr.io/nvidia/driver:580.105.08-ubuntu24.04",
+                       "nvcr.io/nvidia/driver:580.105.08-rhel9.4"]
+    assert "nvcr.io/nvidia/cloud-native/k8s-driver-manager:v0.9.1" in images
+    assert "nvcr.io/nvidia/k8s/container-toolkit:v1.18.1" in images     # the chart's default: toolkit on
+    assert not any("kubevirt" in i or "vgpu" in i for i in images), images
+
+
+def test_operator_images_precompiled_driver_names_the_kernel():
+    values = {"driver": {"enabled": True, "usePrecompiled": True, "version": "580"}}
+    images = _bundle.gpu_operator_images(_chart_archive(), values, [dict(UBUNTU_2404, kernel="6.8.0-60-generic")])
+    assert [i for i in images if "/driver:" in i] == ["nvcr.io/nvidia/driver:580-6.8.0-60-generic-ubuntu24.04"]
+
+
+def test_operator_images_own_registry_digest_sandbox_and_no_nfd():
+    values = {"driver": {"enabled": True, "repository": "registry.example.com/gpu", "version": "sha256:" + "a" * 64},
+              "sandboxWorkloads": {"enabled": "true"}, "nfd": {"enabled": False},
+              "operator": {"repository": "registry.example.com/gpu", "version": "v25.10.1-fix1"}}
+    images = _bundle.gpu_operator_images(_chart_archive(), values, [DEBIAN_12])
+    assert "registry.example.com/gpu/driver@sha256:" + "a" * 64 in images
+    assert "registry.example.com/gpu/gpu-operator:v25.10.1-fix1" in images
+    assert "nvcr.io/nvidia/kubevirt-gpu-device-plugin:v1.4.0" in images      # sandbox operands
+    assert not any("vgpu-manager" in i for i in images)                     # vgpuManager disabled
+    assert not any("node-feature-discovery" in i for i in images)
+
+
+def test_operator_os_tags_are_the_os_release_id_and_version_id():
+    assert _bundle.os_tag(DEBIAN_12) == "debian12"
+    assert _bundle.os_tag(dict(DEBIAN_12, distribution_version="12.8")) == "debian12"
+    assert _bundle.os_tag(UBUNTU_2204) == "ubuntu22.04"
+    assert _bundle.os_tag(RHEL_94) == "rhel9.4"
+    assert _bundle.os_tag({"distribution": "Rocky", "distribution_version": "9.4"}) == "rocky9.4"
+    assert _bundle.os_tag({}) is None
+
+
+def test_operator_images_of_an_archive_that_is_not_a_chart():
+    with pytest.raises(_bundle.BundleError, match="cannot be read"):
+        _bundle.gpu_operator_images(b"not a tar", {}, [])
