@@ -1,19 +1,35 @@
 # SPDX-License-Identifier: Apache-2.0
-"""GPU sharing modes on the simulated control plane (tests/sim/README.md): one converged
-fleet with the three simulated GPU fixtures, then the nvidia_device_plugin stage re-run once
-per mode; each mode must end with the extended resources NVIDIA's k8s-device-plugin rules
+"""GPU sharing modes, the control-plane VIP and MetalLB on the simulated control plane
+(tests/sim/README.md), on one fleet built once (one build instead of two in `make test`).
+
+GPU sharing: one converged fleet with the three simulated GPU fixtures, then the
+nvidia_device_plugin stage re-run once per mode; each mode must end with the extended resources NVIDIA's k8s-device-plugin rules
 give for those GPUs - written out by hand below, and as kubegpu's own rule
 (plugin_utils/_gpu_resources.expected_resources, the one validate, add_node.yml and
 upgrade_driver.yml wait for) computes them.
 
-Fleet: cp1 (no GPU), g1 the H100 capture (tests/sim/gpu/h100-1gpu.json), g2 the A100 with MIG
+Fleet: cp1 and cp2 (control planes, no GPU, the cluster built through kubegpu_control_plane_vip),
+g1 the H100 capture (tests/sim/gpu/h100-1gpu.json), g2 the A100 with MIG
 enabled and the layout of a100-mig.mig.json (3g.40gb, 2g.20gb, 1g.10gb, 1g.10gb), g3 the HGX
 8-GPU board's GPUs (hgx-h100-8gpu.json less its NVSwitches, see HGX below). What is simulated: the device plugin's resource rules and
 the kubelet's device manager (tests/sim/kubegpu_sim/gpu.py, kubelet.py, each rule citing
 upstream); what is real: the playbooks, the rendered manifests, kubectl.
+
+VIP and MetalLB (issue #18): no kubernetes_control_plane_endpoint; kubegpu_control_plane_vip is a
+free address of docker's bridge network, and the simulated kubelet runs kube-vip's static Pod
+(tests/sim/kubegpu_sim/kube_vip.py): the Lease holder puts the VIP on its eth0, so kubeadm init, the
+joins and the real kubectl go through it. Then Calico (stand-in) and MetalLB (stand-in
+tests/sim/manifests/metallb-native.yaml, controller simulated by tests/sim/kubegpu_sim/metallb.py) with a
+pool of the bridge network, and the Jupyter example's LoadBalancer Service gets the pool's first
+address. Asserts: admin.conf and the kubeadm-config ConfigMap name the VIP; both control planes'
+kube-vip mount admin.conf after init; the VIP sits on exactly one control plane, the Lease's holder;
+a worker reaches the API server through it; the pools exist; the Service's address; a second run of
+the five stages (os_prereqs, container_runtime, kubernetes, calico, metallb), and a check run, report
+changed=0. Proves the orchestration against the simulation, not kube-vip's or MetalLB's own behaviour.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import subprocess
@@ -27,7 +43,12 @@ import yaml
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-HOSTS = {"cp1": "kubegpu-share-cp1", "g1": "kubegpu-share-g1", "g2": "kubegpu-share-g2", "g3": "kubegpu-share-g3"}
+HOSTS = {"cp1": "kubegpu-share-cp1", "cp2": "kubegpu-share-cp2", "g1": "kubegpu-share-g1", "g2": "kubegpu-share-g2",
+         "g3": "kubegpu-share-g3"}
+CONTROL_PLANES = ("cp1", "cp2")
+LB_EXAMPLE = REPO / "examples" / "jupyter-tensorflow-gpu" / "tf-notebook-lb.yaml"
+# The five stages the VIP and MetalLB are about, re-run by the tests below.
+VIP_STAGES = ("os_prereqs", "container_runtime", "kubernetes", "calico", "metallb")
 GPU = {"g1": "h100-1gpu", "g2": "a100-mig", "g3": "hgx-h100-8gpu-gpus"}
 # The HGX board's 8 GPUs without its 4 NVSwitch functions (PCI class 0x0680): Debian packages
 # no NVIDIA fabric manager, which stage 3 refuses for an NVSwitch host (the only OS these
@@ -91,28 +112,134 @@ def docker(*args, check=True, timeout=120):
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
 
 
+def _vip_and_pool():
+    """The VIP and MetalLB's pool: free addresses at the top of docker's bridge network (docker
+    hands out addresses from the bottom)."""
+    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}/{{.IPPrefixLen}} {{end}}"
+    net = ipaddress.ip_interface(docker("inspect", "-f", fmt, HOSTS["cp1"]).stdout.split()[0]).network
+    return str(net.broadcast_address - 5), "%s-%s" % (net.broadcast_address - 15, net.broadcast_address - 10)
+
+
+def _recap(output):
+    return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+            for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", output, re.M)}
+
+
 @pytest.fixture(scope="module")
 def fleet(sim_k8s_hosts, sim_helpers, tmp_path_factory, ansible_playbook):
-    """cp1 + three GPU workers made a cluster by site.yml (preflight and validate skipped:
-    the set-up is not under test; validate's own wait is checked by its tests)."""
+    """cp1, cp2 + three GPU workers made a cluster through the VIP by site.yml (preflight and
+    validate skipped: the set-up is not under test; validate's own wait is checked by its tests),
+    MetalLB's stage first in check mode on the cluster without it, then for real."""
     _hgx_gpus_tree(tmp_path_factory.mktemp("hgx"))
     cluster = sim_k8s_hosts(HOSTS, first_cp="cp1", gpu=GPU)
     # The simulated A100's MIG layout, read by the simulated kubelet whenever a container starts.
     docker("exec", HOSTS["g2"], "mkdir", "-p", "/etc/kubegpu-sim")
     docker("cp", str(MIG_LAYOUT), "%s:/etc/kubegpu-sim/mig.json" % HOSTS["g2"])
+    vip, pool = _vip_and_pool()
     data = {"all": {
-        "vars": sim_helpers.inventory_vars(ansible_become=False),
+        "vars": sim_helpers.inventory_vars(
+            ansible_become=False, kubegpu_control_plane_vip=vip, kubegpu_control_plane_vip_interface="eth0",
+            metallb_enabled=True, metallb_manifest_url="/etc/kubegpu-sim/metallb-native.yaml",
+            metallb_address_pools=[{"name": "default", "addresses": [pool]}], metallb_ready_timeout=180),
         "children": {
-            "kube_control_plane": {"hosts": {"cp1": {"ansible_host": HOSTS["cp1"]}}},
+            "kube_control_plane": {"hosts": {h: {"ansible_host": HOSTS[h]} for h in CONTROL_PLANES}},
             "kube_node": {"hosts": {h: {"ansible_host": HOSTS[h]} for h in GPU}},
             "k8s_cluster": {"children": {"kube_control_plane": {}, "kube_node": {}}},
             "gpu": {"hosts": {h: {} for h in GPU}},
         }}}
-    inventory = tmp_path_factory.mktemp("sharing") / "hosts.yml"
+    directory = tmp_path_factory.mktemp("sharing")
+    inventory = directory / "hosts.yml"
     inventory.write_text(yaml.safe_dump(data, sort_keys=False))
-    result = ansible_playbook("playbooks/site.yml", inventory, "--skip-tags", "preflight,validate", timeout=1800)
+    result = ansible_playbook("playbooks/site.yml", inventory, "--skip-tags", "preflight,validate",
+                              "-e", "metallb_enabled=false", timeout=1800)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    # MetalLB's stage in check mode on a cluster without it: compares its manifest and the
+    # pools (kinds the cluster does not know yet) as to be created, creates nothing.
+    checked = ansible_playbook("playbooks/metallb.yml", inventory, "--check", timeout=600)
+    output = checked.stdout + checked.stderr
+    assert checked.returncode == 0, output[-6000:]
+    assert re.search(r"TASK \[kubegpu\.cluster\.metallb : Wait for MetalLB's controller\][^\n]*\nskipping: \[cp1\]",
+                     output), output[-3000:]
+    assert not cluster.kubectl("get", "namespace", "metallb-system", "--ignore-not-found", "-o", "name").stdout.strip()
+    metallb = ansible_playbook("playbooks/metallb.yml", inventory, timeout=900)
+    assert metallb.returncode == 0, (metallb.stdout + metallb.stderr)[-8000:]
     return cluster, inventory
+
+
+def _vip_stages(inventory):
+    playbook = inventory.parent / "vip-stages.yml"
+    playbook.write_text(yaml.safe_dump([{"ansible.builtin.import_playbook": "kubegpu.cluster.%s" % s} for s in VIP_STAGES]))
+    return playbook
+
+
+def _holders(vip):
+    found = []
+    for name, container in HOSTS.items():
+        if re.search(r"inet %s/32 " % re.escape(vip), docker("exec", container, "ip", "-4", "addr", "show", "eth0").stdout):
+            found.append(name)
+    return found
+
+
+def test_the_cluster_is_built_through_the_vip(fleet):
+    cluster, _inventory = fleet
+    vip, _pool = _vip_and_pool()
+    server = docker("exec", HOSTS["cp1"], "kubectl", "config", "view", "--kubeconfig", "/etc/kubernetes/admin.conf",
+                    "-o", "jsonpath={.clusters[0].cluster.server}").stdout
+    assert server == "https://%s:6443" % vip
+    stored = yaml.safe_load(cluster.json("-n", "kube-system", "get", "cm", "kubeadm-config")["data"]["ClusterConfiguration"])
+    assert stored["controlPlaneEndpoint"] == "%s:6443" % vip
+    assert vip in stored["apiServer"]["certSANs"]
+    assert {n["metadata"]["name"] for n in cluster.json("get", "nodes")["items"]} == set(HOSTS)
+
+    lease = cluster.json("-n", "kube-system", "get", "lease", "plndr-cp-lock")
+    assert _holders(vip) == [lease["spec"]["holderIdentity"]]
+    for name in CONTROL_PLANES:
+        pod = yaml.safe_load(docker("exec", HOSTS[name], "cat", "/etc/kubernetes/manifests/kube-vip.yaml").stdout)
+        assert pod["spec"]["volumes"][0]["hostPath"]["path"] == "/etc/kubernetes/admin.conf", name
+    for name in GPU:
+        assert docker("exec", HOSTS[name], "test", "-e", "/etc/kubernetes/manifests/kube-vip.yaml",
+                      check=False).returncode == 1, name
+    # A worker reaches the API server at the VIP (anonymous /livez, kubeadm's default RBAC).
+    livez = docker("exec", HOSTS["g1"], "curl", "-sk", "https://%s:6443/livez" % vip, check=False)
+    assert livez.stdout.strip() == "ok", livez.stdout + livez.stderr
+
+
+def test_the_notebook_service_gets_an_address_of_the_pool(fleet):
+    cluster, _inventory = fleet
+    _vip, pool = _vip_and_pool()
+    kinds = {(o["kind"], o["metadata"]["name"])
+             for o in cluster.json("-n", "metallb-system", "get", "ipaddresspools,l2advertisements")["items"]}
+    assert kinds == {("IPAddressPool", "default"), ("L2Advertisement", "kubegpu")}
+    docker("cp", str(LB_EXAMPLE), "%s:/root/tf-notebook-lb.yaml" % HOSTS["cp1"])
+    cluster.kubectl("apply", "-f", "/root/tf-notebook-lb.yaml")
+    first = pool.split("-")[0]
+    deadline = time.time() + 60
+    ingress = []
+    while time.time() < deadline and not ingress:
+        ingress = ((cluster.json("get", "svc", "tf-notebook-lb").get("status") or {}).get("loadBalancer") or {}) \
+            .get("ingress") or []
+        time.sleep(1)
+    assert ingress == [{"ip": first}]
+
+
+def test_a_second_run_of_the_vip_stages_changes_nothing(fleet, ansible_playbook):
+    _cluster, inventory = fleet
+    again = ansible_playbook(str(_vip_stages(inventory)), inventory, timeout=900)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-6000:]
+    recap = _recap(output)
+    assert set(recap) == set(HOSTS) and all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
+
+
+def test_check_mode_of_the_vip_stages_on_the_built_cluster_changes_nothing(fleet, ansible_playbook):
+    _cluster, inventory = fleet
+    vip, _pool = _vip_and_pool()
+    checked = ansible_playbook(str(_vip_stages(inventory)), inventory, "--check", "--diff", timeout=900)
+    output = checked.stdout + checked.stderr
+    assert checked.returncode == 0, output[-6000:]
+    recap = _recap(output)
+    assert set(recap) == set(HOSTS) and all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
+    assert len(_holders(vip)) == 1
 
 
 def _gpu_resources(cluster):
