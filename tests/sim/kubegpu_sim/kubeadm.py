@@ -60,7 +60,9 @@ CERTIFICATE_KEY_SIZE = 32
 CERT_TOKEN_TTL = 2 * 3600
 DEFAULT_NODE_GROUP = "system:bootstrappers:kubeadm:default-node-token"
 WAIT = float(os.environ.get("KUBEGPU_SIM_KUBEADM_WAIT", "240"))  # timeouts.kubeletHealthCheck (4m)
-CSR_WAIT = float(os.environ.get("KUBEGPU_SIM_KUBEADM_CSR_WAIT", "60"))
+# timeouts.tlsBootstrap (5m; constants.go TLSBootstrapTimeout): how long the join waits for its
+# kubelet client certificate (on a loaded 2-core machine the approval can take over a minute).
+CSR_WAIT = float(os.environ.get("KUBEGPU_SIM_KUBEADM_CSR_WAIT", "300"))
 
 
 class PhaseError(Exception):
