@@ -521,12 +521,15 @@ def chart_index(entry):
 # "@" before a sha256: version, the image alone when repository and version are empty); an
 # empty version of these is the chart's appVersion (templates/_helpers.tpl, clusterpolicy.yaml).
 # A component with ``enabled: false`` runs nothing; the sandbox ones only with
-# sandboxWorkloads.enabled (values.yaml "sandboxWorkloads"). The driver image's tag gets the GPU
-# node's OS tag, <ID><VERSION_ID> of its os-release as NFD labels it, and with precompiled
+# sandboxWorkloads.enabled (values.yaml "sandboxWorkloads"). The driver's (GDS's, GDRCopy's, the
+# vGPU manager's) image tag gets the GPU node's OS tag, <ID><VERSION_ID> of its os-release as NFD labels it, and with precompiled
 # containers the kernel before it (controllers/object_controls.go kernelFullVersion,
 # resolveDriverTag). NFD (nfd.enabled) is the node-feature-discovery subchart: its image.repository,
 # and image.tag or else that chart's appVersion.
 GPU_OPERATOR_APP_VERSION = ("operator", "validator", "nodeStatusExporter")
+# The operands whose tag gets the node's OS tag (resolveDriverTag's DriverSpec, GPUDirectStorageSpec,
+# GDRCopySpec, VGPUManagerSpec); only the driver has precompiled containers.
+GPU_OPERATOR_PER_OS = ("driver", "gds", "gdrcopy", "vgpuManager")
 GPU_OPERATOR_SANDBOX = ("vgpuManager", "vgpuDeviceManager", "vfioManager", "kataManager", "sandboxDevicePlugin",
                         "ccManager")
 # The Ansible facts of a GPU node the driver container's tag is made of.
@@ -612,8 +615,8 @@ def gpu_operator_images(archive, values, gpu_nodes_os, boolean_=boolean):
         if (not isinstance(spec, dict) or name == "node-feature-discovery" or not enabled(spec)
                 or (name in GPU_OPERATOR_SANDBOX and not sandbox)):
             continue
-        if isinstance(spec.get("image"), str) and name == "driver":
-            refs += _driver_images(spec, gpu_nodes_os, boolean_)
+        if isinstance(spec.get("image"), str) and name in GPU_OPERATOR_PER_OS:
+            refs += _driver_images(spec, gpu_nodes_os, boolean_, precompiled_allowed=name == "driver")
         elif isinstance(spec.get("image"), str):
             refs.append(_image_path(spec, app_version if name in GPU_OPERATOR_APP_VERSION else ""))
         # Images of a component's own helpers (the operator's init container, the driver manager).
@@ -631,13 +634,15 @@ def gpu_operator_images(archive, values, gpu_nodes_os, boolean_=boolean):
     return [ref for ref in dict.fromkeys(refs) if ref]
 
 
-def _driver_images(spec, gpu_nodes_os, boolean_):
-    """The driver container image of every GPU node: <version>-<os tag>, or with precompiled
-    containers <version>-<kernel>-<os tag>; a digest as it is."""
+def _driver_images(spec, gpu_nodes_os, boolean_, precompiled_allowed=True):
+    """The image of a per-OS operand (the driver, GDS, GDRCopy, the vGPU manager) for every GPU
+    node: <version>-<os tag>, or with precompiled driver containers <version>-<kernel>-<os tag>;
+    a digest as it is."""
     base = _image_path(spec)
     if not base or "sha256:" in base:
         return [base]
-    precompiled = bool(_gpu_sharing.flag_value(spec.get("usePrecompiled", False), boolean_, False))
+    precompiled = precompiled_allowed and bool(
+        _gpu_sharing.flag_value(spec.get("usePrecompiled", False), boolean_, False))
     refs = []
     for facts in gpu_nodes_os or []:
         tag = os_tag(facts)

@@ -377,6 +377,8 @@ OPERATOR_VALUES = {
     "migManager": {"enabled": True, "repository": "nvcr.io/nvidia/cloud-native", "image": "k8s-mig-manager",
                    "version": "v0.13.1"},
     "nodeStatusExporter": {"enabled": False, "repository": "nvcr.io/nvidia", "image": "gpu-operator"},
+    "gds": {"enabled": False, "repository": "nvcr.io/nvidia/cloud-native", "image": "nvidia-fs", "version": "2.26.6"},
+    "gdrcopy": {"enabled": False, "repository": "nvcr.io/nvidia/cloud-native", "image": "gdrdrv", "version": "v2.5.1"},
     "vgpuManager": {"enabled": False, "repository": "", "image": "vgpu-manager", "version": "",
                     "driverManager": {"repository": "nvcr.io/nvidia/cloud-native", "image": "k8s-driver-manager",
                                       "version": "v0.9.1"}},
@@ -442,9 +444,13 @@ def test_operator_images_container_driver_tagged_per_gpu_node_os():
 
 
 def test_operator_images_precompiled_driver_names_the_kernel():
-    values = {"driver": {"enabled": True, "usePrecompiled": True, "version": "580"}}
+    values = {"driver": {"enabled": True, "usePrecompiled": True, "version": "580"}, "gds": {"enabled": True},
+              "gdrcopy": {"enabled": True}}
     images = _bundle.gpu_operator_images(_chart_archive(), values, [dict(UBUNTU_2404, kernel="6.8.0-60-generic")])
     assert [i for i in images if "/driver:" in i] == ["nvcr.io/nvidia/driver:580-6.8.0-60-generic-ubuntu24.04"]
+    # GDS and GDRCopy are tagged per OS as the driver is, never with the kernel
+    assert "nvcr.io/nvidia/cloud-native/nvidia-fs:2.26.6-ubuntu24.04" in images
+    assert "nvcr.io/nvidia/cloud-native/gdrdrv:v2.5.1-ubuntu24.04" in images
 
 
 def test_operator_images_own_registry_digest_sandbox_and_no_nfd():
