@@ -131,7 +131,7 @@ def _playbook(tmp):
     return path
 
 
-def _run(tmp, label, inventory, extra_args=()):
+def _run(tmp, playbook, label, inventory, extra_args=()):
     path = tmp / ("%s.yml" % label)
     path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
     env = dict(os.environ,
@@ -140,7 +140,7 @@ def _run(tmp, label, inventory, extra_args=()):
                ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_GATHERING="implicit",
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_FORKS="40",
                PATH=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""))
-    argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(path), str(_playbook(tmp)), *extra_args]
+    argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(path), str(playbook), *extra_args]
     return table.run(argv, env, tmp)
 
 
@@ -151,8 +151,11 @@ def runs(tmp_path_factory):
     jobs = table.jobs(CASES, _host_vars(tmp), parts=2, inventory_tag=True,
                       ansible_connection="local", ansible_python_interpreter=sys.executable)
     found = {}
+    # Written once, before the runs start: a run that reads it while another rewrites it would
+    # find it empty ("Empty playbook, nothing to do").
+    playbook = _playbook(tmp)
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        futures = dict((pool.submit(_run, tmp, label, inventory, args), members)
+        futures = dict((pool.submit(_run, tmp, playbook, label, inventory, args), members)
                        for label, inventory, args, members in jobs)
         for future in concurrent.futures.as_completed(futures):
             result = future.result()
