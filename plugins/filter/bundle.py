@@ -22,9 +22,10 @@ description:
     C(bundle_gpu_operator_images(archive_b64, values, gpu_nodes_os)) lists the images the GPU Operator's chart
     (its archive, base64 as slurp reads it) runs with the values the gpu_operator stage gives helm: the operator,
     every enabled operand, the driver container tagged for each GPU node's OS, NFD.
-  - C(bundle_chart_entry(index_text, name, version, repo)) finds a chart's entry in a chart repository's
-    C(index.yaml), with the absolute URL of its archive; C(bundle_chart_index(entry)) writes the bundle's
-    C(index.yaml) of that one chart.
+  - >-
+    C(bundle_chart_entries(index_results)) finds each chart of the uri results that read the chart repositories'
+    C(index.yaml) in its index, and gives the chart with its C(entry) (the absolute URL of its archive included);
+    C(bundle_chart_index(entry)) writes the bundle's C(index.yaml) of that one chart.
 positional: _input
 options:
   _input:
@@ -92,11 +93,13 @@ def bundle_package_versions(results):
     return _bundle.package_versions(_plain(list(results or [])))
 
 
-def bundle_chart_entry(index_text, name, version, repo):
+def bundle_chart_entries(index_results):
     try:
-        return _bundle.chart_entry(str(index_text), str(name), str(version), str(repo))
+        return [dict(_plain(result["item"]), entry=_bundle.chart_entry(
+            str(result["content"]), str(result["item"]["name"]), str(result["item"]["version"]),
+            str(result["item"]["repo"]))) for result in index_results or []]
     except _bundle.BundleError as exc:
-        raise AnsibleFilterError("bundle_chart_entry: %s" % exc) from exc
+        raise AnsibleFilterError("bundle_chart_entries: %s" % exc) from exc
 
 
 def bundle_chart_index(entry):
@@ -106,7 +109,8 @@ def bundle_chart_index(entry):
 class FilterModule:
     def filters(self):
         return {"bundle_source_lines": bundle_source_lines, "bundle_mirrors_document": bundle_mirrors_document,
-                "bundle_chart_entry": bundle_chart_entry, "bundle_chart_index": bundle_chart_index,
+                "bundle_chart_entries": bundle_chart_entries,
+                "bundle_chart_index": bundle_chart_index,
                 "bundle_with_manifest_images": bundle_with_manifest_images,
                 "bundle_gpu_operator_images": bundle_gpu_operator_images,
                 "bundle_package_versions": bundle_package_versions}

@@ -548,9 +548,10 @@ def _merged(base, over):
     return found
 
 
-def _chart_files(archive):
+def _chart_files(archive, prefix=""):
     """{path in the archive: parsed YAML} of every Chart.yaml and values.yaml of a chart archive
-    (.tgz bytes), its subcharts' included."""
+    (.tgz bytes), its subcharts' included, unpacked or packed (charts/<name>-<version>.tgz, as
+    `helm dependency build` leaves them: read as if unpacked beside it)."""
     import io  # pylint: disable=import-outside-toplevel
     import tarfile  # pylint: disable=import-outside-toplevel
     import yaml  # pylint: disable=import-outside-toplevel
@@ -558,8 +559,14 @@ def _chart_files(archive):
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
             for member in tar.getmembers():
-                if member.isfile() and posixpath.basename(member.name) in ("Chart.yaml", "values.yaml"):
-                    found[member.name] = yaml.safe_load(tar.extractfile(member).read()) or {}
+                name = posixpath.basename(member.name)
+                if not member.isfile():
+                    continue
+                if name in ("Chart.yaml", "values.yaml"):
+                    found[prefix + member.name] = yaml.safe_load(tar.extractfile(member).read()) or {}
+                elif name.endswith(".tgz") and posixpath.basename(posixpath.dirname(member.name)) == "charts":
+                    found.update(_chart_files(tar.extractfile(member).read(),
+                                              prefix + posixpath.dirname(member.name) + "/"))
     except (tarfile.TarError, OSError, yaml.YAMLError) as exc:
         raise BundleError("the GPU Operator's chart archive cannot be read: %s" % exc) from exc
     return found
@@ -616,7 +623,7 @@ def gpu_operator_images(archive, values, gpu_nodes_os, boolean_=boolean):
                 or (name in GPU_OPERATOR_SANDBOX and not sandbox)):
             continue
         if isinstance(spec.get("image"), str) and name in GPU_OPERATOR_PER_OS:
-            refs += _driver_images(spec, gpu_nodes_os, boolean_, precompiled_allowed=name == "driver")
+            refs += _per_os_images(spec, gpu_nodes_os, boolean_, precompiled_allowed=name == "driver")
         elif isinstance(spec.get("image"), str):
             refs.append(_image_path(spec, app_version if name in GPU_OPERATOR_APP_VERSION else ""))
         # Images of a component's own helpers (the operator's init container, the driver manager).
@@ -634,7 +641,7 @@ def gpu_operator_images(archive, values, gpu_nodes_os, boolean_=boolean):
     return [ref for ref in dict.fromkeys(refs) if ref]
 
 
-def _driver_images(spec, gpu_nodes_os, boolean_, precompiled_allowed=True):
+def _per_os_images(spec, gpu_nodes_os, boolean_, precompiled_allowed=True):
     """The image of a per-OS operand (the driver, GDS, GDRCopy, the vGPU manager) for every GPU
     node: <version>-<os tag>, or with precompiled driver containers <version>-<kernel>-<os tag>;
     a digest as it is."""

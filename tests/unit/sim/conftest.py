@@ -22,10 +22,9 @@ if SIM not in sys.path:
 # and the highest ansible-core the collection admits. The simulation's own tests that neither
 # import Ansible nor run it test the same code on every core, so the matrix leaves them out.
 if os.environ.get("KUBEGPU_MATRIX_CORE"):
-    collect_ignore = sorted(name for name in os.listdir(os.path.dirname(os.path.abspath(__file__)))
-                            if name.startswith("test_") and name.endswith(".py")
-                            and "ansible" not in open(os.path.join(os.path.dirname(os.path.abspath(__file__)), name),
-                                                      encoding="utf-8").read())
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    collect_ignore = sorted(name for name in os.listdir(_HERE) if name.startswith("test_") and name.endswith(".py")
+                            and "ansible" not in open(os.path.join(_HERE, name), encoding="utf-8").read())
 
 
 def _schemas_dir():

@@ -389,26 +389,38 @@ OPERATOR_VALUES = {
 }
 
 
-def _chart_archive(values=None, app_version="v25.10.1"):
+def _targz(files):
     import io
     import tarfile
     buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            content = data if isinstance(data, bytes) else yaml.safe_dump(data).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _chart_archive(values=None, app_version="v25.10.1", packed_subchart=False):
+    """The chart's archive; its NFD subchart unpacked (as NVIDIA's repository has it), or packed
+    as charts/node-feature-discovery-0.18.2.tgz (as `helm dependency build` leaves it)."""
+    nfd = {
+        "node-feature-discovery/Chart.yaml": {"apiVersion": "v2", "name": "node-feature-discovery",
+                                              "version": "0.18.2", "appVersion": "v0.18.2"},
+        "node-feature-discovery/values.yaml": {
+            "image": {"repository": "registry.k8s.io/nfd/node-feature-discovery", "pullPolicy": "IfNotPresent"}},
+    }
     files = {
         "gpu-operator/Chart.yaml": {"apiVersion": "v2", "name": "gpu-operator", "version": app_version,
                                     "appVersion": app_version},
         "gpu-operator/values.yaml": OPERATOR_VALUES if values is None else values,
-        "gpu-operator/charts/node-feature-discovery/Chart.yaml": {"apiVersion": "v2", "name": "node-feature-discovery",
-                                                                  "version": "0.18.2", "appVersion": "v0.18.2"},
-        "gpu-operator/charts/node-feature-discovery/values.yaml": {
-            "image": {"repository": "registry.k8s.io/nfd/node-feature-discovery", "pullPolicy": "IfNotPresent"}},
     }
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            text = yaml.safe_dump(data).encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(text)
-            tar.addfile(info, io.BytesIO(text))
-    return buffer.getvalue()
+    if packed_subchart:
+        files["gpu-operator/charts/node-feature-discovery-0.18.2.tgz"] = _targz(nfd)
+    else:
+        files.update(("gpu-operator/charts/" + name, data) for name, data in nfd.items())
+    return _targz(files)
 
 
 RHEL_94 = {"distribution": "RedHat", "distribution_version": "9.4", "distribution_major_version": "9",
@@ -430,6 +442,12 @@ def test_operator_images_with_the_host_driver_and_toolkit():
         "registry.k8s.io/nfd/node-feature-discovery:v0.18.2",   # the subchart's appVersion
     ])
     assert len(images) == len(set(images))
+
+
+def test_operator_images_nfd_from_a_packed_subchart():
+    unpacked = _bundle.gpu_operator_images(_chart_archive(), HOST_DRIVER_VALUES, [UBUNTU_2204])
+    packed = _bundle.gpu_operator_images(_chart_archive(packed_subchart=True), HOST_DRIVER_VALUES, [UBUNTU_2204])
+    assert packed == unpacked and "registry.k8s.io/nfd/node-feature-discovery:v0.18.2" in packed
 
 
 def test_operator_images_container_driver_tagged_per_gpu_node_os():
