@@ -37,6 +37,8 @@ CR_FILES_TASK = "Write the registry host files, /etc/crictl.yaml and their direc
 OS_FILES_TASK = "Write this stage's files (apt proxy, nouveau blacklist, chrony container drop-in) and reboot marker line"
 PACKAGES_TASK = "Install the base packages"
 TIME_SYNC_TASK = "Enable and start the time sync service"
+# One module run: enables containerd where it is not, starts it, waits for its socket.
+START_TASK = "Start containerd, enable it at boot and wait for /run/containerd/containerd.sock"
 
 # kubegpu.cluster.packages calls: on a converged host each reports ok, gives apt nothing
 # (`installed` empty) and runs no module at all, the stage's own reading of dpkg's status
@@ -48,7 +50,7 @@ PACKAGE_TASKS_HANDED = [PACKAGES_TASK, "Install tomlkit, needed by kubegpu.clust
 # Modules that read, compare and act in one run: on a converged host they run and report ok.
 MODULES_OK_WHEN_CONVERGED = [OS_FILES_TASK, KERNEL_TASK, TIME_SYNC_TASK,
                              "Read which of tomlkit's and containerd's packages are installed", CR_FILES_TASK,
-                             MERGE_TASK, "Start containerd and enable it at boot"]
+                             MERGE_TASK, START_TASK]
 
 DRIFT = f"""
 set -e
@@ -58,7 +60,7 @@ echo '# hand edit' >> /etc/crictl.yaml
 echo '# hand edit' >> {DROPIN}
 chmod 0600 {NOUVEAU}
 systemctl disable --now chrony 2>/dev/null
-systemctl stop containerd
+systemctl disable --now containerd 2>/dev/null
 echo '/swapfile none swap sw 0 0' >> /etc/fstab
 rm -r /etc/containerd/certs.d/docker.io
 echo 'Acquire::http::Proxy "http://stale.example:3128";' > {APT_PROXY}
@@ -165,7 +167,7 @@ def test_drift_found_and_put_right(gpu_host, ansible_playbook, docker_cli):
         CR_FILES_TASK,
         OS_FILES_TASK,
         TIME_SYNC_TASK,
-        "Start containerd and enable it at boot",
+        START_TASK,
         KERNEL_TASK,
         MERGE_TASK,
     ]:
@@ -177,7 +179,8 @@ def test_drift_found_and_put_right(gpu_host, ansible_playbook, docker_cli):
     assert "# hand edit" not in host(docker_cli, "cat " + DROPIN)
     assert host(docker_cli, "stat -c %a " + NOUVEAU).strip() == "644"
     assert host(docker_cli, "systemctl is-active chrony; systemctl is-enabled chrony").split() == ["active", "enabled"]
-    assert host(docker_cli, "systemctl is-active containerd").strip() == "active"
+    assert host(docker_cli, "systemctl is-active containerd; systemctl is-enabled containerd").split() == \
+        ["active", "enabled"]
     fstab = host(docker_cli, "cat /etc/fstab")
     assert fstab.startswith(before["fstab"])
     assert "# kubegpu: swap off for kubelet: /swapfile none swap sw 0 0" in fstab
