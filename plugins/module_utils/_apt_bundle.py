@@ -90,15 +90,15 @@ def check_architectures(architectures):
     return seen
 
 
-def check_packages(packages):
+def check_packages(packages, pattern=_PACKAGE, what='name, name=version or name/release'):
     """The package specs: name, name=version or name/release; nothing apt would read as an option.
     A version may be a pattern (``nvidia-kernel-dkms=535.*``: the driver stage asks apt for a branch
-    so), which apt-get matches itself."""
+    so), which apt-get matches itself. dnf_bundle checks its specs with its own pattern."""
     if not packages:
         raise BundleError('packages is empty: name at least one package')
-    bad = [spec for spec in packages if not _PACKAGE.match(spec or '')]
+    bad = [spec for spec in packages if not pattern.match(spec or '')]
     if bad:
-        raise BundleError('not a package name, name=version or name/release: %s' % ', '.join(repr(b) for b in bad))
+        raise BundleError('not a package %s: %s' % (what, ', '.join(repr(b) for b in bad)))
     return list(packages)
 
 
@@ -568,79 +568,77 @@ def _mkdirs(*paths):
             os.makedirs(path, 0o755)
 
 
-class Bundle:
-    """One run of the module. params: the module's parameters; run_command(argv, env=None,
-    cwd=None) -> (rc, out, err); tools: {'apt-get': path, ...}; fetch: download()."""
+class BundleBase:
+    """What apt_bundle and dnf_bundle share: the run in the work directory (a temporary one in
+    check mode while work_dir does not exist), the pool's plan and downloads, signing, and the
+    bundle's signing key in gpg_home. A subclass sets layout_of (work_dir -> its layout, with
+    'download' and 'keyring') and temp_prefix, has self.run_command, self.check_mode,
+    self.fetch, self.tools ('gpg', 'gpgconf'), self.work_dir, self.pool_dir, self.gpg_home,
+    self.algorithm and self.agent_homes (a list), and implements _run_in(layout)."""
 
-    def __init__(self, params, check_mode, run_command, tools=None, fetch=download):
-        self.params = params
-        self.check_mode = check_mode
-        self.run_command = run_command
-        self.tools = dict((name, name) for name in ('apt-get', 'apt-cache', 'apt-ftparchive', 'gpg', 'gpgv', 'gpgconf'))
-        self.tools.update(tools or {})
-        self.fetch = fetch
-        self.dest = os.path.abspath(params['dest'])
-        self.suite = check_name(params.get('suite') or 'kubegpu', 'suite')
-        self.component = check_name(params.get('component') or 'main', 'component')
-        self.architectures = check_architectures(params.get('architectures') or ['amd64'])
-        self.packages = check_packages(params.get('packages'))
-        self.sources_text = sources_list_text(params.get('sources'))
-        self.gpg_home = os.path.abspath(params['gpg_home'])
-        self.public_key = os.path.abspath(params.get('public_key') or os.path.join(self.dest, 'kubegpu-bundle.asc'))
-        self.work_dir = os.path.abspath(params.get('work_dir') or os.path.join(self.dest, '.apt-work'))
-        self.algorithm = params.get('key_algorithm') or 'ed25519'
-        self.pool_dir = os.path.join(self.dest, 'pool', self.component)
-        self.suite_dir = os.path.join(self.dest, 'dists', self.suite)
-        self.agent_homes = []
-
-    # apt ---------------------------------------------------------------------------
+    layout_of = staticmethod(work_layout)
+    temp_prefix = 'kubegpu-bundle-'
 
     def _run(self, argv, env=None, cwd=None):
         return self.run_command(argv, env=env, cwd=cwd)
 
-    def prepare_work(self, layout):
-        """apt's private configuration, sources, keyrings and an empty dpkg status."""
-        _mkdirs(layout['conf_parts'], layout['preferences_parts'], layout['sources_parts'], layout['trusted_parts'],
-                os.path.join(layout['lists'], 'partial'), os.path.dirname(layout['status']),
-                os.path.join(layout['archives'], 'partial'), layout['log'], layout['download'])
-        _write_if_changed(layout['apt_conf'], apt_config_text(layout, self.architectures).encode('utf-8'))
-        _write_if_changed(layout['sources_list'], self.sources_text.encode('utf-8'))
-        _write_if_changed(layout['status'], b'')
-        patterns = self.params.get('trusted_keyrings')
-        keyrings = expand_keyrings(patterns or list(DEFAULT_KEYRINGS), defaults=not patterns)
-        wanted = {}
-        for index, path in enumerate(keyrings):
-            data = _read(path)
-            if data is None:
-                raise BundleError('cannot read trusted keyring %s' % path)
-            wanted[trusted_part_name(index, path, data[:64])] = data
-        for name in os.listdir(layout['trusted_parts']):
-            if name not in wanted:
-                os.unlink(os.path.join(layout['trusted_parts'], name))
-        for name, data in wanted.items():
-            _write_if_changed(os.path.join(layout['trusted_parts'], name), data)
+    def run(self):
+        temp_work = None
+        layout = self.layout_of(self.work_dir)
+        if self.check_mode and not os.path.isdir(self.work_dir):
+            temp_work = tempfile.mkdtemp(prefix=self.temp_prefix)
+            layout = self.layout_of(temp_work)
+        try:
+            return self._run_in(layout)
+        finally:
+            self.stop_agents()
+            if temp_work:
+                shutil.rmtree(temp_work, ignore_errors=True)
 
-    def resolve(self, layout):
-        """apt-get update, then the closure of every architecture: {pool name: entry}."""
-        env = apt_env(layout)
-        rc, out, err = self._run(update_argv(self.tools), env=env)
-        failures = update_failures(rc, out, err)
-        if failures:
-            raise BundleError('apt-get update of the bundle sources failed: %s' % '; '.join(failures[:20]))
-        closures = []
-        for arch in self.architectures:
-            rc, out, err = self._run(resolve_argv(self.tools, arch, self.packages), env=env)
-            uris = parse_print_uris(out)
-            if rc != 0 or not uris:
-                raise BundleError(resolve_failure(self.packages, arch, rc, out, err))
-            specs = sorted(set('%s=%s' % deb_identity(item['filename'])[:2] for item in uris))
-            rc, shown, err = self._run(show_argv(self.tools, arch, specs), env=env)
-            if rc != 0:
-                raise BundleError('apt-cache show of the closure for %s failed: %s' % (arch, (err or shown).strip()))
-            closures.append(closure_entries(uris, parse_control(shown), arch))
-        return merge_closures(closures)
+    # the pool ----------------------------------------------------------------------
 
-    # gpg ---------------------------------------------------------------------------
+    def plan(self, wanted):
+        """(the pool's {name: size}, names to fetch, names to remove) for the wanted closure."""
+        listing = pool_listing(self.pool_dir)
+        fetch, remove = plan_pool(wanted, listing, lambda name: sha256_file(os.path.join(self.pool_dir, name)))
+        return listing, fetch, remove
+
+    def pool_diff(self, listing, wanted):
+        return {'before_header': self.pool_dir, 'after_header': self.pool_dir,
+                'before': ''.join(name + '\n' for name in sorted(listing)),
+                'after': ''.join(name + '\n' for name in sorted(wanted))}
+
+    def fill_pool(self, layout, wanted, fetch, remove, verify=None):
+        """Download the files to fetch (verified; then verify(entry, path) where given) into
+        the pool, and remove the files to remove."""
+        _mkdirs(self.pool_dir)
+        for name in fetch:
+            entry = wanted[name]
+            fd, tmp = tempfile.mkstemp(prefix='.%s.' % name, dir=layout['download'])
+            os.close(fd)
+            try:
+                self.fetch(entry['url'], tmp, entry['size'], entry['sha256'])
+                if verify is not None:
+                    verify(entry, tmp)
+            except BundleError:
+                _unlink(tmp)
+                raise
+            os.chmod(tmp, 0o644)
+            shutil.move(tmp, os.path.join(self.pool_dir, name))
+        for name in remove:
+            os.unlink(os.path.join(self.pool_dir, name))
+
+    def sign_file(self, fingerprint, mode, source, target):
+        """Sign source into target (mode 'clear' or 'detached', armoured) with the bundle's key."""
+        tmp = target + '.kubegpu-tmp'
+        rc, out, err = self._run(sign_argv(self.tools, self.gpg_home, fingerprint, mode, source, tmp), env={'LC_ALL': 'C'})
+        if rc != 0:
+            _unlink(tmp)
+            raise BundleError('gpg could not sign %s: %s' % (source, (err or out).strip()))
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, target)
+
+    # the signing key ---------------------------------------------------------------
 
     def signing_key(self, create):
         """(fingerprint or None, created)."""
@@ -686,6 +684,78 @@ class Bundle:
                 self._run([self.tools['gpgconf'], '--homedir', home, '--kill', 'gpg-agent'])
             except (IOError, OSError):
                 pass
+
+
+class Bundle(BundleBase):
+    """One run of the module. params: the module's parameters; run_command(argv, env=None,
+    cwd=None) -> (rc, out, err); tools: {'apt-get': path, ...}; fetch: download()."""
+
+    temp_prefix = 'kubegpu-apt-bundle-'
+
+    def __init__(self, params, check_mode, run_command, tools=None, fetch=download):
+        self.params = params
+        self.check_mode = check_mode
+        self.run_command = run_command
+        self.tools = dict((name, name) for name in ('apt-get', 'apt-cache', 'apt-ftparchive', 'gpg', 'gpgv', 'gpgconf'))
+        self.tools.update(tools or {})
+        self.fetch = fetch
+        self.dest = os.path.abspath(params['dest'])
+        self.suite = check_name(params.get('suite') or 'kubegpu', 'suite')
+        self.component = check_name(params.get('component') or 'main', 'component')
+        self.architectures = check_architectures(params.get('architectures') or ['amd64'])
+        self.packages = check_packages(params.get('packages'))
+        self.sources_text = sources_list_text(params.get('sources'))
+        self.gpg_home = os.path.abspath(params['gpg_home'])
+        self.public_key = os.path.abspath(params.get('public_key') or os.path.join(self.dest, 'kubegpu-bundle.asc'))
+        self.work_dir = os.path.abspath(params.get('work_dir') or os.path.join(self.dest, '.apt-work'))
+        self.algorithm = params.get('key_algorithm') or 'ed25519'
+        self.pool_dir = os.path.join(self.dest, 'pool', self.component)
+        self.suite_dir = os.path.join(self.dest, 'dists', self.suite)
+        self.agent_homes = []
+
+    # apt ---------------------------------------------------------------------------
+
+    def prepare_work(self, layout):
+        """apt's private configuration, sources, keyrings and an empty dpkg status."""
+        _mkdirs(layout['conf_parts'], layout['preferences_parts'], layout['sources_parts'], layout['trusted_parts'],
+                os.path.join(layout['lists'], 'partial'), os.path.dirname(layout['status']),
+                os.path.join(layout['archives'], 'partial'), layout['log'], layout['download'])
+        _write_if_changed(layout['apt_conf'], apt_config_text(layout, self.architectures).encode('utf-8'))
+        _write_if_changed(layout['sources_list'], self.sources_text.encode('utf-8'))
+        _write_if_changed(layout['status'], b'')
+        patterns = self.params.get('trusted_keyrings')
+        keyrings = expand_keyrings(patterns or list(DEFAULT_KEYRINGS), defaults=not patterns)
+        wanted = {}
+        for index, path in enumerate(keyrings):
+            data = _read(path)
+            if data is None:
+                raise BundleError('cannot read trusted keyring %s' % path)
+            wanted[trusted_part_name(index, path, data[:64])] = data
+        for name in os.listdir(layout['trusted_parts']):
+            if name not in wanted:
+                os.unlink(os.path.join(layout['trusted_parts'], name))
+        for name, data in wanted.items():
+            _write_if_changed(os.path.join(layout['trusted_parts'], name), data)
+
+    def resolve(self, layout):
+        """apt-get update, then the closure of every architecture: {pool name: entry}."""
+        env = apt_env(layout)
+        rc, out, err = self._run(update_argv(self.tools), env=env)
+        failures = update_failures(rc, out, err)
+        if failures:
+            raise BundleError('apt-get update of the bundle sources failed: %s' % '; '.join(failures[:20]))
+        closures = []
+        for arch in self.architectures:
+            rc, out, err = self._run(resolve_argv(self.tools, arch, self.packages), env=env)
+            uris = parse_print_uris(out)
+            if rc != 0 or not uris:
+                raise BundleError(resolve_failure(self.packages, arch, rc, out, err))
+            specs = sorted(set('%s=%s' % deb_identity(item['filename'])[:2] for item in uris))
+            rc, shown, err = self._run(show_argv(self.tools, arch, specs), env=env)
+            if rc != 0:
+                raise BundleError('apt-cache show of the closure for %s failed: %s' % (arch, (err or shown).strip()))
+            closures.append(closure_entries(uris, parse_control(shown), arch))
+        return merge_closures(closures)
 
     # index -------------------------------------------------------------------------
 
@@ -747,35 +817,14 @@ class Bundle:
     def sign(self, fingerprint):
         release = os.path.join(self.suite_dir, 'Release')
         for name, mode in (('InRelease', 'clear'), ('Release.gpg', 'detached')):
-            target = os.path.join(self.suite_dir, name)
-            tmp = target + '.kubegpu-tmp'
-            rc, out, err = self._run(sign_argv(self.tools, self.gpg_home, fingerprint, mode, release, tmp), env={'LC_ALL': 'C'})
-            if rc != 0:
-                _unlink(tmp)
-                raise BundleError('gpg could not sign %s: %s' % (release, (err or out).strip()))
-            os.chmod(tmp, 0o644)
-            os.rename(tmp, target)
+            self.sign_file(fingerprint, mode, release, os.path.join(self.suite_dir, name))
 
     # the whole run -----------------------------------------------------------------
-
-    def run(self):
-        temp_work = None
-        layout = work_layout(self.work_dir)
-        if self.check_mode and not os.path.isdir(self.work_dir):
-            temp_work = tempfile.mkdtemp(prefix='kubegpu-apt-bundle-')
-            layout = work_layout(temp_work)
-        try:
-            return self._run_in(layout)
-        finally:
-            self.stop_agents()
-            if temp_work:
-                shutil.rmtree(temp_work, ignore_errors=True)
 
     def _run_in(self, layout):
         self.prepare_work(layout)
         wanted = self.resolve(layout)
-        listing = pool_listing(self.pool_dir)
-        fetch, remove = plan_pool(wanted, listing, lambda name: sha256_file(os.path.join(self.pool_dir, name)))
+        listing, fetch, remove = self.plan(wanted)
         prefix = 'pool/%s/' % self.component
         result = {
             'changed': bool(fetch or remove),
@@ -790,9 +839,7 @@ class Bundle:
             'public_key': self.public_key,
             'index_updated': False,
             'key_created': False,
-            'diff': {'before_header': self.pool_dir, 'after_header': self.pool_dir,
-                     'before': ''.join(name + '\n' for name in sorted(listing)),
-                     'after': ''.join(name + '\n' for name in sorted(wanted))},
+            'diff': self.pool_diff(listing, wanted),
         }
         if self.check_mode:
             fingerprint, _created = self.signing_key(create=False)
@@ -813,16 +860,7 @@ class Bundle:
             result['changed'] = index or _read(self.public_key) != armored
             return result
 
-        _mkdirs(self.pool_dir)
-        for name in fetch:
-            entry = wanted[name]
-            fd, tmp = tempfile.mkstemp(prefix='.%s.' % name, dir=layout['download'])
-            os.close(fd)
-            self.fetch(entry['url'], tmp, entry['size'], entry['sha256'])
-            os.chmod(tmp, 0o644)
-            shutil.move(tmp, os.path.join(self.pool_dir, name))
-        for name in remove:
-            os.unlink(os.path.join(self.pool_dir, name))
+        self.fill_pool(layout, wanted, fetch, remove)
 
         fingerprint, created = self.signing_key(create=True)
         result['key_fingerprint'] = fingerprint
