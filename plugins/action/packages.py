@@ -169,10 +169,18 @@ class ActionModule(ActionBase):
         if not names or (self._task.check_mode and installed):
             return {"changed": False, "held_now": []}
         if manager == "dnf":
+            # The versionlock plugin first: the first hold of a fresh host (stage 3's driver, before
+            # any stage installed it) needs it; a no-op where it is there.
+            plugin = self._module("ansible.builtin.dnf", {"name": [_packages.DNF_LOCK_PLUGIN], "state": "present",
+                                                          "lock_timeout": args.get("lock_timeout", 30)})
+            if plugin.get("failed"):
+                return dict(plugin, msg="packages: installing %s, which dnf's version locks need, failed: %s"
+                            % (_packages.DNF_LOCK_PLUGIN, plugin.get("msg", "")))
             lock = self._module("community.general.dnf_versionlock", {"name": names, "state": "present"})
             if lock.get("failed"):
                 return lock
-            return {"changed": bool(lock.get("changed")), "held_now": names if lock.get("changed") else []}
+            return {"changed": bool(plugin.get("changed") or lock.get("changed")),
+                    "held_now": names if lock.get("changed") else []}
         changed = []
         for name in names:
             one = self._module("ansible.builtin.dpkg_selections", {"name": name, "selection": "hold"})

@@ -10,6 +10,10 @@ functions are the only place that splits a request and compares it with the read
 
 from __future__ import annotations
 
+# What dnf's version locks need (community.general.dnf_versionlock): a hold on a RHEL-family
+# host installs it first (plugins/action/packages.py), and the offline bundle carries it.
+DNF_LOCK_PLUGIN = "python3-dnf-plugin-versionlock"
+
 
 def split_request(names):
     """``['a', 'b=1.7.*']`` -> ``{'names': ['a', 'b'], 'versions': {'b': '1.7.*'}}`` (apt's name=version)."""

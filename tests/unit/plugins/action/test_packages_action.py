@@ -71,10 +71,21 @@ def test_holds_only_what_is_not_held_and_not_before_a_check_mode_install():
     assert plugin._holds({"hold": ["runc"], "held": None}, True, reading, "apt") == {"changed": False, "held_now": []}
     assert plugin.calls == []
 
-    # dnf: one versionlock run for all of them
-    plugin = fake_action([{"changed": True}])
-    assert plugin._holds({"hold": ["containerd.io"], "held": None}, False, None, "dnf")["held_now"] == ["containerd.io"]
-    assert plugin.calls == [("community.general.dnf_versionlock", {"name": ["containerd.io"], "state": "present"}, None)]
+    # dnf: the versionlock plugin (a no-op where it is installed), then one versionlock run for all of them
+    plugin = fake_action([{"changed": False}, {"changed": True}])
+    assert plugin._holds({"hold": ["containerd.io"], "held": None, "lock_timeout": 60}, False, None, "dnf") == \
+        {"changed": True, "held_now": ["containerd.io"]}
+    assert plugin.calls == [
+        ("ansible.builtin.dnf", {"name": ["python3-dnf-plugin-versionlock"], "state": "present", "lock_timeout": 60}, None),
+        ("community.general.dnf_versionlock", {"name": ["containerd.io"], "state": "present"}, None)]
+
+    # a fresh host without the plugin: installing it is a change; its failure says what it was for
+    plugin = fake_action([{"failed": True, "msg": "No match for argument: python3-dnf-plugin-versionlock"}])
+    failed = plugin._holds({"hold": ["nvidia-driver"], "held": None}, False, None, "dnf")
+    assert failed["failed"] and failed["msg"] == (
+        "packages: installing python3-dnf-plugin-versionlock, which dnf's version locks need, failed:"
+        " No match for argument: python3-dnf-plugin-versionlock")
+    assert [name for name, _args, _check in plugin.calls] == ["ansible.builtin.dnf"]
 
 
 def test_a_host_without_an_apt_index_gets_one_first_in_check_mode_too():
