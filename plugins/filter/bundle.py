@@ -6,16 +6,22 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: bundle
-short_description: The offline bundle's apt source lines and mirrors.yml
+short_description: The offline bundle's apt source lines, dnf repositories and mirrors.yml
 version_added: "0.4.0"
 description:
   - C(bundle_source_lines(third_party, key_dir)) gives the apt source lines of the third-party repositories
     a target's packages come from, each signed by its key downloaded into C(key_dir).
   - C(bundle_mirrors_document(mirrors, public_key, images)) gives C(mirrors.yml), the variables that point
     every stage at the bundle, with the bundle's public key.
+  - C(bundle_dnf_repos(repos, key_dir)) gives dnf_bundle's C(repos) of a dnf target's repositories, each with its
+    key downloaded into C(key_dir).
   - >-
-    C(bundle_package_versions(results)) gives, from apt_bundle's looped results, each repository's packages
-    and versions, C({target: {package: version}}).
+    C(bundle_package_versions(results, more_results...)) gives, from apt_bundle's and dnf_bundle's looped results,
+    each repository's packages and versions, C({target: {package: version}}).
+  - >-
+    C(bundle_release_id(facts)) gives the name of a host's repository in the bundle from its Ansible facts
+    (C(debian-bookworm), C(rocky-9)), as preflight and bundle_plan name it; C(bundle_dnf_repo_file(url)) the
+    C(kubegpu-bundle.repo) a dnf host of an offline cluster uses for the bundle's repository at C(url).
   - C(bundle_with_manifest_images(images, texts, extra, charts_images)) adds the images the downloaded
     manifests name (C(image:) fields) and those the charts run to the bundle's images.
   - >-
@@ -53,6 +59,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _lazy
 
 _bundle = _lazy.Module("plugin_utils._bundle")
+_offline = _lazy.Module("plugin_utils._offline")
 
 
 def bundle_source_lines(third_party, key_dir):
@@ -89,8 +96,28 @@ def bundle_gpu_operator_images(archive_b64, values=None, gpu_nodes_os=None):
         raise AnsibleFilterError("bundle_gpu_operator_images: %s" % exc) from exc
 
 
-def bundle_package_versions(results):
-    return _bundle.package_versions(_plain(list(results or [])))
+def bundle_package_versions(results, *more):
+    found = list(results or [])
+    for other in more:
+        found += list(other or [])
+    return _bundle.package_versions(_plain(found))
+
+
+def bundle_dnf_repos(repos, key_dir):
+    if not isinstance(repos, list):
+        raise AnsibleFilterError("bundle_dnf_repos expects a list of repositories (a dnf target's repos)")
+    return _bundle.dnf_repos_for_builder(_plain(repos), str(key_dir))
+
+
+def bundle_release_id(facts):
+    return _offline.release_id(_plain(dict(facts or {})))
+
+
+def bundle_dnf_repo_file(url):
+    try:
+        return _offline.dnf_repo_file(str(url or ""))
+    except ValueError as exc:
+        raise AnsibleFilterError("bundle_dnf_repo_file: %s" % exc) from exc
 
 
 def bundle_chart_entries(index_results):
@@ -113,4 +140,7 @@ class FilterModule:
                 "bundle_chart_index": bundle_chart_index,
                 "bundle_with_manifest_images": bundle_with_manifest_images,
                 "bundle_gpu_operator_images": bundle_gpu_operator_images,
-                "bundle_package_versions": bundle_package_versions}
+                "bundle_package_versions": bundle_package_versions,
+                "bundle_dnf_repos": bundle_dnf_repos,
+                "bundle_release_id": bundle_release_id,
+                "bundle_dnf_repo_file": bundle_dnf_repo_file}

@@ -47,7 +47,7 @@ def walk(root):
 def kind_of(path):
     """What a bundle file is, from where it lies."""
     top = path.split("/", 1)[0]
-    return {"apt": "package", "images": "image", "files": "file"}.get(top, "other")
+    return {"apt": "package", "dnf": "package", "images": "image", "files": "file"}.get(top, "other")
 
 
 def build(root, metadata=None):

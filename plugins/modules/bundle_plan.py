@@ -14,12 +14,16 @@ version_added: "0.4.0"
 description:
   - An action plugin on the controller; it changes nothing anywhere. From this run's facts of O(hosts) (or the
     declared OS/release/architecture/GPU combinations of O(targets)) and each host's settings as the stages
-    will see them, it returns the apt repositories to build (one per distribution release, with the packages
-    each stage installs there), the files and container images the stages download, and the variables that
+    will see them, it returns the package repositories to build (an apt repository per Debian or Ubuntu release, a
+    dnf repository per RHEL, Rocky or AlmaLinux major release, with the packages each stage installs there), the
+    files and container images the stages download, and the variables that
     point every stage at the bundle (C(mirrors.yml)).
   - The packages come from the stages' own data and decisions (the roles' OS vars files, the driver stage's
     plan and package selection, the pinned Kubernetes packages); see C(plugins/plugin_utils/_bundle.py).
-  - Only Debian and Ubuntu hosts are bundled (apt repositories); a RHEL-family host is refused with its name.
+  - A RHEL-family target is resolved from the distribution's own repositories (Rocky's and AlmaLinux's BaseOS,
+    AppStream and CRB at V(bundle_rocky_mirror) / V(bundle_almalinux_mirror); RHEL's from V(bundle_rhel_repos),
+    which a subscription provides, and refused without, naming the host), EPEL (V(bundle_epel_mirror)) and the
+    third-party repositories the stages add on RedHat, each key pinned by fingerprint.
 author:
   - kubegpu maintainers (@kubegpu)
 attributes:
@@ -77,8 +81,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 targets:
-  description: One per distribution release - C(id), C(architectures), C(hosts), C(sources), C(packages) by stage,
-    C(package_list), C(third_party) repositories.
+  description: One per distribution release - C(id), C(kind) (V(apt) or V(dnf)), C(architectures), C(hosts),
+    C(packages) by stage, C(package_list), C(third_party) repositories, C(keys) (the repositories whose key the
+    builder downloads and checks); apt C(sources); dnf C(releasever) and C(repos) (every repository resolved from,
+    with C(baseurl), C(key_url), C(fingerprint), C(gpgcheck), C(module_hotfixes)).
   returned: success
   type: list
   elements: dict

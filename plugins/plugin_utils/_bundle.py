@@ -5,8 +5,9 @@
 ``plan(hosts, settings_of, declared, stages)`` answers, from this run's facts of the fleet's hosts
 (or a declared list of OS/release/architecture/GPU combinations when they cannot be reached):
 
-- ``targets``: one per distribution release (e.g. debian-bookworm), with the architectures and
-  hosts it serves, the apt sources the bundle builder resolves packages from, and the packages
+- ``targets``: one per distribution release (e.g. debian-bookworm, rocky-9), of ``kind`` apt
+  (Debian, Ubuntu) or dnf (RHEL, Rocky, AlmaLinux), with the architectures and hosts it serves,
+  the apt sources or dnf repositories the bundle builder resolves packages from, and the packages
   each stage installs there - read from the SAME data and functions the stages use: the roles'
   OS vars files (os_prereqs, container_runtime; the first of <distribution>_<major>,
   <distribution>, <os_family>_<major>, <os_family> that exists, as the roles' tasks/facts.yml
@@ -20,8 +21,11 @@
 - ``mirrors``: the variables that point every stage at the bundle (``mirrors.yml``; with
   ``kubegpu_offline: true`` preflight refuses any URL outside the mirrors, _offline.py).
 
-Only apt-based distributions (Debian, Ubuntu) are bundled: a RHEL-family target is refused
-with the host's name (no dnf repository is built yet).
+A RHEL-family target is a dnf repository (kubegpu.cluster.dnf_bundle) resolved from the
+distribution's own repositories (Rocky's and AlmaLinux's BaseOS, AppStream and CRB; RHEL's from
+``bundle_rhel_repos``, which a subscription provides), EPEL (python3-tomlkit, DKMS) and the
+third-party repositories the stages add on RedHat, each with its key checked against a pinned
+fingerprint on the builder.
 
 The bundle's registry stores an image under its path without the registry host
 (``registry.k8s.io/pause:3.10.1`` -> ``<bundle registry>/pause:3.10.1``): containerd asks a
@@ -41,10 +45,12 @@ from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_pac
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_plan as _plan
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_sharing
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _offline
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _packages
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
 
 STAGES = ("os_prereqs", "nvidia_driver", "container_runtime", "kubernetes", "nfs_client", "bundle_server")
 APT_FAMILIES = ("Debian",)
+DNF_FAMILIES = ("RedHat",)
 # What serves the bundle on the site (roles/bundle_server): Debian's registry server and
 # skopeo, which loads the bundle's image archives into it.
 SERVER_PACKAGES = ("docker-registry", "skopeo")
@@ -64,6 +70,7 @@ SETTINGS = (
     "nvidia_device_plugin_image", "validate_smoke_image", "validate_cuda_sample_image",
     "kubegpu_gpu_operator", "gpu_operator_chart_repo_url", "gpu_operator_chart", "gpu_operator_chart_version",
     "bundle_debian_mirror", "bundle_debian_security_mirror", "bundle_ubuntu_mirror", "bundle_ubuntu_ports_mirror",
+    "bundle_rocky_mirror", "bundle_almalinux_mirror", "bundle_epel_mirror", "bundle_rhel_repos",
     "bundle_packages_extra", "bundle_images_extra", "bundle_files_extra", "kubegpu_offline",
     "kubernetes_repo_url", "kubernetes_repo_key_url", "kubernetes_repo_key_fingerprint",
     "container_runtime_nvidia_toolkit_repo_url", "container_runtime_nvidia_toolkit_key_url",
@@ -92,6 +99,10 @@ def _bool(value, default=False):
 target_id = _offline.release_id
 
 
+DISTRIBUTION_NAMES = {"debian": "Debian", "ubuntu": "Ubuntu", "redhat": "RedHat", "rhel": "RedHat", "rocky": "Rocky",
+                      "almalinux": "AlmaLinux"}
+
+
 def declared_host(entry, index):
     """A declared combination (bundle_targets) as the facts of a host that was not reached:
     {distribution: Debian, version: "12", architecture: x86_64, kernel: 6.1.0-28-amd64,
@@ -101,6 +112,8 @@ def declared_host(entry, index):
                           " {distribution: Debian, version: \"12\", architecture: x86_64, gpus: [hopper]}"
                           % (index + 1, entry))
     distribution = str(entry["distribution"])
+    # Ansible's names of the RHEL family (ansible_facts.distribution), whatever case or alias is written.
+    distribution = DISTRIBUTION_NAMES.get(distribution.lower(), distribution)
     version = str(entry["version"])
     family = "Debian" if distribution.lower() in ("debian", "ubuntu") else "RedHat"
     os_facts = {"distribution": distribution, "distribution_version": version,
@@ -136,6 +149,103 @@ def apt_sources(os_facts, settings):
     raise BundleError("no apt archive known for %s" % distribution)
 
 
+# The RHEL rebuilds' own repositories and EPEL, as the builder resolves from them: the mirror (the
+# setting, else the upstream default), the repositories under it, the key file beside them and its
+# fingerprint pinned per major release; the builder downloads the key and refuses another
+# fingerprint before dnf reads a package (playbooks/bundle.yml). A mirror of your own serves the same
+# tree and keys. Fingerprints (where they were read, 2026-12):
+# - Rocky 9, "Rocky Release key 2022", at https://dl.rockylinux.org/pub/rocky/RPM-GPG-KEY-Rocky-9:
+#   21CB256AE16FC54C6E652949702D426D350D275D (the same pin in several independent public projects
+#   that check Rocky's key and CHECKSUM files: ROCKY_SIGNING_KEYS {"9": ...} beside that key URL, a
+#   Chef test's BaseOS repository for RPM-GPG-KEY-Rocky-9, an ISO verification record; not read
+#   from Rocky's own documentation);
+# - AlmaLinux 9, "AlmaLinux OS 9 <packager@almalinux.org>" (rsa4096, 2022-01-18), at
+#   https://repo.almalinux.org/almalinux/RPM-GPG-KEY-AlmaLinux-9: BF18AC2876178908D6E71267D36CB86CB86B3716
+#   (AlmaLinux's own documentation, "Print the key fingerprint" of RPM-GPG-KEY-AlmaLinux-9);
+# - EPEL 9, "Fedora (epel9) <epel@fedoraproject.org>", at
+#   https://dl.fedoraproject.org/pub/epel/RPM-GPG-KEY-EPEL-9: FF8AD1344597106ECE813B918A3872BF3228467C
+#   (the official MariaDB images' Dockerfiles import that URL and export exactly this fingerprint; a
+#   test fixture of `gpg --with-colons` of the epel9 key shows the same).
+# Only major 9 is known: another major is refused naming the host (its repositories and keys differ:
+# Rocky 8's PowerTools, AlmaLinux 8's rotated key).
+DNF_DISTRIBUTIONS = {
+    "rocky": {"variable": "bundle_rocky_mirror", "mirror": "https://dl.rockylinux.org/pub/rocky",
+              "repos": ("BaseOS", "AppStream", "CRB"), "key": "RPM-GPG-KEY-Rocky-%s",
+              "fingerprints": {"9": "21CB256AE16FC54C6E652949702D426D350D275D"}},
+    "almalinux": {"variable": "bundle_almalinux_mirror", "mirror": "https://repo.almalinux.org/almalinux",
+                  "repos": ("BaseOS", "AppStream", "CRB"), "key": "RPM-GPG-KEY-AlmaLinux-%s",
+                  "fingerprints": {"9": "BF18AC2876178908D6E71267D36CB86CB86B3716"}},
+}
+EPEL = {"variable": "bundle_epel_mirror", "mirror": "https://dl.fedoraproject.org/pub/epel", "key": "RPM-GPG-KEY-EPEL-%s",
+        "fingerprints": {"9": "FF8AD1344597106ECE813B918A3872BF3228467C"}}
+# RHEL needs a subscription: its repositories come from the user's Satellite or mirror.
+RHEL_REPOS = "bundle_rhel_repos"
+RHEL_REPOS_EXAMPLE = ('bundle_rhel_repos: [{name: baseos, baseurl: "https://satellite.example.com/.../rhel-9-for-$basearch-'
+                      'baseos-rpms", key_url: "https://satellite.example.com/.../RPM-GPG-KEY-redhat-release",'
+                      ' fingerprint: <the key\'s fingerprint, as Red Hat publishes it>}, ...] (BaseOS, AppStream and'
+                      ' CodeReady Builder of your Satellite or mirror)')
+
+
+def _dnf_repo(tid, name, baseurl, key_url, fingerprint, variable, gpgcheck=True, module_hotfixes=False,
+              repo_gpgcheck=False):
+    """A repository the builder resolves from; gpgcheck (packages signed) and repo_gpgcheck (metadata
+    signed) as the stage that adds it on a connected host sets them."""
+    return {"name": "%s-%s" % (tid, name), "variable": variable, "baseurl": str(baseurl), "key_url": str(key_url),
+            "fingerprint": str(fingerprint or "").replace(" ", "").upper(), "gpgcheck": bool(gpgcheck),
+            "repo_gpgcheck": bool(repo_gpgcheck), "module_hotfixes": bool(module_hotfixes)}
+
+
+def dnf_repos(host, settings):
+    """The distribution's own dnf repositories a RHEL-family host's packages are resolved from
+    (``$releasever``/``$basearch`` left for dnf): Rocky's and AlmaLinux's BaseOS, AppStream and
+    CRB under their mirror, RHEL's from bundle_rhel_repos (refused without), and EPEL."""
+    os_facts = host.get("os") or {}
+    tid = target_id(os_facts)
+    distribution = str(os_facts.get("distribution") or "").lower()
+    major = tid.rsplit("-", 1)[-1]
+    name = host.get("name")
+    if distribution == "redhat":
+        entries = settings.get(RHEL_REPOS)
+        if not entries:
+            raise BundleError("host %s: RHEL %s: variable %s is empty: RHEL's repositories need a subscription, the"
+                              " bundle cannot resolve from them by itself; fix: %s"
+                              % (name, major, RHEL_REPOS, RHEL_REPOS_EXAMPLE))
+        repos = []
+        for index, entry in enumerate(entries if isinstance(entries, (list, tuple)) else [entries]):
+            if not isinstance(entry, dict) or not all(str(entry.get(k) or "").strip()
+                                                      for k in ("name", "baseurl", "key_url", "fingerprint")):
+                raise BundleError("host %s: variable %s: entry %d %r needs name, baseurl, key_url and fingerprint;"
+                                  " fix: %s" % (name, RHEL_REPOS, index + 1, entry, RHEL_REPOS_EXAMPLE))
+            repos.append(_dnf_repo(tid, str(entry["name"]), entry["baseurl"], entry["key_url"], entry["fingerprint"],
+                                   RHEL_REPOS))
+    else:
+        known = DNF_DISTRIBUTIONS.get(distribution)
+        if known is None or major not in known["fingerprints"]:
+            raise BundleError("host %s: %s %s: the bundle knows the dnf repositories of Rocky Linux and AlmaLinux %s"
+                              " and RHEL (bundle_rhel_repos) only; fix: leave the host out of the bundle's inventory,"
+                              " or bring its packages through a dnf mirror of your own"
+                              % (name, os_facts.get("distribution"), os_facts.get("distribution_version"),
+                                 ", ".join(sorted(set(m for d in DNF_DISTRIBUTIONS.values() for m in d["fingerprints"])))))
+        mirror = str(settings.get(known["variable"]) or known["mirror"]).rstrip("/")
+        repos = [_dnf_repo(tid, repo.lower(), "%s/$releasever/%s/$basearch/os/" % (mirror, repo),
+                           "%s/%s" % (mirror, known["key"] % major), known["fingerprints"][major], known["variable"])
+                 for repo in known["repos"]]
+    if major not in EPEL["fingerprints"]:
+        raise BundleError("host %s: EPEL %s: the bundle knows EPEL %s only (python3-tomlkit, DKMS); fix: leave the host"
+                          " out of the bundle's inventory" % (name, major, ", ".join(sorted(EPEL["fingerprints"]))))
+    epel = str(settings.get(EPEL["variable"]) or EPEL["mirror"]).rstrip("/")
+    repos.append(_dnf_repo(tid, "epel", "%s/$releasever/Everything/$basearch/" % epel, "%s/%s" % (epel, EPEL["key"] % major),
+                           EPEL["fingerprints"][major], EPEL["variable"]))
+    return repos
+
+
+def _role_vars(root, role):
+    """A role's vars/main.yml."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    path = Path(root) / "roles" / role / "vars" / "main.yml"
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+
+
 def _vars_file(root, role, os_facts):
     """The first OS vars file of a role that exists (the roles' tasks/facts.yml order)."""
     import yaml  # pylint: disable=import-outside-toplevel
@@ -164,7 +274,15 @@ def _driver_packages(host, settings):
     except (_plan.DriverPlanError, _dp.DriverPackagesError) as exc:
         raise BundleError("host %s: %s" % (host.get("name"), exc)) from exc
     host["driver_repo"] = selection.get("repo") or {}
-    names = list(selection.get("packages") or [])
+    names = []
+    for name in selection.get("packages") or []:
+        if str(name).startswith("@"):
+            # A dnf module profile (@nvidia-driver:<stream>/<profile>): the bundle's repository carries
+            # no module metadata, so its packages are bundled by name - the ones the stage versionlocks
+            # (selection "hold": the driver, its libraries, the DKMS kernel module, persistenced).
+            names += [n for n in selection.get("hold") or [] if n not in names]
+        elif name not in names:
+            names.append(name)
     for key in ("fabric_manager_packages", "nvlsm_packages", "cuda_toolkit_packages", "headers_packages"):
         names += [n for n in selection.get(key) or [] if n not in names]
     kernel = os_facts.get("kernel")
@@ -179,6 +297,11 @@ def packages_by_stage(host, settings, root, stages=STAGES):
     roles = host.get("roles") or ["kube_node"]
     found = {}
     if "bundle_server" in stages and "bundle_server" in roles:
+        if str(os_facts.get("os_family")) not in APT_FAMILIES:
+            raise BundleError("host %s: group kubegpu_bundle_server: %s %s cannot serve the bundle (roles/bundle_server"
+                              " runs Debian's docker-registry package); fix: make a Debian or Ubuntu host the bundle"
+                              " server (it serves the dnf repositories too)"
+                              % (host.get("name"), os_facts.get("distribution"), os_facts.get("distribution_version")))
         found["bundle_server"] = list(SERVER_PACKAGES)
     if "kube_node" not in roles:
         return found
@@ -200,10 +323,20 @@ def packages_by_stage(host, settings, root, stages=STAGES):
             names += list(data.get("_container_runtime_nvidia_toolkit_packages") or [])
         found["container_runtime"] = names
     if "kubernetes" in stages and str(settings.get("kubernetes_package_source") or "repo") == "repo":
-        version = "%s-%s" % (settings.get("kubernetes_version"), settings.get("kubernetes_deb_revision") or "1.1")
-        found["kubernetes"] = ["%s=%s" % (name, version) for name in _words(settings.get("kubernetes_packages"))]
+        if str(os_facts.get("os_family")) in DNF_FAMILIES:
+            # As the RedHat block asks dnf: <name>-<kubernetes_version>.
+            found["kubernetes"] = ["%s-%s" % (name, settings.get("kubernetes_version"))
+                                   for name in _words(settings.get("kubernetes_packages"))]
+        else:
+            version = "%s-%s" % (settings.get("kubernetes_version"), settings.get("kubernetes_deb_revision") or "1.1")
+            found["kubernetes"] = ["%s=%s" % (name, version) for name in _words(settings.get("kubernetes_packages"))]
     if "nfs_client" in stages and (settings.get("nfs_client_mounts") or _bool(settings.get("nfs_client_storage_class_enabled"))):
-        found["nfs_client"] = ["nfs-common"]
+        found["nfs_client"] = list((_role_vars(root, "nfs_client").get("_nfs_client_packages") or {}).get(
+            str(os_facts.get("os_family") or "Debian")) or [])
+    if str(os_facts.get("os_family")) in DNF_FAMILIES:
+        # The stages' version locks (driver, containerd, Kubernetes) install dnf's plugin first
+        # (kubegpu.cluster.packages).
+        found["holds"] = [_packages.DNF_LOCK_PLUGIN]
     found["extra"] = _words(settings.get("bundle_packages_extra"))
     return dict((stage, names) for stage, names in found.items() if names)
 
@@ -244,6 +377,62 @@ def third_party_sources(host, settings, stages_packages):
     return sources
 
 
+def third_party_dnf_repos(host, settings, stages_packages):
+    """The non-distribution dnf repositories a RHEL-family host's packages come from, as the stages'
+    RedHat paths add them (roles/kubernetes/tasks/install.yml, roles/container_runtime/tasks/
+    containerd.yml and nvidia_toolkit.yml through repo_dnf.yml, roles/nvidia_driver/tasks/
+    repo_dnf_repo.yml), each key checked against the same pinned fingerprint the stage pins."""
+    tid = target_id(host.get("os") or {})
+    repos = []
+    if stages_packages.get("kubernetes"):
+        url = str(settings.get("kubernetes_repo_url") or "").rstrip("/")
+        repos.append(_dnf_repo(tid, "kubernetes", url + "/rpm/", url + "/rpm/repodata/repomd.xml.key",
+                               settings.get("kubernetes_repo_key_fingerprint"), "kubernetes_repo_url", repo_gpgcheck=True))
+    runtime = stages_packages.get("container_runtime") or []
+    if "nvidia-container-toolkit" in runtime:
+        url = str(settings.get("container_runtime_nvidia_toolkit_repo_url") or "").rstrip("/")
+        # NVIDIA signs the repository's metadata, not the packages (the stage's gpgcheck: false).
+        repos.append(_dnf_repo(tid, "nvidia-container-toolkit", url + "/rpm/$basearch",
+                               settings.get("container_runtime_nvidia_toolkit_key_url"),
+                               settings.get("container_runtime_nvidia_toolkit_key_fingerprint"),
+                               "container_runtime_nvidia_toolkit_repo_url", gpgcheck=False, repo_gpgcheck=True))
+    if "containerd.io" in runtime:
+        # Docker publishes RHEL packages under /linux/rhel (container_runtime's vars/RedHat.yml).
+        url = "%s/rhel" % str(settings.get("container_runtime_docker_repo_url") or "").rstrip("/")
+        repos.append(_dnf_repo(tid, "docker", url + "/$releasever/$basearch/stable", url + "/gpg",
+                               settings.get("container_runtime_docker_repo_key_fingerprint"),
+                               "container_runtime_docker_repo_url"))
+    repo = host.get("driver_repo") or {}
+    if repo.get("kind") == "dnf_repo":
+        # NVIDIA's CUDA repository carries the driver as module streams: module_hotfixes makes its
+        # packages visible to the resolver without module metadata. Named by its directory
+        # (cuda-rhel9-x86_64, cuda-rhel9-sbsa): one per architecture.
+        repos.append(_dnf_repo(tid, repo.get("name") or "cuda", repo["url"], settings.get("nvidia_driver_cuda_repo_key_url") or repo["key_url"],
+                               settings.get("nvidia_driver_cuda_repo_key_fingerprint") or repo.get("fingerprint"),
+                               "nvidia_driver_cuda_repo_base_url", module_hotfixes=True))
+    return repos
+
+
+def dnf_repos_for_builder(repos, key_dir):
+    """dnf_bundle's ``repos``: each repository with its key as downloaded into ``key_dir`` (checked
+    against its pinned fingerprint before use)."""
+    return [{"name": item["name"], "baseurl": item["baseurl"], "gpgkey": "%s/%s.asc" % (key_dir.rstrip("/"), item["name"]),
+             "gpgcheck": bool(item.get("gpgcheck", True)), "repo_gpgcheck": bool(item.get("repo_gpgcheck")),
+             "module_hotfixes": bool(item.get("module_hotfixes"))}
+            for item in repos]
+
+
+def _new_target(tid, host, os_facts, settings):
+    if str(os_facts.get("os_family")) in DNF_FAMILIES:
+        repos = dnf_repos(host, settings)
+        return {"id": tid, "kind": "dnf", "distribution": os_facts.get("distribution"),
+                "version": os_facts.get("distribution_version"), "releasever": tid.rsplit("-", 1)[-1],
+                "architectures": [], "hosts": [], "repos": repos, "packages": {}, "third_party": [], "keys": list(repos)}
+    return {"id": tid, "kind": "apt", "distribution": os_facts.get("distribution"),
+            "version": os_facts.get("distribution_version"), "architectures": [], "hosts": [],
+            "sources": apt_sources(os_facts, settings), "packages": {}, "third_party": [], "keys": []}
+
+
 def plan(hosts, settings_of, root, stages=STAGES):
     """The bundle of a fleet.
 
@@ -254,11 +443,12 @@ def plan(hosts, settings_of, root, stages=STAGES):
     targets = {}
     for host in hosts:
         os_facts = host.get("os") or {}
-        if str(os_facts.get("os_family")) not in APT_FAMILIES:
-            raise BundleError("host %s: %s %s: the bundle builds apt repositories only (Debian, Ubuntu); fix: leave"
-                              " the host out of the bundle's inventory, or bring its packages through a dnf mirror of"
-                              " your own" % (host.get("name"), os_facts.get("distribution"),
-                                             os_facts.get("distribution_version")))
+        if str(os_facts.get("os_family")) not in APT_FAMILIES + DNF_FAMILIES:
+            raise BundleError("host %s: %s %s (os_family %s): the bundle builds apt (Debian, Ubuntu) and dnf (RHEL,"
+                              " Rocky, AlmaLinux) repositories only; fix: leave the host out of the bundle's inventory"
+                              % (host.get("name"), os_facts.get("distribution"), os_facts.get("distribution_version"),
+                                 os_facts.get("os_family")))
+        dnf = str(os_facts.get("os_family")) in DNF_FAMILIES
         tid = target_id(os_facts)
         if not tid:
             raise BundleError("host %s: no distribution release in its facts (distribution %r, release %r)"
@@ -268,11 +458,14 @@ def plan(hosts, settings_of, root, stages=STAGES):
             raise BundleError("host %s: variable kubegpu_offline: true: the bundle is built from the connected side's"
                               " settings (the upstream URLs); fix: run bundle.yml with the inventory without the"
                               " bundle's mirrors.yml, or with -e kubegpu_offline=false" % host.get("name"))
-        target = targets.setdefault(tid, {
-            "id": tid, "distribution": os_facts.get("distribution"), "version": os_facts.get("distribution_version"),
-            "architectures": [], "hosts": [], "sources": apt_sources(os_facts, settings), "packages": {},
-            "third_party": []})
-        arch = DPKG_ARCH.get(str(os_facts.get("architecture")), str(os_facts.get("architecture")))
+        if tid not in targets:
+            targets[tid] = _new_target(tid, host, os_facts, settings)
+        target = targets[tid]
+        arch = str(os_facts.get("architecture"))
+        if dnf and arch not in ("x86_64", "aarch64"):
+            raise BundleError("host %s: architecture %s: the bundle's dnf repositories serve x86_64 and aarch64 only"
+                              % (host.get("name"), arch))
+        arch = arch if dnf else DPKG_ARCH.get(arch, arch)
         if arch not in target["architectures"]:
             target["architectures"].append(arch)
         target["hosts"].append(host.get("name"))
@@ -280,9 +473,13 @@ def plan(hosts, settings_of, root, stages=STAGES):
         for stage, names in by_stage.items():
             merged = target["packages"].setdefault(stage, [])
             merged.extend(n for n in names if n not in merged)
-        for source in third_party_sources(host, settings, by_stage):
+        for source in (third_party_dnf_repos if dnf else third_party_sources)(host, settings, by_stage):
             if source not in target["third_party"]:
                 target["third_party"].append(source)
+            if source not in target["keys"]:
+                target["keys"].append(source)
+            if dnf and source not in target["repos"]:
+                target["repos"].append(source)
     for target in targets.values():
         target["package_list"] = sorted(set(n for names in target["packages"].values() for n in names))
     return {"targets": [targets[k] for k in sorted(targets)]}
@@ -666,7 +863,7 @@ def mirrors(bundle_plan, images_, files_, registries_=None, charts_=()):
     """The variables that point every stage at the bundle (mirrors.yml), as templates of
     kubegpu_bundle_url / kubegpu_bundle_registry, which the site sets: each downloaded file's
     variable, containerd's mirror of every registry pulled from, the apt repository of each
-    distribution release."""
+    distribution release (apt) and of each major release (dnf)."""
     values = {"kubegpu_offline": True}
     for item in files_:
         url = "{{ kubegpu_bundle_url }}/%s" % item["path"]
@@ -676,13 +873,16 @@ def mirrors(bundle_plan, images_, files_, registries_=None, charts_=()):
     found = sorted(set(list(registries_ or []) + [i["registry"] for i in images_]))
     values["container_runtime_registry_mirrors"] = [
         {"registry": registry, "mirrors": [{"host": "http://{{ kubegpu_bundle_registry }}"}]} for registry in found]
-    values["kubegpu_bundle_apt"] = dict((t["id"], "{{ kubegpu_bundle_url }}/apt/%s" % t["id"]) for t in bundle_plan["targets"])
+    values["kubegpu_bundle_apt"] = dict((t["id"], "{{ kubegpu_bundle_url }}/apt/%s" % t["id"])
+                                        for t in bundle_plan["targets"] if t.get("kind", "apt") == "apt")
+    values["kubegpu_bundle_dnf"] = dict((t["id"], "{{ kubegpu_bundle_url }}/dnf/%s" % t["id"])
+                                        for t in bundle_plan["targets"] if t.get("kind") == "dnf")
     return values
 
 
 def package_versions(results):
-    """{target id: {package: version}} of the apt repositories built (apt_bundle's results,
-    looped over the targets): the manifest's record of what each repository holds."""
+    """{target id: {package: version}} of the repositories built (apt_bundle's and dnf_bundle's
+    results, looped over the targets): the manifest's record of what each repository holds."""
     found = {}
     for result in results or []:
         target = (result.get("item") or {}).get("id")

@@ -44,9 +44,11 @@ preflight. The package repositories the stages add are not read offline - apt's 
 is then the offline bundle's repository (roles/kubegpu/tasks/offline.yml, run by os_prereqs),
 and the `not kubegpu_offline` conditions of roles/container_runtime/tasks/containerd.yml
 (Docker's repository for containerd.io) and nvidia_toolkit.yml, roles/nvidia_driver/tasks/install.yml
-(NVIDIA's CUDA repository) and roles/kubernetes/tasks/install.yml's Debian block leave them out -
-except pkgs.k8s.io's on RedHat-family hosts (kubernetes_repo_url there: the bundle has no dnf
-repository) and Docker Engine's (docker.yml adds it as it does online).
+(NVIDIA's CUDA repository) and roles/kubernetes/tasks/install.yml (both blocks) leave them out -
+except Docker Engine's (docker.yml adds it as it does online). On RedHat-family hosts dnf's only
+repository is the bundle's dnf repository of the host's release (the same offline.yml: dnf's
+``reposdir`` is a directory holding that repository alone), and the RedHat blocks of the same
+tasks leave pkgs.k8s.io's, Docker's, NVIDIA's toolkit and CUDA repositories out alike.
 
 Values are what preflight reads: what the inventory sets, templated by Ansible; a role default
 as written, its ``{{ name }}`` references to other settings read here filled in (so
@@ -88,7 +90,14 @@ REGISTRY_MIRRORS = "container_runtime_registry_mirrors"
 DOCKER_MIRRORS = "container_runtime_docker_registry_mirrors"
 CHART = "gpu_operator_chart"
 APT = "kubegpu_bundle_apt"
+# The bundle's public key (mirrors.yml): apt's and dnf's repositories of the bundle are signed by one key.
 APT_KEY = "kubegpu_bundle_apt_key"
+DNF = "kubegpu_bundle_dnf"
+# Where a dnf host keeps the bundle's key, its repository file and nothing else (roles/kubegpu/tasks/offline.yml;
+# the key path is the one plugins/module_utils/_dnf_bundle.py's repo_file names).
+DNF_KEY = "/etc/pki/rpm-gpg/kubegpu-bundle.asc"
+DNF_REPOS_DIR = "/etc/kubegpu/yum.repos.d"
+DNF_REPO_ID = "kubegpu-bundle"
 
 # Every variable the stages download from by URL (roles/*/defaults/main.yml: the *_url names).
 URL_VARIABLES = (
@@ -125,7 +134,7 @@ REPOSITORY_VARIABLES = {"kubernetes_image_repository": ("registry.k8s.io", "kube
 MIRROR_SETTINGS = (OFFLINE, BUNDLE_URL, BUNDLE_REGISTRY, MIRRORS, REGISTRY_MIRRORS, DOCKER_MIRRORS)
 # Settings these rules read (the value set for the host, else the role default).
 SETTINGS = MIRROR_SETTINGS + URL_VARIABLES + CHECKSUM_VARIABLES + IMAGE_VARIABLES + (
-    CHART, APT, APT_KEY, "container_runtime_registry_config_path", "kubegpu_container_runtime", "calico_install_method",
+    CHART, APT, APT_KEY, DNF, "container_runtime_registry_config_path", "kubegpu_container_runtime", "calico_install_method",
     "container_runtime_containerd_source", "container_runtime_docker_source", "kubernetes_package_source",
     "kubegpu_control_plane_vip", "metallb_enabled", "kubegpu_gpu_operator", "gpu_operator_helm_source",
     "kubegpu_gpu_allocation", "nvidia_device_plugin_gfd_enabled", "nvidia_device_plugin_dcgm_exporter_enabled",
@@ -340,7 +349,9 @@ def mirrored(registry, table):
 
 def used(settings, boolean, os_facts=None):
     """The URL, checksum and image variables the stages fetch from with these settings and
-    ``kubegpu_offline: true``, on this host (``os_facts``: its ansible_facts of this run)."""
+    ``kubegpu_offline: true``, on this host (``os_facts``: its ansible_facts of this run; the
+    package repositories are the bundle's on apt and dnf hosts alike, so none differs by OS)."""
+    del os_facts
     settings = settings or {}
 
     def on(name, default):
@@ -358,8 +369,6 @@ def used(settings, boolean, os_facts=None):
         names.add("container_runtime_sandbox_image")
         if _text(settings, "container_runtime_containerd_source", "distro") == "release":
             names.update(n for n in URL_VARIABLES + CHECKSUM_VARIABLES if n.startswith("container_runtime_release_"))
-    if _text(settings, "kubernetes_package_source", "repo") == "repo" and (os_facts or {}).get("os_family") == "RedHat":
-        names.add("kubernetes_repo_url")     # the RedHat block reads the key from the repository too
     if _text(settings, "kubegpu_control_plane_vip"):
         names.add("kubernetes_kube_vip_image")
     if on("metallb_enabled", False):
@@ -433,11 +442,20 @@ UBUNTU_CODENAMES = {"20.04": "focal", "22.04": "jammy", "24.04": "noble"}
 
 
 def release_id(os_facts):
-    """``<distribution>-<codename>`` of a host (debian-bookworm, ubuntu-noble), the name of its
-    apt repository in the offline bundle (plugin_utils/_bundle.py builds one per release); ""
-    where the facts give neither. The codename from the version where the facts lack it."""
+    """The name of a host's repository in the offline bundle (plugin_utils/_bundle.py builds one
+    per release), "" where the facts give none:
+
+    - apt hosts (os_family Debian): ``<distribution>-<codename>`` (debian-bookworm, ubuntu-noble),
+      the codename from the version where the facts lack it;
+    - dnf hosts (os_family RedHat: RHEL, Rocky, AlmaLinux): ``<distribution>-<major>``
+      (redhat-9, rocky-9, almalinux-9): one repository serves every minor release of a major, as
+      the distributions' own ``$releasever`` repositories do."""
     facts = os_facts or {}
     distribution = str(facts.get("distribution") or "").lower()
+    if facts.get("os_family") == "RedHat":
+        major = str(facts.get("distribution_major_version") or "").strip() or \
+            str(facts.get("distribution_version") or "").split(".", maxsplit=1)[0]
+        return "%s-%s" % (distribution, major) if distribution and major else ""
     codename = str(facts.get("distribution_release") or "").lower()
     if not codename:
         version = str(facts.get("distribution_version") or "")
@@ -446,23 +464,50 @@ def release_id(os_facts):
     return "%s-%s" % (distribution, codename) if distribution and codename else ""
 
 
-def apt_problems(settings, os_facts):
-    """An apt host of an offline cluster needs the bundle's repository of its distribution
-    release and the bundle's key (kubegpu_bundle_apt, kubegpu_bundle_apt_key: mirrors.yml):
-    apt's only source is that repository (roles/kubegpu/tasks/offline.yml)."""
+def dnf_repo_file(url, key=DNF_KEY):
+    """The repository file a dnf host of an offline cluster uses (DNF_REPOS_DIR/kubegpu-bundle.repo,
+    roles/kubegpu/tasks/offline.yml): the bundle's repository of its release, its metadata signed by
+    the bundle's key (repo_gpgcheck=1: the signed repomd.xml carries every package's checksum, which
+    dnf checks; the vendors' package signatures were checked on the staging machine, so gpgcheck=0),
+    module_hotfixes=1 (the bundle carries no module metadata: its packages are not filtered by
+    module streams). The same stanza as plugins/module_utils/_dnf_bundle.py's repo_file."""
+    url = str(url or "").strip()
+    if not url or "\n" in url or "\n" in str(key):
+        raise ValueError("the bundle's dnf repository URL %r cannot go into a repository file" % (url,))
+    return ("# kubegpu_offline: dnf's only repository is the offline bundle's (roles/kubegpu/tasks/offline.yml).\n"
+            "[%s]\nname=kubegpu offline bundle\nbaseurl=%s\nenabled=1\ngpgcheck=0\nrepo_gpgcheck=1\n"
+            "gpgkey=file://%s\nmodule_hotfixes=1\n" % (DNF_REPO_ID, url, key))
+
+
+# Per package family: the mirrors.yml table of the bundle's repositories by release, the
+# package manager's name, and what the host uses it for (roles/kubegpu/tasks/offline.yml).
+_PACKAGE_REPOSITORIES = {
+    "Debian": (APT, "apt", "no repository of the offline bundle for %s (it has: %s): with kubegpu_offline apt's only"
+                           " source is the bundle's repository of the host's release"),
+    "RedHat": (DNF, "dnf", "no dnf repository of the offline bundle for %s (it has: %s): with kubegpu_offline dnf's"
+                           " only repository is the bundle's repository of the host's release"),
+}
+
+
+def repository_problems(settings, os_facts):
+    """An apt host (Debian, Ubuntu) or dnf host (RHEL, Rocky, AlmaLinux) of an offline cluster
+    needs the bundle's repository of its release (kubegpu_bundle_apt, kubegpu_bundle_dnf) and the
+    bundle's key (kubegpu_bundle_apt_key, which signs both kinds): mirrors.yml sets them. The
+    package manager's only source is that repository (roles/kubegpu/tasks/offline.yml)."""
     facts = os_facts or {}
-    if facts.get("os_family") != "Debian" or not facts.get("distribution"):
+    family = _PACKAGE_REPOSITORIES.get(facts.get("os_family"))
+    if family is None or not facts.get("distribution"):
         return []
+    variable, manager, missing = family
     release = release_id(facts)
-    table = settings.get(APT) if isinstance(settings.get(APT), dict) else {}
+    table = settings.get(variable) if isinstance(settings.get(variable), dict) else {}
     fix = ("build the bundle with this host in the inventory (playbooks/bundle.yml) and put its mirrors.yml in"
            " group_vars/all (docs/airgap.md)")
     if not str(table.get(release) or "").strip():
-        return [problem(APT, "no repository of the offline bundle for %s (it has: %s): with kubegpu_offline apt's"
-                        " only source is the bundle's repository of the host's release"
-                        % (release, ", ".join(sorted(table)) or "none"), fix)]
+        return [problem(variable, missing % (release, ", ".join(sorted(table)) or "none"), fix)]
     if not str(settings.get(APT_KEY) or "").strip():
-        return [problem(APT_KEY, "empty: apt could not trust the offline bundle's repository", fix)]
+        return [problem(APT_KEY, "empty: %s could not trust the offline bundle's repository (the bundle's key signs"
+                        " its apt and dnf repositories)" % manager, fix)]
     return []
 
 
@@ -486,7 +531,7 @@ def problems(settings, boolean, os_facts=None):
                 " bundle host, docs/airgap.md), or kubegpu_offline_mirrors: [\"https://mirror.example.com\","
                 " \"registry.example.com:5000\"]"))
         return records
-    records.extend(apt_problems(settings, os_facts))
+    records.extend(repository_problems(settings, os_facts))
     wanted = used(settings, boolean, os_facts)
     bundle_url = _text(settings, BUNDLE_URL).rstrip("/")
     bundle_registry = _text(settings, BUNDLE_REGISTRY)

@@ -112,6 +112,10 @@ def test_the_bundle_server_gets_its_registry_packages_only():
     target = plan["targets"][0]
     assert target["packages"]["bundle_server"] == ["docker-registry", "skopeo"]
     assert target["hosts"] == ["server", "cp1"]
+    # Debian's docker-registry serves the images: a RHEL-family host cannot be the server.
+    with pytest.raises(_bundle.BundleError, match=r"host rs: group kubegpu_bundle_server: Rocky 9.4 cannot serve"
+                       r" the bundle .* fix: make a Debian or Ubuntu host the bundle server"):
+        _plan([_host("rs", ROCKY_9, roles=("bundle_server",))])
 
 
 def test_docker_containerd_comes_from_dockers_repository():
@@ -126,10 +130,160 @@ def test_an_offline_inventory_is_refused_for_building():
         _plan([_host("cp1")], kubegpu_offline=True)
 
 
-def test_a_rhel_host_is_refused_by_name():
-    rocky = dict(DEBIAN_12, distribution="Rocky", os_family="RedHat", distribution_version="9.4")
-    with pytest.raises(_bundle.BundleError, match="host r1: Rocky 9.4: the bundle builds apt repositories only"):
-        _plan([_host("r1", rocky)])
+# --- RHEL family: dnf targets ----------------------------------------------------------------------
+
+ROCKY_9 = {"distribution": "Rocky", "distribution_version": "9.4", "distribution_major_version": "9",
+           "distribution_release": "Blue Onyx", "os_family": "RedHat", "architecture": "x86_64",
+           "kernel": "5.14.0-427.13.1.el9_4.x86_64"}
+ALMA_9_ARM = {"distribution": "AlmaLinux", "distribution_version": "9.5", "distribution_major_version": "9",
+              "distribution_release": "Teal Serval", "os_family": "RedHat", "architecture": "aarch64",
+              "kernel": "5.14.0-503.11.1.el9_5.aarch64"}
+RHEL_REPOS = [{"name": "baseos", "baseurl": "https://satellite.site/rhel-9-for-$basearch-baseos-rpms",
+               "key_url": "https://satellite.site/RPM-GPG-KEY-redhat-release", "fingerprint": "AB CD EF 01"},
+              {"name": "appstream", "baseurl": "https://satellite.site/rhel-9-for-$basearch-appstream-rpms",
+               "key_url": "https://satellite.site/RPM-GPG-KEY-redhat-release", "fingerprint": "ABCDEF01"}]
+# The settings as the action plugin hands them over: the role defaults templated.
+K8S = {"kubernetes_repo_url": "https://pkgs.k8s.io/core:/stable:/v1.35"}
+
+
+def test_a_rocky_host_is_a_dnf_target_of_its_major_release():
+    plan = _plan([_host("r1", ROCKY_9)], **K8S)
+    [target] = plan["targets"]
+    assert (target["id"], target["kind"], target["releasever"], target["architectures"], target["hosts"]) == \
+        ("rocky-9", "dnf", "9", ["x86_64"], ["r1"])
+    assert "sources" not in target
+    repos = dict((r["name"], r) for r in target["repos"])
+    # Rocky's own BaseOS, AppStream and CRB, and EPEL (python3-tomlkit), each with its pinned key.
+    assert repos["rocky-9-baseos"]["baseurl"] == "https://dl.rockylinux.org/pub/rocky/$releasever/BaseOS/$basearch/os/"
+    assert repos["rocky-9-crb"]["baseurl"] == "https://dl.rockylinux.org/pub/rocky/$releasever/CRB/$basearch/os/"
+    assert repos["rocky-9-baseos"]["key_url"] == "https://dl.rockylinux.org/pub/rocky/RPM-GPG-KEY-Rocky-9"
+    assert repos["rocky-9-baseos"]["fingerprint"] == "21CB256AE16FC54C6E652949702D426D350D275D"
+    assert repos["rocky-9-epel"]["baseurl"] == "https://dl.fedoraproject.org/pub/epel/$releasever/Everything/$basearch/"
+    assert repos["rocky-9-epel"]["fingerprint"] == "FF8AD1344597106ECE813B918A3872BF3228467C"
+    assert all(r["gpgcheck"] for n, r in repos.items() if n != "rocky-9-nvidia-container-toolkit")
+    # The packages of the roles' RedHat vars files, kubernetes' in dnf's name-version form from pkgs.k8s.io.
+    packages = target["packages"]
+    assert packages["os_prereqs"] == _role_vars("os_prereqs", "RedHat")["_os_prereqs_packages"] + ["chrony"]
+    assert packages["kubernetes"] == ["kubelet-1.35.4", "kubeadm-1.35.4", "kubectl-1.35.4"]
+    assert repos["rocky-9-kubernetes"]["baseurl"] == "https://pkgs.k8s.io/core:/stable:/v1.35/rpm/"
+    assert repos["rocky-9-kubernetes"]["key_url"] == "https://pkgs.k8s.io/core:/stable:/v1.35/rpm/repodata/repomd.xml.key"
+    assert repos["rocky-9-kubernetes"]["fingerprint"] == DEFAULTS["kubernetes_repo_key_fingerprint"]
+    # Every repository's key is downloaded and checked (bundle.yml's loop over "keys").
+    assert [k["name"] for k in target["keys"]] == [r["name"] for r in target["repos"]]
+    # dnf_bundle's repos: the key file downloaded on the builder.
+    builder = _bundle.dnf_repos_for_builder(target["repos"], "/b/.work/keys/")
+    assert builder[0] == {"name": "rocky-9-baseos", "baseurl": repos["rocky-9-baseos"]["baseurl"],
+                          "gpgkey": "/b/.work/keys/rocky-9-baseos.asc", "gpgcheck": True, "repo_gpgcheck": False,
+                          "module_hotfixes": False}
+    # pkgs.k8s.io signs packages and metadata (the RedHat block's gpgcheck and repo_gpgcheck).
+    assert (repos["rocky-9-kubernetes"]["gpgcheck"], repos["rocky-9-kubernetes"]["repo_gpgcheck"]) == (True, True)
+
+
+def test_a_rocky_gpu_host_gets_the_driver_from_nvidias_rhel_repository():
+    plan = _plan([_host("g1", ROCKY_9, gpu=H100)], stages=("nvidia_driver", "container_runtime"),
+                 container_runtime_containerd_source="docker")
+    [target] = plan["targets"]
+    driver = target["packages"]["nvidia_driver"]
+    # The module profile the stage installs (@nvidia-driver:<stream>/<profile>) as its packages, by name.
+    assert not [n for n in target["package_list"] if n.startswith("@")]
+    assert "nvidia-driver" in driver and "kmod-nvidia-open-dkms" in driver and "nvidia-persistenced" in driver
+    assert "kernel-devel-5.14.0-427.13.1.el9_4.x86_64" in driver
+    runtime = _role_vars("container_runtime", "RedHat")
+    assert target["packages"]["container_runtime"] == (
+        runtime["_container_runtime_tomlkit_packages"] + ["containerd.io"]
+        + runtime["_container_runtime_nvidia_toolkit_packages"])
+    # The stages' version locks need dnf's plugin (kubegpu.cluster.packages installs it first).
+    assert target["packages"]["holds"] == ["python3-dnf-plugin-versionlock"]
+    third = dict((r["name"], r) for r in target["third_party"])
+    assert sorted(third) == ["rocky-9-cuda-rhel9-x86_64", "rocky-9-docker", "rocky-9-nvidia-container-toolkit"]
+    cuda = third["rocky-9-cuda-rhel9-x86_64"]
+    assert cuda["baseurl"] == "https://developer.download.nvidia.com/compute/cuda/repos/rhel9/x86_64/"
+    assert cuda["fingerprint"] == "610C7B14E068A878070DA4E99CD0A493D42D0685" and cuda["module_hotfixes"]
+    assert third["rocky-9-docker"]["baseurl"] == "https://download.docker.com/linux/rhel/$releasever/$basearch/stable"
+    assert third["rocky-9-docker"]["key_url"] == "https://download.docker.com/linux/rhel/gpg"
+    toolkit = third["rocky-9-nvidia-container-toolkit"]
+    assert toolkit["baseurl"] == "https://nvidia.github.io/libnvidia-container/stable/rpm/$basearch"
+    # NVIDIA signs the metadata only (the stage's gpgcheck: false, repo_gpgcheck: true).
+    assert (toolkit["gpgcheck"], toolkit["repo_gpgcheck"]) == (False, True)
+    assert all(r in target["repos"] for r in target["third_party"])
+    # Without a GPU: no driver, no toolkit, no CUDA repository.
+    cpu = _plan([_host("r1", ROCKY_9)], stages=("nvidia_driver", "container_runtime"),
+                container_runtime_containerd_source="docker")["targets"][0]
+    assert "nvidia_driver" not in cpu["packages"] and "nvidia-container-toolkit" not in cpu["package_list"]
+    assert [r["name"] for r in cpu["third_party"]] == ["rocky-9-docker"]
+
+
+def test_an_almalinux_aarch64_host_and_its_mirror():
+    plan = _plan([_host("a1", ALMA_9_ARM)], stages=("os_prereqs", "nfs_client"),
+                 bundle_almalinux_mirror="http://mirror.site/almalinux/", nfs_client_storage_class_enabled=True)
+    [target] = plan["targets"]
+    assert (target["id"], target["architectures"], target["releasever"]) == ("almalinux-9", ["aarch64"], "9")
+    repos = dict((r["name"], r) for r in target["repos"])
+    assert sorted(repos) == ["almalinux-9-appstream", "almalinux-9-baseos", "almalinux-9-crb", "almalinux-9-epel"]
+    assert repos["almalinux-9-appstream"]["baseurl"] == "http://mirror.site/almalinux/$releasever/AppStream/$basearch/os/"
+    assert repos["almalinux-9-baseos"]["key_url"] == "http://mirror.site/almalinux/RPM-GPG-KEY-AlmaLinux-9"
+    assert repos["almalinux-9-baseos"]["fingerprint"] == "BF18AC2876178908D6E71267D36CB86CB86B3716"
+    assert repos["almalinux-9-baseos"]["variable"] == "bundle_almalinux_mirror"
+    # nfs_client's package of the RedHat family (its vars/main.yml).
+    assert target["packages"]["nfs_client"] == ["nfs-utils"]
+
+
+def test_a_rhel_target_needs_the_subscriptions_repositories():
+    host = _bundle.declared_host({"distribution": "RedHat", "version": "9.4", "architecture": "x86_64"}, 0)
+    assert _bundle.target_id(host["os"]) == "redhat-9"
+    # Written as people write it: Ansible's name.
+    assert _bundle.declared_host({"distribution": "RHEL", "version": "9.4"}, 0)["os"] == host["os"]
+    assert _bundle.declared_host({"distribution": "rocky", "version": "9"}, 0)["os"]["distribution"] == "Rocky"
+    with pytest.raises(_bundle.BundleError, match=r"host bundle_targets\[0\]: RHEL 9: variable bundle_rhel_repos is empty:"
+                       r" RHEL's repositories need a subscription.*fix: bundle_rhel_repos: \[\{name: baseos"):
+        _plan([host], stages=("os_prereqs",))
+    with pytest.raises(_bundle.BundleError, match=r"variable bundle_rhel_repos: entry 1 .* needs name, baseurl, key_url"
+                       r" and fingerprint"):
+        _plan([host], stages=("os_prereqs",), bundle_rhel_repos=[{"name": "baseos"}])
+    [target] = _plan([host], stages=("os_prereqs",), bundle_rhel_repos=RHEL_REPOS)["targets"]
+    assert [r["name"] for r in target["repos"]] == ["redhat-9-baseos", "redhat-9-appstream", "redhat-9-epel"]
+    assert target["repos"][0]["fingerprint"] == "ABCDEF01" and target["repos"][0]["variable"] == "bundle_rhel_repos"
+    assert target["repos"][0]["baseurl"] == RHEL_REPOS[0]["baseurl"]
+
+
+def test_other_rhel_family_releases_are_refused_by_name():
+    rocky8 = dict(ROCKY_9, distribution_version="8.10", distribution_major_version="8")
+    with pytest.raises(_bundle.BundleError, match="host r8: Rocky 8.10: the bundle knows the dnf repositories of Rocky"
+                       " Linux and AlmaLinux 9"):
+        _plan([_host("r8", rocky8)])
+    with pytest.raises(_bundle.BundleError, match="host s1: SLES 15.5 .os_family Suse.: the bundle builds apt"):
+        _plan([_host("s1", dict(ROCKY_9, distribution="SLES", distribution_version="15.5", os_family="Suse"))])
+
+
+def test_a_mixed_fleet_gets_an_apt_and_a_dnf_target_and_mirrors_for_both():
+    plan = _plan([_host("d1"), _host("r1", ROCKY_9), _host("r2", dict(ROCKY_9, architecture="aarch64"))],
+                 stages=("os_prereqs", "kubernetes"), **K8S)
+    debian, rocky = plan["targets"]
+    assert (debian["id"], debian["kind"], rocky["id"], rocky["kind"]) == ("debian-bookworm", "apt", "rocky-9", "dnf")
+    assert rocky["architectures"] == ["x86_64", "aarch64"] and rocky["hosts"] == ["r1", "r2"]
+    assert "kubelet=1.35.4-1.1" in debian["package_list"] and "kubelet-1.35.4" in rocky["package_list"]
+    # One key per repository name across the targets (the keys' files on the builder).
+    names = [k["name"] for t in plan["targets"] for k in t["keys"]]
+    assert len(names) == len(set(names))
+    mirrors = _bundle.mirrors(plan, [], [])
+    assert mirrors["kubegpu_bundle_apt"] == {"debian-bookworm": "{{ kubegpu_bundle_url }}/apt/debian-bookworm"}
+    assert mirrors["kubegpu_bundle_dnf"] == {"rocky-9": "{{ kubegpu_bundle_url }}/dnf/rocky-9"}
+    # What the bundle writes is what preflight accepts on a Rocky host; another release is refused.
+    site = dict(DEFAULTS, kubegpu_bundle_url="http://10.0.0.5:8080", kubegpu_bundle_registry="10.0.0.5:5000",
+                kubegpu_bundle_apt_key="-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    site.update(json.loads(json.dumps(mirrors).replace("{{ kubegpu_bundle_url }}", "http://10.0.0.5:8080")))
+    bundle_records = [p["variable"] for p in _offline.problems(site, boolean, ROCKY_9)
+                      if p["variable"].startswith("kubegpu_bundle")]
+    assert bundle_records == []
+    assert [p["variable"] for p in _offline.problems(site, boolean, ALMA_9_ARM)
+            if p["variable"].startswith("kubegpu_bundle")] == ["kubegpu_bundle_dnf"]
+
+
+def test_package_versions_of_apt_and_dnf_results():
+    apt = [{"item": {"id": "debian-bookworm"}, "packages": [{"name": "jq", "version": "1.6-2.1", "architecture": "amd64"}]}]
+    dnf = [{"item": {"id": "rocky-9"}, "packages": [{"name": "jq", "version": "1.6-17.el9", "architecture": "x86_64"}]},
+           {"item": {"id": "almalinux-9"}, "skipped": True}]
+    assert _bundle.package_versions(apt + dnf) == {"debian-bookworm": {"jq": "1.6-2.1"}, "rocky-9": {"jq": "1.6-17.el9"}}
 
 
 def test_declared_targets_stand_for_hosts_that_cannot_be_reached():
@@ -259,6 +413,9 @@ def test_manifest_lists_every_file_with_size_and_sha256(tmp_path):
     assert [f["path"] for f in found["files"]] == ["apt/debian-bookworm/pool/main/jq_1.6_amd64.deb", "images/a.tar"]
     assert found["total_bytes"] == 303
     assert found["by_kind"] == {"package": {"count": 1, "bytes": 300}, "image": {"count": 1, "bytes": 3}}
+    # A dnf repository's files are packages too.
+    assert [manifest.kind_of(p) for p in ("dnf/rocky-9/Packages/jq-1.6-17.el9.x86_64.rpm", "dnf/rocky-9/repodata/x",
+                                          "charts/a/index.yaml")] == ["package", "package", "other"]
     assert found["files"][1]["sha256"] == hashlib.sha256(b"oci").hexdigest()
     (root / "manifest.json").write_text(manifest.dumps(found))
     assert manifest.verify(str(root), json.loads((root / "manifest.json").read_text())) == []

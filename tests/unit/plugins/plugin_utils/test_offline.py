@@ -220,10 +220,10 @@ def test_only_the_urls_the_settings_use_are_judged():
                                      gpu_operator_chart_repo_url=BUNDLE + "/charts"))) == []
 
 
-def test_package_repositories_are_the_bundles_apt_repository_offline_except_on_redhat():
-    """apt's only source is the bundle's repository offline (roles/kubegpu/tasks/offline.yml): the stages add
-    no repository of pkgs.k8s.io, NVIDIA or Docker; pkgs.k8s.io's on RedHat (no dnf bundle yet), and Docker
-    Engine's with container_runtime_docker_source: docker, are still added."""
+def test_package_repositories_are_the_bundles_repository_offline_on_apt_and_dnf_hosts():
+    """apt's (dnf's) only source is the bundle's repository offline (roles/kubegpu/tasks/offline.yml): the stages
+    add no repository of pkgs.k8s.io, NVIDIA or Docker, on Debian and RedHat hosts alike; Docker Engine's with
+    container_runtime_docker_source: docker is still added."""
     settings = dict(_bundled(OFFLINE), kubernetes_repo_url=DEFAULTS["kubernetes_repo_url"],
                     kubernetes_repo_key_url=DEFAULTS["kubernetes_repo_key_url"], kubegpu_gpu_node=True,
                     container_runtime_containerd_source="docker", nvidia_driver_source="cuda")
@@ -231,19 +231,94 @@ def test_package_repositories_are_the_bundles_apt_repository_offline_except_on_r
         if name.startswith(("container_runtime_nvidia_toolkit", "nvidia_driver_cuda", "container_runtime_docker")):
             settings[name] = DEFAULTS[name] or "https://developer.download.nvidia.com/key.pub"
     assert _problems(settings, DEBIAN) == []
-    assert _variables(_problems(settings, REDHAT)) == ["kubernetes_repo_url"]
+    assert _problems(settings, REDHAT) == []
+    assert off.used(settings, boolean, REDHAT) == off.used(settings, boolean, DEBIAN)
     docker = dict(settings, kubegpu_container_runtime="docker", container_runtime_docker_source="docker")
     assert "container_runtime_docker_repo_url" in _variables(_problems(docker, DEBIAN))
+    assert "container_runtime_docker_repo_url" in _variables(_problems(docker, REDHAT))
+
+
+def _repository_tasks(tasks, guarded=False):
+    """(module, guarded) of every task of ``tasks`` (blocks walked) that adds a package repository or
+    its key; guarded: under a `not kubegpu_offline` condition."""
+    condition = "not (kubegpu_offline | default(false) | bool)"
+    for task in tasks or []:
+        when = task.get("when") or []
+        here = guarded or condition in (when if isinstance(when, list) else [when])
+        if "block" in task:
+            yield from _repository_tasks(task["block"], here)
+            continue
+        for module in ("ansible.builtin.rpm_key", "ansible.builtin.yum_repository", "ansible.builtin.deb822_repository",
+                       "ansible.builtin.include_tasks"):
+            args = task.get(module)
+            if module == "ansible.builtin.include_tasks" and "repo_" not in str((args or {}).get("file", "")):
+                continue
+            if args is not None:
+                yield module, here
 
 
 def test_the_stages_add_no_package_repository_offline():
-    """The `not kubegpu_offline` conditions ``used`` relies on (module docstring)."""
-    condition = "not (kubegpu_offline | default(false) | bool)"
+    """The `not kubegpu_offline` conditions ``used`` relies on (module docstring): every task of the
+    stages that adds a repository or its key, apt's and dnf's (the RedHat blocks too), is under one."""
     for path in ("roles/container_runtime/tasks/containerd.yml", "roles/container_runtime/tasks/nvidia_toolkit.yml",
                  "roles/nvidia_driver/tasks/install.yml", "roles/kubernetes/tasks/install.yml"):
-        assert condition in (ROOT / path).read_text(encoding="utf-8"), path
+        found = list(_repository_tasks(yaml.safe_load((ROOT / path).read_text(encoding="utf-8"))))
+        assert found and all(guarded for _module, guarded in found), (path, found)
+    modules = [m for m, _g in _repository_tasks(yaml.safe_load(
+        (ROOT / "roles/kubernetes/tasks/install.yml").read_text(encoding="utf-8")))]
+    assert "ansible.builtin.rpm_key" in modules and "ansible.builtin.yum_repository" in modules
     assert "kubegpu.cluster.kubegpu" in (ROOT / "roles/os_prereqs/tasks/main.yml").read_text(encoding="utf-8")
     assert (ROOT / "roles/kubegpu/tasks/offline.yml").is_file()
+
+
+ROCKY = {"os_family": "RedHat", "distribution": "Rocky", "distribution_version": "9.4",
+         "distribution_major_version": "9"}
+
+
+@pytest.mark.parametrize("facts, expected", [
+    ({"os_family": "Debian", "distribution": "Debian", "distribution_release": "bookworm"}, "debian-bookworm"),
+    ({"os_family": "Debian", "distribution": "Debian", "distribution_version": "13"}, "debian-trixie"),
+    ({"os_family": "Debian", "distribution": "Ubuntu", "distribution_version": "24.04"}, "ubuntu-noble"),
+    (ROCKY, "rocky-9"),
+    (dict(ROCKY, distribution="AlmaLinux", distribution_major_version=""), "almalinux-9"),
+    (dict(ROCKY, distribution="RedHat", distribution_release="Plow"), "redhat-9"),
+    ({"os_family": "RedHat", "distribution": "Rocky"}, ""),
+    ({}, ""),
+])
+def test_the_release_id_names_a_hosts_repository_in_the_bundle(facts, expected):
+    assert off.release_id(facts) == expected
+
+
+def test_a_dnf_host_needs_the_bundles_dnf_repository_of_its_release_and_the_key():
+    settings = dict(_bundled(OFFLINE), kubegpu_bundle_apt_key="-----BEGIN PGP PUBLIC KEY BLOCK-----",
+                    kubegpu_bundle_dnf={"rocky-9": BUNDLE + "/dnf/rocky-9"})
+    assert _problems(settings, ROCKY) == []
+    # apt's table is not read on a dnf host, nor dnf's on an apt host.
+    assert "kubegpu_bundle_dnf" not in _variables(_problems(settings, dict(DEBIAN, distribution="Debian")))
+    [record] = _problems(dict(settings, kubegpu_bundle_dnf={"almalinux-9": BUNDLE + "/dnf/almalinux-9"}), ROCKY)
+    assert record == {
+        "variable": "kubegpu_bundle_dnf",
+        "problem": "no dnf repository of the offline bundle for rocky-9 (it has: almalinux-9): with kubegpu_offline dnf's"
+                   " only repository is the bundle's repository of the host's release",
+        "fix": "build the bundle with this host in the inventory (playbooks/bundle.yml) and put its mirrors.yml in"
+               " group_vars/all (docs/airgap.md)"}
+    assert _variables(_problems(dict(settings, kubegpu_bundle_dnf={}), ROCKY)) == ["kubegpu_bundle_dnf"]
+    [record] = _problems(dict(settings, kubegpu_bundle_apt_key=""), ROCKY)
+    assert record["variable"] == "kubegpu_bundle_apt_key" and "dnf could not trust" in record["problem"]
+    # Nothing while kubegpu_offline is false.
+    assert _problems(dict(settings, kubegpu_offline=False, kubegpu_bundle_dnf={}), ROCKY) == []
+
+
+def test_the_dnf_repository_file_trusts_the_bundles_signed_metadata():
+    text = off.dnf_repo_file("http://10.0.0.5:8080/dnf/rocky-9")
+    lines = text.splitlines()
+    assert lines[0].startswith("# kubegpu_offline") and lines[1] == "[kubegpu-bundle]"
+    assert lines[2:] == ["name=kubegpu offline bundle", "baseurl=http://10.0.0.5:8080/dnf/rocky-9", "enabled=1",
+                         "gpgcheck=0", "repo_gpgcheck=1", "gpgkey=file:///etc/pki/rpm-gpg/kubegpu-bundle.asc",
+                         "module_hotfixes=1"]
+    for bad in ("", "http://x/\n[evil]"):
+        with pytest.raises(ValueError):
+            off.dnf_repo_file(bad)
 
 
 # --- images -------------------------------------------------------------------------------------
@@ -498,3 +573,24 @@ def test_every_image_variable_is_known():
     assert images - set(off.IMAGE_VARIABLES) - set(off.MIRROR_SETTINGS) == set()
     assert set(off.IMAGE_VARIABLES) <= set(names)
     assert set(off.REPOSITORY_VARIABLES) <= set(off.IMAGE_VARIABLES)
+
+
+def test_the_fleets_dnf_block_uses_the_one_repository_file_and_only_its_directory():
+    """roles/kubegpu/tasks/offline.yml on RHEL-family hosts: the repository file from dnf_repo_file (filter
+    bundle_dnf_repo_file) in a directory of its own, dnf.conf's reposdir pointed at that directory only (an INI
+    merge with a backup, not a rewrite of dnf.conf), the host's repository looked up by the release id preflight uses."""
+    tasks = yaml.safe_load((ROOT / "roles/kubegpu/tasks/offline.yml").read_text(encoding="utf-8"))
+    [block] = [t for t in tasks if t.get("when") == "ansible_facts.os_family == 'RedHat'"]
+    assert "kubegpu.cluster.bundle_release_id" in block["vars"]["_kubegpu_offline_release"]
+    assert "kubegpu_bundle_dnf" in block["vars"]["_kubegpu_offline_dnf_url"]
+    [files] = [t["kubegpu.cluster.host_files"] for t in block["block"] if "kubegpu.cluster.host_files" in t]
+    [ini] = [t["community.general.ini_file"] for t in block["block"] if "community.general.ini_file" in t]
+    repos_dir = block["vars"]["_kubegpu_offline_reposdir"]
+    assert repos_dir == off.DNF_REPOS_DIR and block["vars"]["_kubegpu_offline_key"] == off.DNF_KEY
+    [repo_file] = [f for f in files["files"] if f["path"].endswith(".repo")]
+    assert repo_file["path"] == "{{ _kubegpu_offline_reposdir }}/kubegpu-bundle.repo"
+    assert "kubegpu.cluster.bundle_dnf_repo_file" in repo_file["content"]
+    assert (ini["path"], ini["section"], ini["option"], ini["value"], ini["backup"]) == (
+        "/etc/dnf/dnf.conf", "main", "reposdir", "{{ _kubegpu_offline_reposdir }}", True)
+    # The key where the repository file says it is.
+    assert "gpgkey=file://%s\n" % off.DNF_KEY in off.dnf_repo_file("http://b/dnf/rocky-9")
