@@ -322,14 +322,19 @@ def test_gpu_operator_upgrades_a_failed_release_again(no_release, tmp_path, ansi
     be scheduled (cp1 keeps its control-plane taint) and the release is marked failed."""
     cluster = no_release
     inventory = day2_inventory(tmp_path / "hosts.yml")
+    # what keeps the operator pod off cp1 (the simulated node lifecycle controller once
+    # overwrote it with a stale read: controller_manager._reconcile_node_taints)
+    cp1_taints = [(t["key"], t.get("effect")) for t in cluster.json("get", "node", "cp1")["spec"].get("taints") or []]
+    assert ("node-role.kubernetes.io/control-plane", "NoSchedule") in cp1_taints, cp1_taints
     for node in ("w1", "gpu2"):
         cluster.kubectl("cordon", node)
     try:
         failed, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, "-e", "gpu_operator_helm_timeout=15")
+        pods = cluster.kubectl("get", "pods", "-n", NS, "-o", "wide", check=False).stdout
     finally:
         for node in ("w1", "gpu2"):
             cluster.kubectl("uncordon", node)
-    assert failed.returncode != 0
+    assert failed.returncode != 0, pods + output[-4000:]
     assert re.search(r"context deadline exceeded|timed out waiting", output), output[-4000:]
     assert _release()["status"] == "failed"
     mark = cluster.audit_mark()

@@ -363,17 +363,47 @@ class ControllerManager:
                                     message="Kubelet stopped posting node status.",
                                     lastTransitionTime=now_text)
                     changed.append(cond)
-                self.patch_status("/api/v1/nodes/" + name, {"conditions": changed})
+                # tryUpdateNodeHealth: UpdateStatus of the node as read (its resourceVersion:
+                # a status the kubelet posted since is a conflict, seen on the next pass)
+                updated = self.api.merge_patch("/api/v1/nodes/%s/status" % name, {
+                    "metadata": {"resourceVersion": node["metadata"].get("resourceVersion")},
+                    "status": {"conditions": changed}})
                 node.setdefault("status", {})["conditions"] = changed
+                node["metadata"]["resourceVersion"] = ((updated or {}).get("metadata") or {}).get("resourceVersion")
                 self.log("node-lifecycle: node %s stopped posting status: Ready Unknown" % name)
                 self.mark_pods_not_ready(name)
-            taints = rules.reconcile_taints((node.get("spec") or {}).get("taints"),
-                                            rules.desired_lifecycle_taints(node), now_text)
-            if taints is not None:
-                self.api.merge_patch("/api/v1/nodes/" + name, {"spec": {"taints": taints or None}})
-                node.setdefault("spec", {})["taints"] = taints
-                self.log("node-lifecycle: node %s taints now %s" % (
-                    name, ", ".join("%s:%s" % (t["key"], t["effect"]) for t in taints) or "none"))
+            self._reconcile_node_taints(node, now_text)
+
+    def _reconcile_node_taints(self, node, now_text):
+        """pkg/controller/controller_utils.go SwapNodeControllerTaint -> AddOrUpdateTaintOnNode /
+        RemoveTaintOffNode: the node as cached on the first try, then read again; the new
+        taints written by PatchNodeTaints, whose patch carries the node's resourceVersion, so
+        that taints written by someone else since (kubeadm's mark-control-plane, a cordon)
+        are a conflict rather than overwritten; retried on conflict (retry.RetryOnConflict
+        with UpdateTaintBackoff, 5 steps)."""
+        name = node["metadata"]["name"]
+        current = node
+        for attempt in range(5):
+            if attempt:
+                current = self.api.get("/api/v1/nodes/" + name)
+                if current is None:
+                    return
+            taints = rules.reconcile_taints((current.get("spec") or {}).get("taints"),
+                                            rules.desired_lifecycle_taints(current), now_text)
+            if taints is None:
+                return
+            try:
+                self.api.merge_patch("/api/v1/nodes/" + name, {
+                    "metadata": {"resourceVersion": current["metadata"].get("resourceVersion")},
+                    "spec": {"taints": taints or None}})
+            except ApiError as err:
+                if err.status == 409:
+                    continue
+                raise
+            node.setdefault("spec", {})["taints"] = taints
+            self.log("node-lifecycle: node %s taints now %s" % (
+                name, ", ".join("%s:%s" % (t["key"], t["effect"]) for t in taints) or "none"))
+            return
 
     def mark_pods_not_ready(self, node_name):
         """pkg/controller/util/node/controller_utils.go MarkPodsNotReady: Ready=False on the

@@ -177,6 +177,13 @@ class FakeApi:
         current = self.store.get(plural, {}).get((namespace, name))
         if current is None:
             raise ApiError(404, {"message": "not found"})
+        # the API server's optimistic lock: a patch carrying another resourceVersion is a conflict
+        wanted_rv = (patch.get("metadata") or {}).get("resourceVersion")
+        if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+            raise ApiError(409, {"message": "the object has been modified"})
+        patch = dict(patch, metadata={k: v for k, v in (patch.get("metadata") or {}).items() if k != "resourceVersion"})
+        if not patch["metadata"]:
+            del patch["metadata"]
         if sub == "status":
             current["status"] = merge(current.get("status") or {}, patch.get("status") or {})
         else:

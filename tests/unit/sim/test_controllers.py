@@ -138,6 +138,34 @@ def test_node_lifecycle_taints_and_unreachable(env):
     assert api.obj("nodes", "cpu1")["spec"]["podCIDR"] == "10.244.1.0/24"
 
 
+def test_node_lifecycle_taint_write_does_not_drop_a_taint_added_since_its_read(env):
+    """kubeadm's mark-control-plane adds the control-plane taint between the controller's read
+    and its write: the write carries the read's resourceVersion, is a conflict, and is done
+    again on the node read afresh (controller_utils.go PatchNodeTaints, RetryOnConflict)."""
+    api, manager, _clock, lines = env
+    add_node(api, "cp1", ready="False")
+    manager.refresh()                                   # the controller's read: no taint yet
+    api.merge_patch("/api/v1/nodes/cp1", {"spec": {"taints": [CP_TAINT]}})   # kubeadm, since
+    manager.sync_node_lifecycle()
+    taints = {(t["key"], t["effect"]) for t in api.obj("nodes", "cp1")["spec"]["taints"]}
+    assert taints == {(CP_TAINT["key"], "NoSchedule"), ("node.kubernetes.io/not-ready", "NoSchedule"),
+                      ("node.kubernetes.io/not-ready", "NoExecute")}
+    patches = [c for c in api.calls if c[0] == "PATCH" and c[1] == "/api/v1/nodes/cp1"][1:]
+    assert len(patches) == 2 and all(p[2]["metadata"]["resourceVersion"] for p in patches)
+    # Ready again, read; then a cordon: the write made from the read is a conflict, the one
+    # made from the node read again has the cordon's taint
+    api.merge_patch("/api/v1/nodes/cp1/status", {"status": {"conditions": [
+        {"type": "Ready", "status": "True", "lastHeartbeatTime": api.now_text()}]}})
+    manager.refresh()
+    api.merge_patch("/api/v1/nodes/cp1", {"spec": {"unschedulable": True}})
+    manager.sync_node_lifecycle()
+    node = api.obj("nodes", "cp1")
+    assert node["spec"]["unschedulable"] is True
+    assert {(t["key"], t["effect"]) for t in node["spec"]["taints"]} == {
+        (CP_TAINT["key"], "NoSchedule"), ("node.kubernetes.io/unschedulable", "NoSchedule")}
+    assert any("taints now" in line for line in lines)
+
+
 # -- DaemonSet ----------------------------------------------------------------------------
 def daemonset(image="plugin:1", tolerations=None, strategy=None):
     spec = {"containers": [{"name": "c", "image": image}]}
