@@ -12,6 +12,8 @@ highest).
 - ModuleExit / patch_module_exits: AnsibleModule.exit_json and fail_json raise ModuleExit
   with the result (plus "_failed"), so a test calls a module's main() and reads what it
   returned.
+- run_module_main: a module's main() run with arguments (check mode, diff), its commands
+  answered by a stand-in host object (``host.run(argv, env=, cwd=)``), and its result.
 - trust_as_template / load_trusted: ansible-core 2.19 templates only strings marked
   trusted (data tagging); before it, every string was a template. Both are the
   identity there.
@@ -71,6 +73,29 @@ def patch_module_exits(monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
 
 
+def run_module_main(main, args, host, check_mode=False, diff=False):
+    """Call a module's main() with args; every command it runs is answered by
+    host.run(argv, env=, cwd=) and every program is found (get_bin_path returns its name).
+    Needs patch_module_exits in force; returns the result exit_json/fail_json got."""
+    import pytest
+    from ansible.module_utils import basic
+
+    args = dict(args)
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    if diff:
+        args["_ansible_diff"] = True
+
+    def run_command(self, argv, environ_update=None, cwd=None, **kwargs):
+        return host.run(argv, env=environ_update, cwd=cwd)
+    with patch_module_args(args):
+        with mock.patch.object(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: name):
+            with mock.patch.object(basic.AnsibleModule, "run_command", run_command):
+                with pytest.raises(ModuleExit) as caught:
+                    main()
+    return caught.value.args[0]
+
+
 def cached_facts(entry):
     """The facts in a jsonfile fact-cache entry (a pathlib.Path)."""
     stored = json.loads(entry.read_text(encoding="utf-8"))
@@ -88,4 +113,5 @@ def edit_cached_facts(entry, edit):
     entry.write_text(json.dumps(stored), encoding="utf-8")
 
 
-__all__ = ["ModuleExit", "cached_facts", "edit_cached_facts", "patch_module_exits", "load_trusted", "patch_module_args", "trust_as_template"]
+__all__ = ["ModuleExit", "cached_facts", "edit_cached_facts", "patch_module_exits", "load_trusted", "patch_module_args", "run_module_main",
+           "trust_as_template"]

@@ -11,13 +11,11 @@ import gzip
 import hashlib
 import json
 import os
-from unittest import mock
 from urllib.parse import quote
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible_collections.kubegpu.cluster.tests.unit.compat import ModuleExit, patch_module_args, patch_module_exits
+from ansible_collections.kubegpu.cluster.tests.unit.compat import patch_module_exits, run_module_main
 
 from ansible_collections.kubegpu.cluster.plugins.module_utils import _apt_bundle as ab
 from ansible_collections.kubegpu.cluster.plugins.modules import apt_bundle
@@ -600,20 +598,7 @@ def module_exits(monkeypatch):
 
 
 def run_module(args, host, check_mode=False, diff=False):
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    if diff:
-        args['_ansible_diff'] = True
-
-    def run_command(self, argv, environ_update=None, cwd=None, **kwargs):
-        return host.run(argv, env=environ_update, cwd=cwd)
-    with patch_module_args(args):
-        with mock.patch.object(basic.AnsibleModule, 'get_bin_path', lambda self, name, required=False, opt_dirs=None: name):
-            with mock.patch.object(basic.AnsibleModule, 'run_command', run_command):
-                with pytest.raises(ModuleExit) as caught:
-                    apt_bundle.main()
-    return caught.value.args[0]
+    return run_module_main(apt_bundle.main, args, host, check_mode=check_mode, diff=diff)
 
 
 def test_module_runs_and_reports(tmp_path, host, module_exits):
