@@ -201,8 +201,13 @@ class ControllerManager:
     def now_text(self):
         return rules.now_rfc3339(self.now())
 
-    def patch_status(self, path, status):
-        return self.api.merge_patch(path + "/status", {"status": status})
+    def patch_status(self, path, status, resource_version=None):
+        """Merge-patch the status subresource; with resource_version, only the object as it
+        was read (the API server answers 409 when it changed since: an optimistic-lock update)."""
+        body = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return self.api.merge_patch(path + "/status", body)
 
     def create_pod(self, namespace, pod, why):
         created = self.api.create(obj_path("/api/v1", "pods", namespace), pod)
@@ -365,9 +370,8 @@ class ControllerManager:
                     changed.append(cond)
                 # tryUpdateNodeHealth: UpdateStatus of the node as read (its resourceVersion:
                 # a status the kubelet posted since is a conflict, seen on the next pass)
-                updated = self.api.merge_patch("/api/v1/nodes/%s/status" % name, {
-                    "metadata": {"resourceVersion": node["metadata"].get("resourceVersion")},
-                    "status": {"conditions": changed}})
+                updated = self.patch_status("/api/v1/nodes/" + name, {"conditions": changed},
+                                            node["metadata"].get("resourceVersion"))
                 node.setdefault("status", {})["conditions"] = changed
                 node["metadata"]["resourceVersion"] = ((updated or {}).get("metadata") or {}).get("resourceVersion")
                 self.log("node-lifecycle: node %s stopped posting status: Ready Unknown" % name)
