@@ -47,6 +47,7 @@ Containers are named kubegpu-bench-*; they are removed at the end unless --keep.
 from __future__ import annotations
 
 import argparse
+import configparser
 import hashlib
 import ipaddress
 import json
@@ -368,6 +369,17 @@ def fleet_cpu_s(containers):
     return total
 
 
+def configured_callbacks(repo):
+    """callbacks_enabled of the checkout's ansible.cfg (ANSIBLE_CALLBACKS_ENABLED replaces it)."""
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+    try:
+        parser.read(Path(repo) / "ansible.cfg")
+        value = parser.get("defaults", "callbacks_enabled", fallback="")
+    except configparser.Error:
+        return []
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
 def run_site(repo, inventory, facts_dir, logfile, env_extra, args_extra, timeout, containers=(),
              skip_tags=""):
     venv = REPO / ".venv"
@@ -381,7 +393,10 @@ def run_site(repo, inventory, facts_dir, logfile, env_extra, args_extra, timeout
         "ANSIBLE_COLLECTIONS_PATH": "%s:%s" % (Path(repo) / ".collections",
                                                site / "ansible_collections"),
         "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
-        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks,kubegpu_bench_counts",
+        # Added to the checkout's own callbacks_enabled (the kubegpu callback): the run is
+        # measured as ansible.cfg configures it, the bench's counters on top.
+        "ANSIBLE_CALLBACKS_ENABLED": ",".join(configured_callbacks(repo)
+                                              + ["ansible.posix.profile_tasks", "kubegpu_bench_counts"]),
         "KUBEGPU_BENCH_COUNTS": str(counts_file),
         "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all",
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(facts_dir),

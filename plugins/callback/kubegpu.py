@@ -126,6 +126,23 @@ options:
     ini:
       - section: callback_kubegpu
         key: width
+  preload:
+    description:
+      - At the first play of a kubegpu playbook, load this collection's filter, action and
+        rules modules and the connection plugins the inventory names (plus the configured
+        default), the C(sudo) become plugin and the C(sh) shell plugin into the controller's
+        own process. ansible-core forks a worker for every task and host, and each worker
+        would otherwise compile those files and parse those plugins' documentation again;
+        loaded once here, every worker inherits them. It changes no result, only the
+        controller's CPU (docs/benchmarks.md, issue 15). Anything that fails to load here is
+        left to the workers, as without this option (shown with C(-vvv)).
+    type: bool
+    default: true
+    env:
+      - name: KUBEGPU_CALLBACK_PRELOAD
+    ini:
+      - section: callback_kubegpu
+        key: preload
 """
 
 import datetime
@@ -138,6 +155,7 @@ import time
 from ansible import constants as C
 from ansible import context
 from ansible.plugins.callback import CallbackBase
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preload
 
 SCHEMA = "kubegpu.cluster.callback/v1"
 PREFIX = "kubegpu"
@@ -411,6 +429,7 @@ class CallbackModule(CallbackBase):
         self._expected_runs = 0  # stage runs the playbooks have, counted when they load
         self._play_uuid = None
         self._tracking = False
+        self._preloaded = getattr(self, "_preloaded", False)
 
     # --- options and output ----------------------------------------------------------
 
@@ -488,6 +507,10 @@ class CallbackModule(CallbackBase):
             self._tracking = False
             return
         self._tracking = True
+        if not self._preloaded:
+            self._preloaded = True
+            if self._opt("preload", True):
+                self._preload(play)
         stage = self._stage(play)
         check = self._check_mode() or getattr(play, "check_mode", None) is True
         record = self._stages.get(stage)
@@ -519,6 +542,18 @@ class CallbackModule(CallbackBase):
             if hosts is not None:
                 text += ", %s (%s)" % (plural(len(hosts), "host"), name_hosts(hosts, 5))
             self._say(text)
+
+    def _preload(self, play):
+        try:
+            inventory = play.get_variable_manager()._inventory
+            values = _preload.inventory_connections(inventory)
+        except Exception:
+            values = []
+        started = time.monotonic()
+        loaded, failed = _preload.preload(_preload.connection_names(values, C.DEFAULT_TRANSPORT))
+        self._display.vvv("%s: preloaded %d plugins and modules in %.2f s" % (PREFIX, len(loaded), time.monotonic() - started))
+        for name, error in failed:
+            self._display.vvv("%s: not preloaded: %s (%s)" % (PREFIX, name, error))
 
     def _label(self, run):
         total = self._expected_runs

@@ -231,6 +231,10 @@ class Recorder:
 
     def __init__(self):
         self.calls = []
+        self.verbose = []
+
+    def vvv(self, msg, host=None):
+        self.verbose.append(msg)
 
     def display(self, msg, color=None, stderr=False, screen_only=False, log_only=False, newline=True, caplevel=None):
         self.calls.append((msg, color, stderr))
@@ -315,6 +319,26 @@ STAGES = [
     {"name": "Stage 3 - NVIDIA driver", "hosts": "k8s_cluster", "serial": 1, "gather_facts": False,
      "tags": ["nvidia_driver"], "tasks": [_task("Upgrade")]},
 ]
+
+
+def test_preload_happens_once_at_the_first_followed_play(tmp_path, ansible_env):
+    """The controller loads kubegpu's rules and the inventory's connection plugin before
+    the first play forks workers; once per run, whatever the number of plays."""
+    run = Run(tmp_path, ansible_env, STAGES[:2], scope="all")
+    assert run.out.verbose == []
+    run.play(0)
+    run.play(1)
+    preloaded = [line for line in run.out.verbose if "preloaded" in line]
+    assert len(preloaded) == 1, run.out.verbose
+    assert re.match(r"kubegpu: preloaded \d+ plugins and modules in [\d.]+ s$", preloaded[0])
+    assert not [line for line in run.out.verbose if "not preloaded" in line], run.out.verbose
+    assert "ansible_collections.kubegpu.cluster.plugins.plugin_utils._driver_plan" in sys.modules
+
+
+def test_preload_can_be_turned_off(tmp_path, ansible_env):
+    run = Run(tmp_path, ansible_env, STAGES[:1], scope="all", preload=False)
+    run.play(0)
+    assert run.out.verbose == []
 
 
 def test_outcomes_are_counted_per_host_and_stage(tmp_path, ansible_env):
