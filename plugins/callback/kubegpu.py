@@ -414,6 +414,7 @@ class CallbackModule(CallbackBase):
         self._root = collection_root()
         self._playbooks_dir = os.path.join(self._root, "playbooks")
         self._stage_names = collection_stage_names(self._root)
+        self._preloaded = False  # once per process (plugin_utils/_preload.py)
         self._reset()
 
     def _reset(self):
@@ -429,7 +430,6 @@ class CallbackModule(CallbackBase):
         self._expected_runs = 0  # stage runs the playbooks have, counted when they load
         self._play_uuid = None
         self._tracking = False
-        self._preloaded = getattr(self, "_preloaded", False)
 
     # --- options and output ----------------------------------------------------------
 

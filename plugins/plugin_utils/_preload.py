@@ -81,9 +81,9 @@ def preload(connections=(), becomes=("sudo",), shells=("sh",)):
     for name in _modules("filter"):
         def load_filters(n=name):
             module = importlib.import_module("%s.filter.%s" % (PACKAGE, n))
-            for filter_name in sorted(module.FilterModule().filters()):
-                loader.filter_loader.get("%s.%s" % (COLLECTION, filter_name))
-                break
+            filter_names = sorted(module.FilterModule().filters())
+            if filter_names:
+                loader.filter_loader.get("%s.%s" % (COLLECTION, filter_names[0]))
         attempt("filter." + name, load_filters)
     for name in _modules("action"):
         attempt("action." + name, lambda n=name: loader.action_loader.get("%s.%s" % (COLLECTION, n), class_only=True))
