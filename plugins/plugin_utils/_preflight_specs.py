@@ -87,17 +87,28 @@ def _root(root):
     return Path(root) if root else Path(__file__).resolve().parents[2]
 
 
+def settings_entry_point(data):
+    """The entry point of a role's meta/argument_specs.yml (``data``, parsed) that holds its
+    inventory settings: ``settings`` where the role has one, else ``main``.
+
+    ``settings`` is the kubegpu role's: its cluster-wide ``kubegpu_*`` settings are checked once
+    per run (roles/kubegpu/tasks/gpu_facts.yml), not by Ansible on every play that runs the
+    role, as it would do for ``main`` (every stage role depends on the kubegpu role)."""
+    entries = (data or {}).get("argument_specs") or {}
+    return entries.get("settings") or entries.get("main") or {}
+
+
 @functools.lru_cache(maxsize=4)
 def collection_specs(root=None):
-    """{variable: [(role, option), ...]} of every role's ``main`` entry point.
+    """{variable: [(role, option), ...]} of every role's settings entry point
+    (settings_entry_point).
 
     The other entry points (kubegpu's ``apply``, ``cluster``) take task parameters, not
     inventory settings."""
     specs = {}
     for path in sorted(_root(root).glob("roles/*/meta/argument_specs.yml")):
         role = path.parent.parent.name
-        data = _yaml.load(path) or {}
-        main = (data.get("argument_specs") or {}).get("main") or {}
+        main = settings_entry_point(_yaml.load(path))
         for name, option in (main.get("options") or {}).items():
             specs.setdefault(str(name), []).append((role, dict(option or {})))
     return specs

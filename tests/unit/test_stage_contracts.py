@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_specs
 from ansible_collections.kubegpu.cluster.tests.unit.compat import edit_cached_facts, trust_as_template
 
 HERE = Path(__file__).resolve().parent
@@ -343,8 +344,8 @@ def test_preflight_refers_only_to_real_variables():
     for role in k8s.ROLES.iterdir():
         specs = role / "meta" / "argument_specs.yml"
         if specs.is_file():
-            defined |= set((yaml.safe_load(specs.read_text(encoding="utf-8"))["argument_specs"]["main"]
-                            .get("options") or {}))
+            defined |= set(_preflight_specs.settings_entry_point(yaml.safe_load(specs.read_text(encoding="utf-8")))
+                           .get("options") or {})
     prefixes = "|".join(sorted(p.name for p in k8s.ROLES.iterdir() if p.is_dir() and p.name != "preflight"))
     import re
     used = set()

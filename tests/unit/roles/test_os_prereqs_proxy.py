@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""roles/os_prereqs refuses a proxy URL apt or dnf cannot use before it writes anything, with the
-function and the message of preflight (plugins/plugin_utils/_preflight_rules.py proxy_problems):
-playbooks/os_prereqs.yml run alone, with the real ansible-playbook against a localhost alias
-(connection local), in check mode, only the check (`--tags os_prereqs_proxy`)."""
+"""playbooks/os_prereqs.yml run alone refuses a proxy URL apt or dnf cannot use before it writes
+anything, with the function and the message of preflight (plugins/plugin_utils/_preflight_rules.py
+proxy_problems): the check of the cluster-wide settings that the role's dependency,
+kubegpu.cluster.kubegpu, makes once per run (roles/kubegpu/tasks/settings.yml). With the real
+ansible-playbook against a localhost alias (connection local), in check mode, only the checks
+(`--tags kubegpu_settings`)."""
 from __future__ import annotations
 
 import os
@@ -30,7 +32,7 @@ def _run(tmp_path, *extra):
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1",
                PATH=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""))
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "os_prereqs.yml"),
-            "--check", "--tags", "os_prereqs_proxy", *extra]
+            "--check", "--tags", "kubegpu_settings", *extra]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=str(tmp_path), env=env, timeout=600)
     return done, done.stdout + done.stderr
 
@@ -48,7 +50,7 @@ def test_a_proxy_url_apt_cannot_use_is_refused_before_anything_is_written(tmp_pa
     assert done.returncode == 2, out[-4000:]
     assert expected in out, out[-4000:]
     assert "s3cret" not in out
-    assert "TASK [kubegpu.cluster.os_prereqs : Refuse a proxy URL apt or dnf cannot use]" in out
+    assert "TASK [kubegpu.cluster.kubegpu : Refuse a proxy URL apt or dnf cannot use]" in out
     # Nothing else of the role ran: the proxy files are written later, by tasks/files.yml and tasks/redhat.yml.
     assert "Configure the apt proxy" not in out and "Configure the dnf proxy" not in out
 
@@ -57,7 +59,7 @@ def test_good_proxy_urls_pass(tmp_path):
     done, out = _run(tmp_path, "-e", "kubegpu_http_proxy=http://proxy.example.com:3128",
                      "-e", "kubegpu_https_proxy=https://user:pw@proxy.example.com:3129")
     assert done.returncode == 0, out[-4000:]
-    task = out.index("TASK [kubegpu.cluster.os_prereqs : Refuse a proxy URL apt or dnf cannot use]")
+    task = out.index("TASK [kubegpu.cluster.kubegpu : Refuse a proxy URL apt or dnf cannot use]")
     assert out[task:].split("\n")[1] == "ok: [cp1]", out[task:]
     assert "failed=0" in out
 

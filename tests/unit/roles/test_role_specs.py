@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Every role's defaults and its meta/argument_specs.yml agree, keys AND values.
 
-- every variable in defaults/main.yml is documented in the `main` entry point, with
-  a type and a description;
+- every variable in defaults/main.yml is documented in the role's settings entry point
+  (`main`, or `settings` where the role has one: the `kubegpu` role), with a type and a
+  description;
 - every documented option with a `default` has that exact value in defaults;
 - a defaults value that is a Jinja expression (computed) is documented without a
   `default` (ansible-doc would otherwise show the raw template as the default);
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_specs import settings_entry_point
 
 ROLES_DIR = Path(__file__).resolve().parents[3] / "roles"
 ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if p.is_dir())
@@ -40,7 +43,7 @@ def test_defaults_and_argument_specs_agree(role):
     specs_file = ROLES_DIR / role / "meta" / "argument_specs.yml"
     assert specs_file.is_file(), f"{role}: meta/argument_specs.yml is missing"
     defaults = _load(defaults_file) if defaults_file.is_file() else {}
-    options = _load(specs_file)["argument_specs"]["main"].get("options") or {}
+    options = settings_entry_point(_load(specs_file)).get("options") or {}
 
     undocumented = sorted(set(defaults) - set(options))
     assert not undocumented, f"{role}: defaults without an argument spec: {undocumented}"
@@ -63,6 +66,6 @@ def test_defaults_and_argument_specs_agree(role):
 @pytest.mark.parametrize("role", ROLES)
 def test_options_are_prefixed_with_the_role_name(role):
     specs_file = ROLES_DIR / role / "meta" / "argument_specs.yml"
-    options = _load(specs_file)["argument_specs"]["main"].get("options") or {}
+    options = settings_entry_point(_load(specs_file)).get("options") or {}
     bad = [name for name in options if not name.startswith(role + "_")]
     assert not bad, f"{role}: options not prefixed with '{role}_': {bad}"

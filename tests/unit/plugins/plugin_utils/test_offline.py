@@ -547,7 +547,7 @@ def _role_defaults():
 
 def _main_options():
     for path in sorted(ROOT.glob("roles/*/meta/argument_specs.yml")):
-        main = ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("argument_specs") or {}).get("main") or {}
+        main = ps.settings_entry_point(yaml.safe_load(path.read_text(encoding="utf-8")))
         for name in main.get("options") or {}:
             yield str(name)
 
