@@ -217,21 +217,22 @@ def test_proxy_problems_filter():
 def test_the_os_prereqs_stage_alone_calls_the_same_rule_before_it_writes_anything():
     """playbooks/os_prereqs.yml run alone refuses a proxy URL preflight refuses, with the same function,
     before the role writes apt's or dnf's proxy: os_prereqs depends on the kubegpu role, whose once-per-run
-    include checks the cluster-wide settings first (tasks/settings.yml), unless preflight did."""
+    include checks the cluster-wide settings first (tasks/settings.yml). Preflight checks them itself and
+    imports only the role's GPU facts (entry point `gpu`)."""
     meta = yaml.safe_load((ROOT / "roles" / "os_prereqs" / "meta" / "main.yml").read_text(encoding="utf-8"))
     assert {"role": "kubegpu.cluster.kubegpu"} in meta["dependencies"]
     once = yaml.safe_load((ROOT / "roles" / "kubegpu" / "tasks" / "gpu_facts.yml").read_text(encoding="utf-8"))
-    assert once[0]["ansible.builtin.include_tasks"]["file"] == "settings.yml"
-    assert once[0]["when"] == "_kubegpu_check_settings | default(true)"
+    assert once[0]["ansible.builtin.include_tasks"]["file"] == "settings.yml" and "when" not in once[0]
     checks = yaml.safe_load((ROOT / "roles" / "kubegpu" / "tasks" / "settings.yml").read_text(encoding="utf-8"))
     [proxy] = [t for t in checks if "ansible.builtin.assert" in t]
     assert "kubegpu.cluster.proxy_problems" in str(proxy.get("vars"))
     assert "_kubegpu_proxy_problems | length == 0" in proxy["ansible.builtin.assert"]["that"]
     assert "kubegpu.cluster.format_problems(inventory_hostname)" in proxy["ansible.builtin.assert"]["fail_msg"]
-    # Preflight checks them itself (in its own words) and turns this check off.
+    # Preflight checks them itself (in its own words): it imports the GPU facts alone.
     facts = yaml.safe_load((ROOT / "roles" / "preflight" / "tasks" / "facts.yml").read_text(encoding="utf-8"))
     [imported] = [t for t in facts if t.get("ansible.builtin.import_role", {}).get("name") == "kubegpu.cluster.kubegpu"]
-    assert imported["vars"] == {"_kubegpu_check_settings": False}
+    assert imported["ansible.builtin.import_role"]["tasks_from"] == "gpu"
+    assert imported["when"] == "not (kubegpu_gpu_facts_fresh | default(false))"
 
 
 # --- the hosts' Python (asked with raw in playbooks/preflight.yml's second play) -------------
