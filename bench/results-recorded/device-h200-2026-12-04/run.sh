@@ -1,4 +1,3 @@
-#!/bin/bash
 # Device check for issue #15 (session 15): gpu_facts, the nvidia_driver stage in check mode,
 # preflight, and the kubegpu role's once-per-run include, on the lent H200 (localhost).
 set -u
