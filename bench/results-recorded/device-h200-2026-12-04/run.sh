@@ -1,5 +1,7 @@
 # Device check for issue #15 (session 15): gpu_facts, the nvidia_driver stage in check mode,
 # preflight, and the kubegpu role's once-per-run include, on the lent H200 (localhost).
+# Run from the checkout's .devcoll/ (wheels in .whl/, community.general and ansible.posix in
+# .devcoll/ansible_collections/): `bash .devcoll/run.sh`, then `bash .devcoll/run.sh stages`.
 set -u
 cd "$(dirname "$0")/.."
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -33,9 +35,15 @@ cat > /tmp/once.yml <<'EOF'
     - ansible.builtin.debug:
         msg: "{{ kubegpu_gpu_node }} {{ ansible_facts.kubegpu_gpu.count }} {{ ansible_facts.kubegpu_gpu.driver }} {{ ansible_facts.os_family }} {{ ansible_facts.virtualization_type }}"
 EOF
-( time ansible h200 -i /tmp/hosts.yml -m kubegpu.cluster.gpu_facts ) > $OUT/gpu_facts.txt 2>&1
-( time ansible-playbook -i /tmp/hosts.yml /tmp/once.yml ) > $OUT/once.txt 2>&1
-( time ansible-playbook -i /tmp/hosts.yml playbooks/nvidia_driver.yml --check --diff ) > $OUT/nvidia_driver_check.txt 2>&1
-( time ansible-playbook -i /tmp/hosts.yml playbooks/preflight.yml ) > $OUT/preflight.txt 2>&1
-( time ansible-playbook -i /tmp/hosts.yml playbooks/preflight.yml playbooks/nvidia_driver.yml --check ) > $OUT/preflight_then_driver_check.txt 2>&1
+if [ "${1:-}" = stages ]; then
+  # Second call: stages 1-4 in check mode, one run.
+  ( time ansible-playbook -i /tmp/hosts.yml playbooks/preflight.yml playbooks/os_prereqs.yml playbooks/nvidia_driver.yml playbooks/container_runtime.yml --check --diff ) > $OUT/stages_1_4_check.txt 2>&1
+  echo "rc=$?" >> $OUT/stages_1_4_check.txt
+else
+  ( time ansible h200 -i /tmp/hosts.yml -m kubegpu.cluster.gpu_facts ) > $OUT/gpu_facts.txt 2>&1
+  ( time ansible-playbook -i /tmp/hosts.yml /tmp/once.yml ) > $OUT/once.txt 2>&1
+  ( time ansible-playbook -i /tmp/hosts.yml playbooks/nvidia_driver.yml --check --diff ) > $OUT/nvidia_driver_check.txt 2>&1
+  ( time ansible-playbook -i /tmp/hosts.yml playbooks/preflight.yml ) > $OUT/preflight.txt 2>&1
+  ( time ansible-playbook -i /tmp/hosts.yml playbooks/preflight.yml playbooks/nvidia_driver.yml --check ) > $OUT/preflight_then_driver_check.txt 2>&1
+fi
 echo done; tail -n 6 $OUT/*.txt
