@@ -92,7 +92,7 @@ def settings_entry_point(data):
     inventory settings: ``settings`` where the role has one, else ``main``.
 
     ``settings`` is the kubegpu role's: its cluster-wide ``kubegpu_*`` settings are checked once
-    per run (roles/kubegpu/tasks/gpu_facts.yml), not by Ansible on every play that runs the
+    per run (roles/kubegpu/tasks/settings.yml), not by Ansible on every play that runs the
     role, as it would do for ``main`` (every stage role depends on the kubegpu role)."""
     entries = (data or {}).get("argument_specs") or {}
     return entries.get("settings") or entries.get("main") or {}
