@@ -20,6 +20,8 @@ from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _packages
 DEFAULT_LOCK_TIMEOUT = 180
 LOCK_RETRY_DELAY = 10
 LOCK_MESSAGE = "Could not get lock"
+# ansible.builtin.apt in check mode where python3-apt is missing: it cannot simulate.
+NO_PYTHON_APT = "must be installed to use check mode"
 # This module's options -> the package module's, where set.
 APT_OPTIONS = {"update_cache": "update_cache", "cache_valid_time": "cache_valid_time",
                "install_recommends": "install_recommends", "allow_downgrade": "allow_downgrade",
@@ -78,7 +80,9 @@ class ActionModule(ActionBase):
         attempts = max(int(lock_timeout) // LOCK_RETRY_DELAY, 0) + 1
         for attempt in range(attempts):
             outcome = self._module(name, module_args, check_mode)
-            if not outcome.get("failed") or LOCK_MESSAGE not in str(outcome.get("msg", "")):
+            # The package modules say it in msg, apt-get run as a command on stderr.
+            said = "%s %s" % (outcome.get("msg", ""), outcome.get("stderr", ""))
+            if not outcome.get("failed") or LOCK_MESSAGE not in said:
                 break
             if attempt + 1 < attempts:
                 time.sleep(LOCK_RETRY_DELAY)
@@ -104,9 +108,7 @@ class ActionModule(ActionBase):
                    "msg": "nothing to install: every package asked for is installed" if names else "nothing to install"}
         # Without an index apt cannot even say what it would install.
         if to_install and _packages.no_index(reading):
-            index = self._locked("ansible.builtin.apt", {"update_cache": True, "cache_valid_time": 0,
-                                                         "lock_timeout": args["lock_timeout"]},
-                                 args["lock_timeout"], check_mode=False)
+            index = self._index(args["lock_timeout"])
             if index.get("failed"):
                 return dict(index, msg="packages: downloading the apt package index failed: %s" % index.get("msg", ""))
             outcome["index_downloaded"] = True
@@ -116,10 +118,47 @@ class ActionModule(ActionBase):
                 module_args["name"] = to_install
             module_args.update(_options(args, APT_OPTIONS))
             install = self._locked("ansible.builtin.apt", module_args, args["lock_timeout"])
+            if install.get("failed") and self._task.check_mode and NO_PYTHON_APT in str(install.get("msg", "")):
+                install = self._simulate(args, to_install)
             if install.get("failed"):
                 return install
             outcome.update(install)
         return self._with_holds(args, outcome, reading, "apt")
+
+    def _index(self, lock_timeout):
+        """Download apt's package index, for real in check mode too (a host with no lists).
+
+        In check mode with ``apt-get update``: ansible.builtin.apt, not in check mode, would
+        first install python3-apt where it is missing (a real install during a check run)."""
+        if self._task.check_mode:
+            return self._locked("ansible.builtin.command", {"argv": ["apt-get", "update", "-q"]},
+                                lock_timeout, check_mode=False)
+        return self._locked("ansible.builtin.apt", {"update_cache": True, "cache_valid_time": 0,
+                                                    "lock_timeout": lock_timeout}, lock_timeout, check_mode=False)
+
+    def _simulate(self, args, to_install):
+        """Check mode where python3-apt is missing (ansible.builtin.apt cannot simulate without
+        it): ``apt-get install --simulate``, a read, says what would be installed, or fails
+        with apt's reason (no such package, no installation candidate)."""
+        if not to_install:
+            # An index refresh alone: check mode does not refresh it.
+            return {"changed": False, "msg": "check mode: apt's package index is not refreshed"}
+        argv = ["apt-get", "install", "--simulate", "-q"]
+        if args.get("install_recommends") is False:
+            argv.append("--no-install-recommends")
+        if args.get("allow_downgrade"):
+            argv.append("--allow-downgrades")
+        if args.get("allow_change_held_packages"):
+            argv.append("--allow-change-held-packages")
+        run = self._locked("ansible.builtin.command", {"argv": argv + list(to_install)}, args["lock_timeout"],
+                           check_mode=False)
+        if run.get("failed"):
+            return dict(run, msg="packages: apt-get install --simulate %s failed: %s"
+                        % (" ".join(to_install), (run.get("stderr") or run.get("msg", "")).strip()))
+        would = [line.split()[1] for line in run.get("stdout_lines", []) if line.startswith("Inst ")]
+        return {"changed": True, "stdout": run.get("stdout", ""), "stdout_lines": run.get("stdout_lines", []),
+                "msg": "check mode: apt-get would install %s (simulated with apt-get: python3-apt, which"
+                       " ansible.builtin.apt needs to simulate, is not installed)" % ", ".join(would or to_install)}
 
     def _apt_debs(self, args):
         results = []

@@ -21,7 +21,10 @@ description:
     neither opens apt's cache nor refreshes its lists. A caller that has read the same packages already
     hands its reading over with O(reading), and nothing is read again.
   - apt - a host without any apt index (a fresh minimal image) gets one before the install, in check mode
-    too (it downloads the index into apt's cache and changes no configuration).
+    too (it downloads the index into apt's cache and changes no configuration). In check mode with
+    C(apt-get update), not C(ansible.builtin.apt), which would first install python3-apt where it is missing.
+  - apt, check mode on a host without python3-apt (C(ansible.builtin.apt) cannot simulate without it) -
+    C(apt-get install --simulate) says what would be installed, or fails with apt's reason.
   - The lock - O(lock_timeout) makes apt wait for the dpkg frontend lock itself (C(DPkg::Lock::Timeout)) and
     dnf for its own. apt's lists and archives locks (apt-daily at boot, hosts sharing an archive cache) fail
     at once with C(Could not get lock) - those are retried every 10 s for as long again; any other failure

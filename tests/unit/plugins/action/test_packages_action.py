@@ -88,11 +88,11 @@ def test_holds_only_what_is_not_held_and_not_before_a_check_mode_install():
     assert [name for name, _args, _check in plugin.calls] == ["ansible.builtin.dnf"]
 
 
-def test_a_host_without_an_apt_index_gets_one_first_in_check_mode_too():
+def test_a_host_without_an_apt_index_gets_one_first():
     reading = {"changed": False, "packages_missing": ["jq"],
                "packages": {"jq": {"installed": False, "held": False, "wanted_version": None, "satisfied": False}},
                "globs": {"/var/lib/apt/lists/*_Packages*": []}}
-    plugin = fake_action([reading, {"changed": False, "cache_updated": True}, {"changed": True}], check_mode=True)
+    plugin = fake_action([reading, {"changed": False, "cache_updated": True}, {"changed": True}])
     result = plugin._apt({"names": ["jq"], "state": "present", "lock_timeout": 30, "update_cache": True,
                           "hold": [], "held": None, "reading": None})
     assert [(name, check) for name, _args, check in plugin.calls] == [
@@ -111,3 +111,65 @@ def test_a_converged_host_with_a_handed_reading_runs_nothing():
                           "hold": ["containerd"], "held": None, "reading": reading})
     assert plugin.calls == []
     assert result["changed"] is False and result["installed"] == [] and result["held_now"] == []
+
+
+NO_LISTS = {"changed": False, "packages_missing": ["jq"],
+            "packages": {"jq": {"installed": False, "held": False, "wanted_version": None, "satisfied": False}},
+            "globs": {"/var/lib/apt/lists/*_Packages*": []}}
+NO_PYTHON_APT = {"failed": True, "msg": "python3-apt must be installed to use check mode. If run normally this module"
+                                        " can auto-install it."}
+SIMULATED = {"changed": True, "rc": 0, "stdout": "Reading package lists...\nInst libjq1 (1.6-2.1 Debian:12/stable [amd64])\n"
+             "Inst jq (1.6-2.1 Debian:12/stable [amd64])\nConf jq (1.6-2.1 Debian:12/stable [amd64])",
+             "stdout_lines": ["Reading package lists...", "Inst libjq1 (1.6-2.1 Debian:12/stable [amd64])",
+                              "Inst jq (1.6-2.1 Debian:12/stable [amd64])", "Conf jq (1.6-2.1 Debian:12/stable [amd64])"]}
+ARGS = {"names": ["jq"], "state": "present", "lock_timeout": 30, "update_cache": True, "hold": [], "held": None,
+        "reading": None}
+
+
+def test_in_check_mode_the_index_comes_from_apt_get_not_from_the_apt_module():
+    # ansible.builtin.apt, run for real, installs python3-apt first where it is missing
+    plugin = fake_action([NO_LISTS, {"changed": True, "rc": 0}, {"changed": True}], check_mode=True)
+    result = plugin._apt(dict(ARGS))
+    assert [(name, check) for name, _args, check in plugin.calls] == [
+        ("kubegpu.cluster.host_state", None), ("ansible.builtin.command", False), ("ansible.builtin.apt", None)]
+    assert plugin.calls[1][1] == {"argv": ["apt-get", "update", "-q"]}
+    assert result["changed"] is True and result["index_downloaded"] is True
+
+
+def test_apt_gets_lists_lock_is_waited_out_from_its_stderr(no_sleep):
+    locked = {"failed": True, "rc": 100, "msg": "non-zero return code",
+              "stderr": "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 42 (apt-get)"}
+    plugin = fake_action([NO_LISTS, locked, {"changed": True, "rc": 0}, {"changed": True}], check_mode=True)
+    result = plugin._apt(dict(ARGS))
+    assert result["changed"] is True and no_sleep == [10]
+    assert [name for name, _args, _check in plugin.calls] == [
+        "kubegpu.cluster.host_state", "ansible.builtin.command", "ansible.builtin.command", "ansible.builtin.apt"]
+
+
+def test_check_mode_without_python3_apt_simulates_with_apt_get():
+    reading = dict(NO_LISTS, globs={"/var/lib/apt/lists/*_Packages*": ["/var/lib/apt/lists/x_Packages"]})
+    plugin = fake_action([reading, NO_PYTHON_APT, SIMULATED], check_mode=True)
+    result = plugin._apt(dict(ARGS, install_recommends=False, reading=None))
+    assert [(name, check) for name, _args, check in plugin.calls] == [
+        ("kubegpu.cluster.host_state", None), ("ansible.builtin.apt", None), ("ansible.builtin.command", False)]
+    assert plugin.calls[2][1] == {"argv": ["apt-get", "install", "--simulate", "-q", "--no-install-recommends", "jq"]}
+    assert result["changed"] is True and not result.get("failed") and result["installed"] == ["jq"]
+    assert result["msg"].startswith("check mode: apt-get would install libjq1, jq (simulated with apt-get:")
+
+
+def test_check_mode_without_python3_apt_fails_with_apts_reason():
+    reading = dict(NO_LISTS, globs={"/var/lib/apt/lists/*_Packages*": ["/var/lib/apt/lists/x_Packages"]})
+    missing = {"failed": True, "rc": 100, "msg": "non-zero return code", "stdout": "",
+               "stderr": "E: Package 'jq' has no installation candidate\n"}
+    plugin = fake_action([reading, NO_PYTHON_APT, missing], check_mode=True)
+    result = plugin._apt(dict(ARGS))
+    assert result["failed"] and result["msg"] == (
+        "packages: apt-get install --simulate jq failed: E: Package 'jq' has no installation candidate")
+
+
+def test_without_check_mode_the_apt_modules_failure_stands():
+    # not check mode: ansible.builtin.apt installs python3-apt itself; any failure is its own
+    reading = dict(NO_LISTS, globs={"/var/lib/apt/lists/*_Packages*": ["/var/lib/apt/lists/x_Packages"]})
+    plugin = fake_action([reading, NO_PYTHON_APT])
+    result = plugin._apt(dict(ARGS))
+    assert result["failed"] and result["msg"] == NO_PYTHON_APT["msg"] and len(plugin.calls) == 2
