@@ -204,3 +204,16 @@ def test_with_floor_stores_the_floor_in_the_same_results_file(fleet, tmp_path, m
     assert doc["floor"]["results"]["skip"]["4"]["wall_s"] == 4.0
     assert doc["meta"]["skip_tags"] == fleet.STAGES_1_4_SKIP_TAGS
     assert "FLOOR TABLE" in capsys.readouterr().out
+
+
+def test_cputask_sums_the_rows_by_task_most_expensive_first():
+    cputask = _load("kubegpu_bench_cputask", ROOT / "bench" / "callback_plugins" / "kubegpu_bench_cputask.py")
+    rows = [{"play": "p", "task": "a", "self_s": 0.1, "children_s": 0.2},
+            {"play": "p", "task": "b", "self_s": 0.5, "children_s": 1.0},
+            {"play": "p", "task": "a", "self_s": 0.1, "children_s": 0.2}]
+    out = cputask.summary(rows)
+    assert out["total_s"] == 2.1
+    assert [(e["task"], e["self_s"], e["children_s"]) for e in out["by_task"]] == [("b", 0.5, 1.0), ("a", 0.2, 0.4)]
+    assert out["rows"] == rows
+    own, children = cputask.cpu_now()
+    assert own > 0 and children >= 0
