@@ -56,7 +56,7 @@ gpu_operator_helm_checksum follows gpu_operator_helm_url, kubernetes_repo_key_ur
 kubernetes_repo_url). What a remaining template hides (the host, or the part of the path that
 decides) is not judged.
 
-containerd and its fallback (roles/container_runtime/templates/hosts.toml.j2): one
+containerd and its fallback (plugin_utils/_file_contents.hosts_toml, what container_runtime writes): one
 ``certs.d/<registry>/hosts.toml`` per container_runtime_registry_mirrors entry (none when
 container_runtime_registry_config_path is empty: then no registry counts as mirrored), its
 mirrors as ``[host."<host>"]`` tables, ``server = "<server>"`` only where the entry sets one.

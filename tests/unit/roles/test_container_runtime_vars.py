@@ -2,8 +2,8 @@
 """container_runtime's variables, rendered as Ansible does (the Renderer of
 test_k8s_render.py): what the stage hands to the modules that read, compare and act.
 
-- the files kubegpu.cluster.host_files writes (crictl, one hosts.toml per registry) are
-  the role's own templates rendered for each entry, and their directories;
+- the files kubegpu.cluster.host_files writes (crictl, one hosts.toml per registry) and
+  their directories, the text the role's templates gave before;
 - packages.yml names the pinned packages with their version (apt name=version, dnf
   name-version) and leaves the comparison to the package module;
 - nothing in the role guesses again what a module would do: no host_state filter, no
@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.kubegpu.cluster.tests.unit.compat import trust_as_template
 
 # The Renderer of test_k8s_render.py: Ansible's Templar with role defaults, vars, inventory.
 _spec = importlib.util.spec_from_file_location(
@@ -44,30 +43,39 @@ MIRRORS = [{"registry": "docker.io", "mirrors": [{"host": "https://mirror.gcr.io
 
 
 def renderer(**overrides):
-    # role_path: where the template lookup of vars/main.yml finds the role's templates.
+    # role_path as Ansible sets it for the role.
     return Renderer(EXAMPLE, "container_runtime", overrides={**DEBIAN, "role_path": str(ROLE), **overrides})
 
 
-def template(render, name, **extra):
-    """The role's template as the template module renders it (ansible_managed: its default)."""
-    templar = render.templar("gpu1")
-    templar = templar.copy_with_new_env(
-        available_variables={**templar.available_variables, "ansible_managed": "Ansible managed", **extra})
-    source = (ROLE / "templates" / name).read_text(encoding="utf-8")
-    return templar.template(trust_as_template(source), escape_backslashes=False)
+CRICTL = """# Ansible managed
+runtime-endpoint: unix:///run/containerd/containerd.sock
+image-endpoint: unix:///run/containerd/containerd.sock
+timeout: 10
+debug: false
+pull-image-on-create: false
+"""
+HOSTS_TOML_HEADER = ("# Ansible managed\n# Registry host configuration for %s (containerd certs.d layout:\n"
+                     "# https://github.com/containerd/containerd/blob/main/docs/hosts.md).\n")
 
 
-def test_host_files_are_the_roles_templates_one_hosts_toml_per_registry():
+def test_host_files_are_crictl_and_one_hosts_toml_per_registry():
+    # The text the role's templates gave before (templates/crictl.yaml.j2, hosts.toml.j2), byte
+    # for byte: hosts they wrote are not changed again (plugin_utils/_file_contents.py).
     render = renderer(container_runtime_registry_mirrors=MIRRORS)
     files = render.expr("gpu1", "_container_runtime_host_files")
-    crictl = template(render, "crictl.yaml.j2")
-    assert files[0] == {"path": "/etc/crictl.yaml", "content": crictl}
-    assert "runtime-endpoint: unix:///run/containerd/containerd.sock" in crictl
-    for entry, spec in zip(MIRRORS, files[1:]):
-        text = template(render, "hosts.toml.j2", item=entry)
-        assert spec == {"path": "/etc/containerd/certs.d/%s/hosts.toml" % entry["registry"], "content": text}
-    assert len(files) == 3
-    assert '[host."https://mirror.gcr.io"]' in files[1]["content"] and 'server = "https://quay.io"' in files[2]["content"]
+    assert files == [
+        {"path": "/etc/crictl.yaml", "content": CRICTL},
+        {"path": "/etc/containerd/certs.d/docker.io/hosts.toml",
+         "content": HOSTS_TOML_HEADER % "docker.io" + '\n[host."https://mirror.gcr.io"]\n  capabilities = ["pull", "resolve"]\n'},
+        {"path": "/etc/containerd/certs.d/quay.io/hosts.toml",
+         "content": HOSTS_TOML_HEADER % "quay.io" + 'server = "https://quay.io"\n'}]
+    # an inventory's ansible_managed is the header, as it was for the template lookup
+    render = renderer(container_runtime_registry_mirrors=MIRRORS[:1], ansible_managed="Managed by the platform team")
+    assert [f["content"].splitlines()[0] for f in render.expr("gpu1", "_container_runtime_host_files")] == \
+        ["# Managed by the platform team"] * 2
+    assert render.expr("gpu1", "_container_runtime_config_dirs") == [
+        "/etc/containerd/conf.d", "/etc/containerd/certs.d", "/etc/containerd/certs.d/docker.io"]
+    render = renderer(container_runtime_registry_mirrors=MIRRORS)
     assert render.expr("gpu1", "_container_runtime_config_dirs") == [
         "/etc/containerd/conf.d", "/etc/containerd/certs.d",
         "/etc/containerd/certs.d/docker.io", "/etc/containerd/certs.d/quay.io"]
