@@ -15,9 +15,9 @@ description:
     plain host names and addresses of C(no_proxy) go DIRECT (apt cannot express domain suffixes, wildcards or CIDRs).
   - C(nouveau_blacklist_conf) on C(managed) (or null) - the modprobe file that keeps nouveau off a GPU node.
   - C(chrony_container_conf(managed=None)) on chronyd's ExecStart - chrony's drop-in for a host that is a container.
-  - C(containerd_host_files(registry_config_path, crictl, socket, crictl_timeout, managed=None)) on
-    C(container_runtime_registry_mirrors) - [{path, content}] of /etc/crictl.yaml (where C(crictl)) and one
-    hosts.toml per registry (where C(registry_config_path)).
+  - C(containerd_host_files(settings)) on C(container_runtime_registry_mirrors) - [{path, content}] of
+    /etc/crictl.yaml (where C(settings.crictl); containerd's C(settings.socket), C(settings.crictl_timeout)) and
+    one hosts.toml per registry (where C(settings.registry_config_path)); C(settings.managed) as below.
   - C(managed) is the header line; null takes ansible.cfg's C(ansible_managed), as the template lookup did.
 author: kubegpu maintainers
 options:
@@ -31,8 +31,9 @@ EXAMPLES = r"""
 - name: Write crictl.yaml and the registries' hosts.toml
   kubegpu.cluster.host_files:
     files: >-
-      {{ container_runtime_registry_mirrors | kubegpu.cluster.containerd_host_files(
-           container_runtime_registry_config_path, true, '/run/containerd/containerd.sock', 10) }}
+      {{ container_runtime_registry_mirrors | kubegpu.cluster.containerd_host_files({
+           'registry_config_path': '/etc/containerd/certs.d', 'crictl': true,
+           'socket': '/run/containerd/containerd.sock', 'crictl_timeout': 10}) }}
 """
 
 RETURN = r"""
@@ -61,10 +62,11 @@ def chrony_container_conf(execstart, managed=None):
     return _file_contents.chrony_container_conf(execstart, managed)
 
 
-def containerd_host_files(mirrors, registry_config_path, crictl, socket, crictl_timeout, managed=None):
+def containerd_host_files(mirrors, settings):
     """crictl.yaml and the registries' hosts.toml, as [{path, content}]."""
-    return _file_contents.containerd_host_files(mirrors, registry_config_path, crictl, socket, crictl_timeout,
-                                                managed)
+    return _file_contents.containerd_host_files(
+        mirrors, settings.get("registry_config_path"), settings.get("crictl"), settings.get("socket"),
+        settings.get("crictl_timeout"), settings.get("managed"))
 
 
 class FilterModule:

@@ -107,3 +107,9 @@ def test_the_filters_are_the_functions():
                              "nouveau_blacklist_conf"]
     assert names["nouveau_blacklist_conf"]("Ansible managed") == NOUVEAU
     assert names["apt_proxy_conf"]("http://user:pw@proxy:3128", "", NO_PROXY, "Ansible managed") == APT
+    mirrors = [{"registry": "docker.io", "mirrors": [{"host": "https://mirror.gcr.io"}]}]
+    settings = {"registry_config_path": "/etc/containerd/certs.d", "crictl": True,
+                "socket": "/run/containerd/containerd.sock", "crictl_timeout": 10, "managed": "Ansible managed"}
+    assert names["containerd_host_files"](mirrors, settings) == fc.containerd_host_files(
+        mirrors, "/etc/containerd/certs.d", True, "/run/containerd/containerd.sock", 10, "Ansible managed")
+    assert names["containerd_host_files"](mirrors, dict(settings, crictl=False, registry_config_path="")) == []
