@@ -138,12 +138,14 @@ class ActionModule(ActionBase):
 
     def _simulate(self, args, to_install):
         """Check mode where python3-apt is missing (ansible.builtin.apt cannot simulate without
-        it): ``apt-get install --simulate``, a read, says what would be installed, or fails
-        with apt's reason (no such package, no installation candidate)."""
+        it): ``apt-get install`` (``remove`` for state absent) ``--simulate``, a read, says what
+        would be installed or removed, or fails with apt's reason (no such package, no
+        installation candidate)."""
         if not to_install:
             # An index refresh alone: check mode does not refresh it.
             return {"changed": False, "msg": "check mode: apt's package index is not refreshed"}
-        argv = ["apt-get", "install", "--simulate", "-q"]
+        verb = "remove" if args.get("state") == "absent" else "install"
+        argv = ["apt-get", verb, "--simulate", "-q"]
         if args.get("install_recommends") is False:
             argv.append("--no-install-recommends")
         if args.get("allow_downgrade"):
@@ -153,12 +155,14 @@ class ActionModule(ActionBase):
         run = self._locked("ansible.builtin.command", {"argv": argv + list(to_install)}, args["lock_timeout"],
                            check_mode=False)
         if run.get("failed"):
-            return dict(run, msg="packages: apt-get install --simulate %s failed: %s"
-                        % (" ".join(to_install), (run.get("stderr") or run.get("msg", "")).strip()))
-        would = [line.split()[1] for line in run.get("stdout_lines", []) if line.startswith("Inst ")]
-        return {"changed": True, "stdout": run.get("stdout", ""), "stdout_lines": run.get("stdout_lines", []),
-                "msg": "check mode: apt-get would install %s (simulated with apt-get: python3-apt, which"
-                       " ansible.builtin.apt needs to simulate, is not installed)" % ", ".join(would or to_install)}
+            return dict(run, msg="packages: apt-get %s --simulate %s failed: %s"
+                        % (verb, " ".join(to_install), (run.get("stderr") or run.get("msg", "")).strip()))
+        # apt-get's simulation: one "Inst <package> ..." or "Remv <package> ..." line per change.
+        would = [line.split()[1] for line in run.get("stdout_lines", []) if line.startswith(("Inst ", "Remv "))]
+        return {"changed": bool(would), "stdout": run.get("stdout", ""), "stdout_lines": run.get("stdout_lines", []),
+                "msg": "check mode: apt-get would %s %s (simulated with apt-get: python3-apt, which"
+                       " ansible.builtin.apt needs to simulate, is not installed)"
+                       % (verb, ", ".join(would) if would else "nothing")}
 
     def _apt_debs(self, args):
         results = []

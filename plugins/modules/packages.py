@@ -24,7 +24,7 @@ description:
     too (it downloads the index into apt's cache and changes no configuration). In check mode with
     C(apt-get update), not C(ansible.builtin.apt), which would first install python3-apt where it is missing.
   - apt, check mode on a host without python3-apt (C(ansible.builtin.apt) cannot simulate without it) -
-    C(apt-get install --simulate) says what would be installed, or fails with apt's reason.
+    C(apt-get install --simulate) (C(remove) for O(state=absent)) says what would change, or fails with apt's reason.
   - The lock - O(lock_timeout) makes apt wait for the dpkg frontend lock itself (C(DPkg::Lock::Timeout)) and
     dnf for its own. apt's lists and archives locks (apt-daily at boot, hosts sharing an archive cache) fail
     at once with C(Could not get lock) - those are retried every 10 s for as long again; any other failure

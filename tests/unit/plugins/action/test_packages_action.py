@@ -167,6 +167,21 @@ def test_check_mode_without_python3_apt_fails_with_apts_reason():
         "packages: apt-get install --simulate jq failed: E: Package 'jq' has no installation candidate")
 
 
+def test_check_mode_without_python3_apt_simulates_a_removal_as_a_removal():
+    removed = {"changed": True, "rc": 0, "stdout_lines": ["Reading package lists...", "Remv jq [1.6-2.1]"],
+               "stdout": "Reading package lists...\nRemv jq [1.6-2.1]"}
+    plugin = fake_action([NO_PYTHON_APT, removed], check_mode=True)
+    result = plugin._apt(dict(ARGS, state="absent"))
+    assert [name for name, _args, _check in plugin.calls] == ["ansible.builtin.apt", "ansible.builtin.command"]
+    assert plugin.calls[1][1] == {"argv": ["apt-get", "remove", "--simulate", "-q", "jq"]}
+    assert result["changed"] is True and result["msg"].startswith("check mode: apt-get would remove jq ")
+
+    # latest, already at the newest version: apt-get simulates nothing, nothing would change
+    plugin = fake_action([NO_PYTHON_APT, {"changed": True, "rc": 0, "stdout": "", "stdout_lines": []}], check_mode=True)
+    result = plugin._apt(dict(ARGS, state="latest"))
+    assert result["changed"] is False and result["msg"].startswith("check mode: apt-get would install nothing ")
+
+
 def test_without_check_mode_the_apt_modules_failure_stands():
     # not check mode: ansible.builtin.apt installs python3-apt itself; any failure is its own
     reading = dict(NO_LISTS, globs={"/var/lib/apt/lists/*_Packages*": ["/var/lib/apt/lists/x_Packages"]})
