@@ -24,8 +24,13 @@ HOSTS_TOML_LAYOUT = "https://github.com/containerd/containerd/blob/main/docs/hos
 
 
 def managed_line(managed=None):
-    """ansible_managed as the template lookup rendered it: the variable, else ansible.cfg's."""
-    if managed is not None:
+    """ansible_managed as the template lookup rendered it: the variable, else ansible.cfg's.
+
+    An empty value counts as unset: ansible-core 2.17 renders the roles'
+    ``ansible_managed | default(none)`` as "" where the inventory does not set it (2.19 and
+    later give None).
+    """
+    if managed not in (None, ""):
         return str(managed)
     from ansible import constants as C  # noqa: PLC0415  (controller only, loaded when used)
     return str(C.DEFAULT_MANAGED_STR)

@@ -71,6 +71,8 @@ def test_nouveau_blacklist_and_chrony_drop_in():
 def test_managed_is_the_inventorys_else_ansible_cfgs():
     from ansible import constants as C
     assert fc.managed_line(None) == C.DEFAULT_MANAGED_STR
+    # ansible-core 2.17 renders an unset `ansible_managed | default(none)` as "".
+    assert fc.managed_line("") == C.DEFAULT_MANAGED_STR
     assert fc.nouveau_blacklist_conf().splitlines()[1] == "# %s" % C.DEFAULT_MANAGED_STR
     assert fc.nouveau_blacklist_conf("kept by ops").splitlines()[:3] == ["#", "# kept by ops", "#"]
 
