@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright (c) 2026 kubegpu contributors
-"""Filters that give the contents of the small files os_prereqs and container_runtime
-write with kubegpu.cluster.host_files. The text is built in
+"""Filters that give the contents of the small files os_prereqs, container_runtime and
+nvidia_driver write with kubegpu.cluster.host_files. The text is built in
 plugins/plugin_utils/_file_contents.py (pure, unit-tested), without the template lookup's
 copy of every variable per file."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: files
-short_description: Contents of the files os_prereqs and container_runtime write
+short_description: Contents of the files os_prereqs, container_runtime and nvidia_driver write
 description:
   - C(apt_proxy_conf(https_proxy, no_proxy, managed=None)) on the HTTP proxy URL - apt's proxy file; the
     plain host names and addresses of C(no_proxy) go DIRECT (apt cannot express domain suffixes, wildcards or CIDRs).
@@ -18,6 +18,10 @@ description:
   - C(containerd_host_files(settings)) on C(container_runtime_registry_mirrors) - [{path, content}] of
     /etc/crictl.yaml (where C(settings.crictl); containerd's C(settings.socket), C(settings.crictl_timeout)) and
     one hosts.toml per registry (where C(settings.registry_config_path)); C(settings.managed) as below.
+  - C(nvidia_module_options_conf(managed=None)) on C(nvidia_driver_module_options) - the modprobe.d file of the
+    NVIDIA modules' options (C({module: options}), options a string or a list).
+  - C(unattended_upgrades_blacklist_conf(managed=None)) on a list of regular expressions - the apt.conf.d file that
+    keeps unattended-upgrades away from the driver's packages.
   - C(managed) is the header line; null takes ansible.cfg's C(ansible_managed), as the template lookup did.
 author: kubegpu maintainers
 options:
@@ -69,6 +73,16 @@ def containerd_host_files(mirrors, settings):
         settings.get("crictl_timeout"), settings.get("managed"))
 
 
+def nvidia_module_options_conf(module_options, managed=None):
+    """The NVIDIA modules' options file."""
+    return _file_contents.nvidia_module_options_conf(module_options, managed)
+
+
+def unattended_upgrades_blacklist_conf(patterns, managed=None):
+    """unattended-upgrades' blacklist of the driver packages."""
+    return _file_contents.unattended_upgrades_blacklist_conf(patterns, managed)
+
+
 class FilterModule:
     """kubegpu file-content filters."""
 
@@ -78,4 +92,6 @@ class FilterModule:
             "nouveau_blacklist_conf": nouveau_blacklist_conf,
             "chrony_container_conf": chrony_container_conf,
             "containerd_host_files": containerd_host_files,
+            "nvidia_module_options_conf": nvidia_module_options_conf,
+            "unattended_upgrades_blacklist_conf": unattended_upgrades_blacklist_conf,
         }

@@ -2,7 +2,8 @@
 # Copyright (c) 2026 kubegpu contributors
 """Controller side: the contents of the small files os_prereqs and container_runtime write
 with kubegpu.cluster.host_files (apt's proxy, the nouveau blacklist, chrony's container
-drop-in, crictl.yaml, containerd's hosts.toml per registry).
+drop-in, crictl.yaml, containerd's hosts.toml per registry) and nvidia_driver writes
+(the kernel module options, the unattended-upgrades blacklist).
 
 They were template files rendered with ``lookup('ansible.builtin.template')``, which deep-
 copies all the task's variables for every file (ansible-core's lookup/template.py): about
@@ -150,3 +151,31 @@ def containerd_host_files(mirrors, registry_config_path, crictl, socket, crictl_
             files.append({"path": "%s/%s/hosts.toml" % (registry_config_path, entry["registry"]),
                           "content": hosts_toml(entry, managed)})
     return files
+
+
+# --- nvidia_driver ------------------------------------------------------------------
+def nvidia_module_options_conf(module_options, managed=None):
+    """/etc/modprobe.d/kubegpu-nvidia.conf from nvidia_driver_module_options ({module:
+    options}, options a string or a list), modules in name order (Jinja's dictsort: case
+    ignored)."""
+    lines = ["# %s" % managed_line(managed),
+             "# NVIDIA kernel module options (nvidia_driver_module_options); applied when the",
+             "# modules are next loaded (reboot or reload)."]
+    for module in sorted(module_options or {}, key=lambda name: str(name).lower()):
+        options = module_options[module]
+        text = " ".join(str(o) for o in options) if isinstance(options, (list, tuple)) else str(options)
+        lines.append("options %s %s" % (module, text))
+    return "\n".join(lines) + "\n"
+
+
+def unattended_upgrades_blacklist_conf(patterns, managed=None):
+    """apt.conf.d file that keeps unattended-upgrades away from the driver's packages
+    (patterns: regular expressions, _driver_packages.UNATTENDED_BLACKLIST)."""
+    lines = ["// %s" % managed_line(managed),
+             "// Keep unattended-upgrades away from the NVIDIA driver: replacing its libraries",
+             "// under a loaded kernel module gives \"Driver/library version mismatch\". Upgrade",
+             "// the driver with kubegpu (nvidia_driver) instead. Patterns are regular expressions.",
+             "Unattended-Upgrade::Package-Blacklist {"]
+    lines += ['    "%s";' % pattern for pattern in patterns or []]
+    lines.append("};")
+    return "\n".join(lines) + "\n"

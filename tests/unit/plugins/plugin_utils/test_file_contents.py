@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The contents of the files os_prereqs and container_runtime write
+"""The contents of the files os_prereqs, container_runtime and nvidia_driver write
 (plugins/plugin_utils/_file_contents.py): byte for byte what the role templates they
 replace rendered through lookup('ansible.builtin.template') (compared on 2026-12-04 with
-ansible-core 2.19, these cases), so a host those templates wrote is not changed again."""
+ansible-core 2.19, these cases; nvidia_driver's two on 2026-12-04 with 2.17, 2.19 and 2.20),
+so a host those templates wrote is not changed again."""
 
 from __future__ import annotations
 
@@ -106,7 +107,11 @@ def test_containerd_host_files_crictl_and_registries():
 def test_the_filters_are_the_functions():
     names = filters.FilterModule().filters()
     assert sorted(names) == ["apt_proxy_conf", "chrony_container_conf", "containerd_host_files",
-                             "nouveau_blacklist_conf"]
+                             "nouveau_blacklist_conf", "nvidia_module_options_conf",
+                             "unattended_upgrades_blacklist_conf"]
+    assert names["nvidia_module_options_conf"]({"nvidia": ["a=1"]}, "m") == \
+        fc.nvidia_module_options_conf({"nvidia": ["a=1"]}, "m")
+    assert names["unattended_upgrades_blacklist_conf"](["^x"], "m") == fc.unattended_upgrades_blacklist_conf(["^x"], "m")
     assert names["nouveau_blacklist_conf"]("Ansible managed") == NOUVEAU
     assert names["apt_proxy_conf"]("http://user:pw@proxy:3128", "", NO_PROXY, "Ansible managed") == APT
     mirrors = [{"registry": "docker.io", "mirrors": [{"host": "https://mirror.gcr.io"}]}]
@@ -115,3 +120,37 @@ def test_the_filters_are_the_functions():
     assert names["containerd_host_files"](mirrors, settings) == fc.containerd_host_files(
         mirrors, "/etc/containerd/certs.d", True, "/run/containerd/containerd.sock", 10, "Ansible managed")
     assert names["containerd_host_files"](mirrors, dict(settings, crictl=False, registry_config_path="")) == []
+
+
+MODULE_OPTIONS = """# Ansible managed
+# NVIDIA kernel module options (nvidia_driver_module_options); applied when the
+# modules are next loaded (reboot or reload).
+options nvidia NVreg_EnableGpuFirmware=0
+options nvidia_drm modeset=1 fbdev=1
+options Nvidia_uvm uvm_perf_prefetch_enable=0
+"""
+
+UNATTENDED = """// Ansible managed
+// Keep unattended-upgrades away from the NVIDIA driver: replacing its libraries
+// under a loaded kernel module gives "Driver/library version mismatch". Upgrade
+// the driver with kubegpu (nvidia_driver) instead. Patterns are regular expressions.
+Unattended-Upgrade::Package-Blacklist {
+    "^nvidia-";
+    "^libnvidia-";
+};
+"""
+
+
+def test_nvidia_module_options_in_name_order_case_ignored():
+    options = {"nvidia_drm": ["modeset=1", "fbdev=1"], "Nvidia_uvm": ["uvm_perf_prefetch_enable=0"],
+               "nvidia": "NVreg_EnableGpuFirmware=0"}
+    assert fc.nvidia_module_options_conf(options, "Ansible managed") == MODULE_OPTIONS
+    assert fc.nvidia_module_options_conf({}, "Ansible managed") == "\n".join(MODULE_OPTIONS.splitlines()[:3]) + "\n"
+    # a number is an option string (the template would have failed on it)
+    assert fc.nvidia_module_options_conf({"nvidia": 1}, "m").splitlines()[-1] == "options nvidia 1"
+
+
+def test_unattended_upgrades_blacklist():
+    assert fc.unattended_upgrades_blacklist_conf(["^nvidia-", "^libnvidia-"], "Ansible managed") == UNATTENDED
+    assert fc.unattended_upgrades_blacklist_conf([], "kept").splitlines()[-2:] == [
+        "Unattended-Upgrade::Package-Blacklist {", "};"]
