@@ -143,9 +143,27 @@ options:
     ini:
       - section: callback_kubegpu
         key: preload
+  gc_freeze:
+    description:
+      - At every kubegpu play, after the preload, move the objects ansible-playbook holds (the
+        inventory, the parsed plays, the loaded plugins, the facts so far) into Python's
+        permanent garbage-collector generation (C(gc.freeze)). The workers ansible-core forks
+        for every task and host then never walk them in a collection, and neither does
+        ansible-playbook itself, so fewer of the memory pages the two share are written and
+        copied. It changes no result, only the controller's CPU (docs/benchmarks.md, issue
+        15). What is frozen is not collected before the run ends, so cyclic garbage that exists
+        at a play's start stays in memory (a few plays per stage).
+    type: bool
+    default: true
+    env:
+      - name: KUBEGPU_CALLBACK_GC_FREEZE
+    ini:
+      - section: callback_kubegpu
+        key: gc_freeze
 """
 
 import datetime
+import gc
 import json
 import os
 import re
@@ -511,6 +529,8 @@ class CallbackModule(CallbackBase):
             self._preloaded = True
             if self._opt("preload", True):
                 self._preload(play)
+        if self._opt("gc_freeze", True):
+            gc.freeze()
         stage = self._stage(play)
         check = self._check_mode() or getattr(play, "check_mode", None) is True
         record = self._stages.get(stage)

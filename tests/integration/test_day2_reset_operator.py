@@ -119,6 +119,12 @@ def sh(host, script, check=True, timeout=120):
     return docker("exec", HOSTS[host], "bash", "-c", script, check=check, timeout=timeout)
 
 
+def _tail(output, size):
+    """The end of a run's output for an assertion message, under a header line (the
+    short summary of a CI log shows a message's first line only)."""
+    return "ansible-playbook's last %d characters:\n%s" % (size, output[-size:])
+
+
 def _recap(output, host):
     match = re.search(r"^%s\s+:\s+(.*)$" % re.escape(host), output.split("PLAY RECAP")[-1], re.M)
     return dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))) if match else None
@@ -219,7 +225,7 @@ def test_gpu_operator_refuses_next_to_kubegpu_device_plugin(no_release, tmp_path
     mark = cluster.audit_mark()
     result, output = _operator(ansible_playbook, day2_inventory(tmp_path / "hosts.yml"), *OPERATOR_MODE)
     assert result.returncode != 0
-    assert "kubegpu's device plugin is deployed (daemonset.apps/nvidia-device-plugin" in output, output[-4000:]
+    assert "kubegpu's device plugin is deployed (daemonset.apps/nvidia-device-plugin" in output, _tail(output, 4000)
     assert "the two GPU modes are exclusive" in output
     assert "kubectl delete -f %s" % DEVICE_PLUGIN_MANIFEST in output
     assert _release() is None and _release_writes(cluster.audit(mark)) == []
@@ -232,7 +238,7 @@ def test_gpu_operator_default_mode_changes_nothing(no_release, tmp_path, ansible
     cluster = no_release
     mark = cluster.audit_mark()
     result, output = _operator(ansible_playbook, day2_inventory(tmp_path / "hosts.yml"))
-    assert result.returncode == 0, output[-6000:]
+    assert result.returncode == 0, _tail(output, 6000)
     assert "kubegpu_gpu_operator is false" in output
     assert [e for e in cluster.audit(mark) if e["user"]["username"] == ADMIN] == []
     assert _release() is None and not _exists("cp1", VALUES_FILE)
@@ -244,7 +250,7 @@ def test_gpu_operator_installs_pinned_chart_once(no_release, tmp_path, ansible_p
     inventory = day2_inventory(tmp_path / "hosts.yml")
     mark = cluster.audit_mark()
     result, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE)
-    assert result.returncode == 0, output[-6000:]
+    assert result.returncode == 0, _tail(output, 6000)
     events = cluster.audit(mark)
     release = _release()
     assert release["status"] == "deployed" and release["revision"] == "1", release
@@ -272,22 +278,22 @@ def test_gpu_operator_installs_pinned_chart_once(no_release, tmp_path, ansible_p
     # converged: the release is read and compared, no upgrade, no change
     mark = cluster.audit_mark()
     again, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE)
-    assert again.returncode == 0, output[-6000:]
+    assert again.returncode == 0, _tail(output, 6000)
     assert _release_writes(cluster.audit(mark)) == []
-    assert _recap(output, "cp1")["changed"] == 0, output[-3000:]
+    assert _recap(output, "cp1")["changed"] == 0, _tail(output, 3000)
     assert _release()["revision"] == "1"
 
     # one value changed: exactly one upgrade, with the new value; then converged again
     mark = cluster.audit_mark()
     mixed, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, "-e", "gpu_operator_mig_strategy=mixed")
-    assert mixed.returncode == 0, output[-6000:]
+    assert mixed.returncode == 0, _tail(output, 6000)
     assert _release_writes(cluster.audit(mark)) == ["sh.helm.release.v1.%s.v2" % RELEASE]
     assert _values_on_cp1()["mig"] == {"strategy": "mixed"} and _release_values()["mig"] == {"strategy": "mixed"}
     assert cluster.json("get", "clusterpolicies.nvidia.com", "cluster-policy")["spec"]["mig"] == {"strategy": "mixed"}
     mark = cluster.audit_mark()
     same, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, "-e", "gpu_operator_mig_strategy=mixed")
-    assert same.returncode == 0 and _release_writes(cluster.audit(mark)) == [], output[-6000:]
-    assert _recap(output, "cp1")["changed"] == 0, output[-3000:]
+    assert same.returncode == 0 and _release_writes(cluster.audit(mark)) == [], _tail(output, 6000)
+    assert _recap(output, "cp1")["changed"] == 0, _tail(output, 3000)
 
 
 @pytest.mark.parametrize("extra, toolkit", [
@@ -298,7 +304,7 @@ def test_gpu_operator_installs_pinned_chart_once(no_release, tmp_path, ansible_p
 ])
 def test_gpu_operator_toolkit_choice(no_release, tmp_path, ansible_playbook, extra, toolkit):
     result, output = _operator(ansible_playbook, day2_inventory(tmp_path / "hosts.yml"), *OPERATOR_MODE, *extra)
-    assert result.returncode == 0, output[-6000:]
+    assert result.returncode == 0, _tail(output, 6000)
     assert _values_on_cp1()["toolkit"] == {"enabled": toolkit}
     assert _values_on_cp1()["driver"] == {"enabled": False}
     assert _release_values()["toolkit"] == {"enabled": toolkit}
@@ -313,7 +319,7 @@ def test_gpu_operator_refuses_no_toolkit_at_all(no_release, tmp_path, ansible_pl
                                "-e", "gpu_operator_toolkit_enabled=false")
     assert result.returncode != 0
     assert "host cp1: variable gpu_operator_toolkit_enabled: false while container_runtime_nvidia_toolkit_install" \
-        " is false" in output, output[-3000:]
+        " is false" in output, _tail(output, 3000)
     assert _release() is None and not _exists("cp1", VALUES_FILE)
 
 
@@ -334,12 +340,12 @@ def test_gpu_operator_upgrades_a_failed_release_again(no_release, tmp_path, ansi
     finally:
         for node in ("w1", "gpu2"):
             cluster.kubectl("uncordon", node)
-    assert failed.returncode != 0, pods + output[-4000:]
-    assert re.search(r"context deadline exceeded|timed out waiting", output), output[-4000:]
+    assert failed.returncode != 0, pods + _tail(output, 4000)
+    assert re.search(r"context deadline exceeded|timed out waiting", output), _tail(output, 4000)
     assert _release()["status"] == "failed"
     mark = cluster.audit_mark()
     retry, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE)
-    assert retry.returncode == 0, output[-6000:]
+    assert retry.returncode == 0, _tail(output, 6000)
     # same values and version: the status alone makes the retry
     assert _release_writes(cluster.audit(mark)) == ["sh.helm.release.v1.%s.v2" % RELEASE]
     assert _release()["status"] == "deployed"
@@ -351,7 +357,7 @@ def test_gpu_operator_refuses_a_release_stuck_in_pending(no_release, tmp_path, a
     cluster = no_release
     inventory = day2_inventory(tmp_path / "hosts.yml")
     installed, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE)
-    assert installed.returncode == 0, output[-6000:]
+    assert installed.returncode == 0, _tail(output, 6000)
     for node in ("w1", "gpu2"):
         cluster.kubectl("cordon", node)
     try:
@@ -373,7 +379,7 @@ def test_gpu_operator_refuses_a_release_stuck_in_pending(no_release, tmp_path, a
     mark = cluster.audit_mark()
     stuck, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, "-e", "gpu_operator_mig_strategy=mixed")
     assert stuck.returncode != 0
-    assert "is pending-upgrade: another helm operation is running or was interrupted" in output, output[-4000:]
+    assert "is pending-upgrade: another helm operation is running or was interrupted" in output, _tail(output, 4000)
     assert "helm rollback %s" % RELEASE in output
     assert re.search(r"fatal: \[cp1\]", output)
     assert _release_writes(cluster.audit(mark)) == []
@@ -401,12 +407,12 @@ def test_preflight_refuses_both_gpu_modes(fleet, tmp_path, ansible_playbook):
     assert result.returncode != 0
     for host in HOSTS:
         assert "host %s: variable gpu_operator_device_plugin_enabled: false while kubegpu_gpu_operator is true" \
-            % host in output, output[-4000:]
+            % host in output, _tail(output, 4000)
         assert "host %s: variable gpu_operator_toolkit_enabled: true while container_runtime_nvidia_toolkit_install" \
-            " is true" % host in output, output[-4000:]
+            " is true" % host in output, _tail(output, 4000)
     assert "fix: gpu_operator_device_plugin_enabled: true" in output
     assert "fix: gpu_operator_toolkit_enabled: auto (or false)" in output
-    assert not re.search(r"changed=[1-9]", output), output[-3000:]
+    assert not re.search(r"changed=[1-9]", output), _tail(output, 3000)
     assert [e for e in fleet.audit(mark) if e["user"]["username"] == ADMIN] == []
     assert _host_snapshot() == before
 
@@ -496,7 +502,7 @@ def test_gpu_operator_container_driver_mode(no_release, tmp_path, ansible_playbo
     inventory = day2_inventory(tmp_path / "hosts.yml")
     try:
         result, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, *CONTAINER_MODE)
-        assert result.returncode == 0, output[-6000:]
+        assert result.returncode == 0, _tail(output, 6000)
         driver = {"enabled": True, "usePrecompiled": False, "version": OPERATOR["gpu_operator_driver_version"],
                   "upgradePolicy": {"autoUpgrade": True, "maxParallelUpgrades": 1, "maxUnavailable": "25%",
                                     "drain": {"enable": False, "timeoutSeconds": 300}}}
@@ -511,8 +517,8 @@ def test_gpu_operator_container_driver_mode(no_release, tmp_path, ansible_playbo
         assert (upgrade["drain"]["enable"], upgrade["drain"]["timeoutSeconds"]) == (False, 300)
         mark = cluster.audit_mark()
         again, output = _operator(ansible_playbook, inventory, *OPERATOR_MODE, *CONTAINER_MODE)
-        assert again.returncode == 0 and _release_writes(cluster.audit(mark)) == [], output[-6000:]
-        assert _recap(output, "cp1")["changed"] == 0, output[-3000:]
+        assert again.returncode == 0 and _release_writes(cluster.audit(mark)) == [], _tail(output, 6000)
+        assert _recap(output, "cp1")["changed"] == 0, _tail(output, 3000)
 
         # The Operator's driver image is named after the GPU nodes' OS as NFD labels it (Debian here: NVIDIA
         # publishes no such image, NVIDIA/gpu-operator#2225; nothing pulls images in the simulation).
@@ -541,7 +547,7 @@ def test_gpu_operator_container_driver_mode(no_release, tmp_path, ansible_playbo
                                     "-e", "gpu_operator_driver_version=%s" % NEW_DRIVER,
                                     "-e", "gpu_operator_driver_upgrade_timeout=300", timeout=900)
         output = upgraded.stdout + upgraded.stderr
-        assert upgraded.returncode == 0, output[-6000:]
+        assert upgraded.returncode == 0, _tail(output, 6000)
         assert "did not roll driver" not in output
         assert _release_writes(cluster.audit(mark)) == ["sh.helm.release.v1.%s.v2" % RELEASE]
         assert _release_values()["driver"]["version"] == NEW_DRIVER
@@ -587,11 +593,11 @@ def test_gpu_operator_container_driver_mode(no_release, tmp_path, ansible_playbo
                                 "-e", "gpu_operator_driver_version=%s" % NEW_DRIVER,
                                 "-e", "gpu_operator_driver_upgrade_timeout=300", timeout=900)
         output = same.stdout + same.stderr
-        assert same.returncode == 0, output[-6000:]
+        assert same.returncode == 0, _tail(output, 6000)
         events = cluster.audit(mark)
         assert _release_writes(events) == [] and _release()["revision"] == "2"
         assert [e["objectRef"] for e in events if e["user"]["username"] == ADMIN] == []
-        assert not re.search(r"changed=[1-9]", output.split("PLAY RECAP")[-1]), output[-3000:]
+        assert not re.search(r"changed=[1-9]", output.split("PLAY RECAP")[-1]), _tail(output, 3000)
         assert [e for e in audit_writes(events, "pods", "delete") if e["objectRef"].get("namespace") == NS] == []
         assert [(name, body) for name in GPU_NODES for _i, _u, body in _node_patches(events, name)
                 if UPGRADE_STATE in json.dumps(body) or "unschedulable" in json.dumps(body)] == []
@@ -642,17 +648,17 @@ def test_reset_node_refuses_the_first_control_plane(fleet, tmp_path, ansible_pla
     inventory = day2_inventory(tmp_path / "hosts.yml", workers_first=case.endswith("workers-first"))
     args = ["--limit", "cp1"] if case == "limit-cp1" else []
     result, output = _reset(ansible_playbook, inventory, *args)
-    assert result.returncode != 0, output[-4000:]
+    assert result.returncode != 0, _tail(output, 4000)
     first = "w1: not reset: this run (no --limit, or a --limit that includes it) also resets cp1, which is" \
         if case.endswith("workers-first") else "cp1 is"
-    assert first + " the first control plane of a cluster with 2 other node(s)" in output, output[-4000:]
+    assert first + " the first control plane of a cluster with 2 other node(s)" in output, _tail(output, 4000)
     assert "Fix: name the nodes to reset with --limit (without cp1)" in output
     assert "or pass -e reset_node_confirm_control_plane=true" in output
     # nothing ran: no write to the cluster by the admin, no file, node or kubelet changed
     assert [e for e in cluster.audit(mark) if e["user"]["username"] == ADMIN] == []
     assert _nodes(cluster) == nodes_before
     assert _host_snapshot() == before
-    assert not re.search(r"changed=[1-9]", output), output[-3000:]
+    assert not re.search(r"changed=[1-9]", output), _tail(output, 3000)
 
 
 def test_reset_node_drains_deletes_resets_and_keeps_the_rest(fleet, tmp_path, ansible_playbook):
@@ -663,7 +669,7 @@ def test_reset_node_drains_deletes_resets_and_keeps_the_rest(fleet, tmp_path, an
     others_before = _host_snapshot(("w1", "cp1"))
     mark = cluster.audit_mark()
     result, output = _reset(ansible_playbook, inventory, "--limit", "gpu2")
-    assert result.returncode == 0, output[-6000:]
+    assert result.returncode == 0, _tail(output, 6000)
     events = cluster.audit(mark)
     # the API side by the admin (from cp1): cordon (the drain's), evictions, then the Node deleted
     writes = _node_writes(events, "gpu2")
@@ -675,7 +681,7 @@ def test_reset_node_drains_deletes_resets_and_keeps_the_rest(fleet, tmp_path, an
     evictions = [i for i, e in enumerate(events) if e["objectRef"].get("subresource") == "eviction"]
     assert all(cordon < i < delete for i in evictions)
     drain = re.search(r"TASK \[kubegpu\.cluster\.node : Drain the node[^\]]*\]", output)
-    assert drain, output[-4000:]
+    assert drain, _tail(output, 4000)
     assert _nodes(cluster) == ["cp1", "w1"]
     for name in ("cp1", "w1"):
         assert _node_writes(events, name) == [], name
@@ -694,16 +700,16 @@ def test_reset_node_drains_deletes_resets_and_keeps_the_rest(fleet, tmp_path, an
     # again: the node is gone and nothing is left to clean -> no drain, delete or reset, no change
     mark = cluster.audit_mark()
     again, output = _reset(ansible_playbook, inventory, "--limit", "gpu2")
-    assert again.returncode == 0, output[-6000:]
+    assert again.returncode == 0, _tail(output, 6000)
     assert [e for e in cluster.audit(mark) if e["user"]["username"] == ADMIN] == []
-    assert _recap(output, "gpu2")["changed"] == 0, output[-3000:]
+    assert _recap(output, "gpu2")["changed"] == 0, _tail(output, 3000)
 
     # asked for: the os_prereqs files go too (and only on gpu2)
     prereqs, output = _reset(ansible_playbook, inventory, "--limit", "gpu2", "-e", "reset_node_os_prereqs=true")
-    assert prereqs.returncode == 0, output[-6000:]
+    assert prereqs.returncode == 0, _tail(output, 6000)
     assert not any(_exists("gpu2", f) for f in PREREQ_FILES)
     assert all(_exists("w1", f) for f in PREREQ_FILES)
-    assert _recap(output, "gpu2")["changed"] == 1, output[-3000:]
+    assert _recap(output, "gpu2")["changed"] == 1, _tail(output, 3000)
 
 
 IPTABLES_SETUP = r"""
@@ -743,7 +749,7 @@ def test_reset_node_cleans_kubernetes_packet_filter(fleet, tmp_path, ansible_pla
 
     inventory = day2_inventory(tmp_path / "hosts.yml")
     result, output = _reset(ansible_playbook, inventory, "--limit", "w1")
-    assert result.returncode == 0, output[-6000:]
+    assert result.returncode == 0, _tail(output, 6000)
     assert "w1" not in _nodes(cluster)
     for family in ("iptables", "ip6tables"):
         after = sh("w1", "%s-save" % family).stdout
@@ -758,5 +764,5 @@ def test_reset_node_cleans_kubernetes_packet_filter(fleet, tmp_path, ansible_pla
                      output)
 
     again, output = _reset(ansible_playbook, inventory, "--limit", "w1")
-    assert again.returncode == 0, output[-6000:]
-    assert _recap(output, "w1")["changed"] == 0, output[-3000:]
+    assert again.returncode == 0, _tail(output, 6000)
+    assert _recap(output, "w1")["changed"] == 0, _tail(output, 3000)

@@ -13,6 +13,7 @@ Three levels:
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -339,6 +340,34 @@ def test_preload_can_be_turned_off(tmp_path, ansible_env):
     run = Run(tmp_path, ansible_env, STAGES[:1], scope="all", preload=False)
     run.play(0)
     assert run.out.verbose == []
+
+
+@pytest.fixture(autouse=True)
+def freezes(monkeypatch):
+    """gc.freeze calls, recorded instead of made (this process is pytest's)."""
+    calls = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append(True))
+    return calls
+
+
+def test_gc_freeze_at_every_followed_play_after_the_preload(tmp_path, ansible_env, freezes):
+    """The controller's objects go to the permanent generation at each kubegpu play, before
+    its workers are forked; a play the callback does not follow freezes nothing."""
+    run = Run(tmp_path, ansible_env, STAGES[:2], scope="all")
+    run.play(0)
+    assert len(freezes) == 1 and [line for line in run.out.verbose if "preloaded" in line]
+    run.play(1)
+    assert len(freezes) == 2
+    other = Run(tmp_path, ansible_env, [dict(STAGES[0], name="Something else")], scope="kubegpu")
+    other.play(0)
+    assert len(freezes) == 2
+
+
+def test_gc_freeze_can_be_turned_off(tmp_path, ansible_env, freezes):
+    run = Run(tmp_path, ansible_env, STAGES[:2], scope="all", gc_freeze=False)
+    run.play(0)
+    run.play(1)
+    assert freezes == []
 
 
 def test_outcomes_are_counted_per_host_and_stage(tmp_path, ansible_env):
