@@ -19,7 +19,7 @@ description:
     /etc/crictl.yaml (where C(settings.crictl); containerd's C(settings.socket), C(settings.crictl_timeout)) and
     one hosts.toml per registry (where C(settings.registry_config_path)); C(settings.managed) as below.
   - C(nvidia_module_options_conf(managed=None)) on C(nvidia_driver_module_options) - the modprobe.d file of the
-    NVIDIA modules' options (C({module: options}), options a string or a list).
+    NVIDIA modules' options (a dict of module name to options, a string or a list each).
   - C(unattended_upgrades_blacklist_conf(managed=None)) on a list of regular expressions - the apt.conf.d file that
     keeps unattended-upgrades away from the driver's packages.
   - C(managed) is the header line; null takes ansible.cfg's C(ansible_managed), as the template lookup did.
