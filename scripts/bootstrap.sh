@@ -9,13 +9,19 @@ root=$PWD
 
 step() { printf '\n== bootstrap: %s\n' "$*"; }
 
-PY=${KUBEGPU_PYTHON:-python3}
-if [ ! -x .venv/bin/ansible-playbook ] || ! cmp -s requirements-dev.txt .venv/.requirements-dev.txt; then
-  step "venv (.venv) with requirements-dev.txt"
+# The interpreter: requirements-dev.txt's "# python: A.B", the distribution's first
+# (scripts/python-for.sh says why); a venv made with another one is made again.
+want=$(sed -n 's/^# python: *\([0-9.]*\).*/\1/p' requirements-dev.txt)
+PY=$(bash scripts/python-for.sh "${want:-3.11}")
+if [ ! -x .venv/bin/ansible-playbook ] || ! cmp -s requirements-dev.txt .venv/.requirements-dev.txt ||
+   [ "$(cat .venv/.python 2>/dev/null)" != "$PY" ]; then
+  step "venv (.venv) with requirements-dev.txt, on $PY"
+  rm -rf .venv
   "$PY" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r requirements-dev.txt
   cp requirements-dev.txt .venv/.requirements-dev.txt
+  echo "$PY" >.venv/.python
 else
   step "venv (.venv): up to date"
 fi

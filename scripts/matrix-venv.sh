@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The venv of one ansible-core of the tested range (tests/matrix/ansible-core-X.Y.txt):
 # .venv-core-X.Y, built with the Python its requirements file names on its
-# "# python: A.B" line (pythonA.B on PATH, or pyenv's newest A.B.*). Prints the venv's
+# "# python: A.B" line (scripts/python-for.sh: the distribution's first). Prints the venv's
 # path; nothing is rebuilt when the requirements have not changed.
 #   scripts/matrix-venv.sh 2.17
 set -euo pipefail
@@ -13,29 +13,17 @@ venv=$PWD/.venv-core-$core
 want=$(sed -n 's/^# python: *\([0-9.]*\).*/\1/p' "$req")
 [ -n "$want" ] || { echo "matrix-venv: $req names no '# python: A.B' line" >&2; exit 2; }
 
-find_python() {
-  local cand
-  for cand in "python$want" $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want".*/bin/python"$want" 2>/dev/null | sort -V -r); do
-    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import venv, ensurepip' 2>/dev/null; then
-      command -v "$cand"
-      return 0
-    fi
-  done
-  return 1
-}
-
-if [ -x "$venv/bin/ansible-playbook" ] && cmp -s "$req" "$venv/.requirements.txt"; then
+py=$(bash scripts/python-for.sh "$want") || exit 1
+if [ -x "$venv/bin/ansible-playbook" ] && cmp -s "$req" "$venv/.requirements.txt" &&
+   [ "$(cat "$venv/.python" 2>/dev/null)" = "$py" ]; then
   echo "$venv"
   exit 0
 fi
-py=$(find_python) || {
-  echo "matrix-venv: ansible-core $core needs Python $want: neither python$want on PATH nor pyenv's $want.* (${PYENV_ROOT:-$HOME/.pyenv}/versions) was found" >&2
-  exit 1
-}
 echo "matrix-venv: $venv with $py and $req" >&2
 rm -rf "$venv"
 "$py" -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >&2
 "$venv/bin/pip" install -q -r "$req" >&2
 cp "$req" "$venv/.requirements.txt"
+echo "$py" >"$venv/.python"
 echo "$venv"
