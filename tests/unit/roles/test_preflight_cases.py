@@ -40,6 +40,14 @@ sys.path.insert(0, str(FIXTURES / "preflight"))
 import fakehost  # noqa: E402  (tests/fixtures/gpu/fakehost.py)
 import table  # noqa: E402  (tests/fixtures/preflight/table.py)
 
+# Forty-one ansible-playbook runs (minutes): on .venv's ansible-core only; the ansible-core
+# matrix leaves it out (marker flow, pytest.ini).
+pytestmark = pytest.mark.flow
+
+# Tens of seconds of ansible-playbook runs: on .venv's ansible-core only; the matrix leaves
+# it out (pytest.ini, marker flow).
+pytestmark = pytest.mark.flow
+
 CASES = table.CASES
 BY_ID = table.BY_ID
 _refused = table.refused

@@ -15,7 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+# Tens of seconds of ansible-playbook runs: on .venv's ansible-core only; the ansible-core
+# matrix leaves it out (marker flow, pytest.ini).
+pytestmark = pytest.mark.flow
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "gpu"

@@ -11,10 +11,16 @@ import json
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 
 from kubegpu_sim import controller_manager as cm  # noqa: E402
 from kubegpu_sim import gpu_operator as op  # noqa: E402
+
+# Tens of seconds of the real helm against the simulated control plane: on .venv's
+# ansible-core only; the ansible-core matrix leaves it out (marker flow, pytest.ini).
+pytestmark = pytest.mark.flow
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..")
 CHART = os.path.join(ROOT, "tests", "sim", "charts", "gpu-operator")
