@@ -21,15 +21,19 @@ steps=("$@")
 # A step "a,b+c" runs two lanes side by side: a then b in one, c in the other.
 # The integration tests wait on their test hosts about half of the time (measured: 47 % of
 # the CPU idle during them on 2 cores); the matrix and Molecule fill that time in the
-# other lane. lint, sanity and build (mostly single-process) run beside the unit tests.
-# Measured on the 2-core CI machine at ec82c6e: unit 530 s beside lint, sanity and build;
-# then integration 3741 s beside the matrix 1461 s and Molecule 1681 s (4328 s in all). To
-# even the two lanes out, preflight's table on test hosts (about 350 s of the integration
-# tests) runs in the second lane, and the matrix leaves out the simulation's tests that do
-# not involve Ansible (about 170 s on two cores). The matrix also leaves out the unit tests
-# marked flow (pytest.ini): about half of the unit tests' time (the preflight table's 41
-# ansible-playbook runs alone 196 s of 653 s), on cores whose whole playbooks Molecule runs.
-[ "${steps[0]}" = all ] && steps=(lint,sanity,build+unit integration+matrix,integration_preflight,molecule)
+# other lane. lint, sanity and build (mostly single-process) run before the integration
+# tests, beside the unit tests. Measured on the 2-core CI machine at ec82c6e: unit 530 s
+# beside lint, sanity and build; then integration 3741 s beside the matrix 1461 s and
+# Molecule 1681 s (4328 s in all). To even the two lanes out, preflight's table on test
+# hosts (about 350 s of the integration tests) runs in the second lane, and the matrix
+# leaves out the simulation's tests that do not involve Ansible (about 170 s on two cores)
+# and the unit tests marked flow (pytest.ini): about half of the unit tests' time (the
+# preflight table's 41 ansible-playbook runs alone 196 s of 653 s), on cores whose whole
+# playbooks Molecule runs. The two lanes run from the start, with no wait for the unit
+# tests before the integration tests: at 121ba38 (2026-12-05) a first phase of lint, sanity
+# and build beside the unit tests took 14 minutes (the unit tests 814 s of it), and the
+# integration tests, started after it, were then the longer lane.
+[ "${steps[0]}" = all ] && steps=(lint,sanity,build,integration+unit,matrix,integration_preflight,molecule)
 
 suite_start=$(date +%s)
 bash scripts/bootstrap.sh || { echo "test: bootstrap failed" >&2; exit 1; }
