@@ -154,7 +154,12 @@ step_matrix() {
   for core in "${MATRIX_CORES[@]}"; do
     t0=$(date +%s)
     printf -- '--- ansible-core %s: sanity\n' "$core"
-    with_core "$core" bash scripts/sanity.sh || rc=1
+    # pylint on the lowest core only repeats .venv's and 2.20's (newer pylint, same code).
+    if [ "$core" = "${MATRIX_CORES[0]}" ]; then
+      with_core "$core" bash scripts/sanity.sh --skip-test pylint || rc=1
+    else
+      with_core "$core" bash scripts/sanity.sh || rc=1
+    fi
     printf -- '--- ansible-core %s: unit\n' "$core"
     KUBEGPU_MATRIX_CORE=$core with_core "$core" run_pytest -q -m "not flow" tests/unit || rc=1
     echo "matrix ansible-core $core: $(( $(date +%s) - t0 )) s"
