@@ -28,6 +28,10 @@ description:
     /sys/fs/cgroup/cgroup.controllers and /etc/dgx-release. The two severities are the preflight settings of those
     names (null when unset: fatal on machines and VMs, a warning in containers).
   - >-
+    C(settings_problems(hostvars)) takes C(inventory_hostname) and returns the problem records of the settings SET
+    for it that a stage run without preflight refuses before it acts (the C(kubegpu) role, once per run) - every
+    role's argument spec and the proxy URLs, with the functions and words of C(preflight_host_problems).
+  - >-
     C(kubernetes_setting_problems(control_planes)) takes C({kubernetes_version, kubernetes_control_plane_endpoint,
     kubegpu_pod_cidr, kubegpu_service_cidr}) and the control-plane hosts and returns the problem records the
     kubernetes role refuses before it installs anything (the same functions preflight calls).
@@ -221,6 +225,15 @@ def preflight_host_problems(host, hostvars, groups, probe=None, cgroup_v1_fatal=
         gpu_node_without_gpu_fatal=_severity(gpu_node_without_gpu_fatal, "preflight_gpu_node_without_gpu_fatal"))
 
 
+def settings_problems(host, hostvars):
+    """Problem records of the settings SET for the host that a stage run without preflight
+    checks first: every role's argument spec, the proxy URLs (_preflight_host.settings_problems)."""
+    host = str(host)
+    wanted = frozenset(_specs.collection_specs())
+    variables = _host_variables(hostvars, host, wanted)
+    return _host.settings_problems(dict((name, value) for name, value in variables.items() if name in wanted))
+
+
 def kubernetes_setting_problems(settings, control_planes=None):
     """Problem records of the settings kubeadm is given (version, endpoint, CIDRs)."""
     if not isinstance(settings, dict):
@@ -294,6 +307,7 @@ class FilterModule:
             "preflight_inventory": preflight_inventory,
             "preflight_node_name_problems": preflight_node_name_problems,
             "preflight_host_problems": preflight_host_problems,
+            "settings_problems": settings_problems,
             "kubernetes_setting_problems": kubernetes_setting_problems,
             "container_runtime_problems": container_runtime_problems,
             "proxy_problems": proxy_problems,

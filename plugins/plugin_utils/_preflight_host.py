@@ -19,7 +19,8 @@ gathered in this run:
   (_driver_container.mode_problems, host_problems).
 
 It returns ``{"problems": [records], "warnings": [records]}``; roles/preflight formats them
-with the host's other problems into one failure (docs/preflight.md).
+with the host's other problems into one failure (docs/preflight.md). ``settings_problems`` is
+its part that needs no facts: what a stage run without preflight checks first.
 """
 
 from __future__ import annotations
@@ -70,6 +71,21 @@ def _fatal(setting, facts, root):
         return boolean(setting)
     except TypeError:
         return True     # the argument spec check names it
+
+
+def settings_problems(variables, root=None):
+    """Problem records of the settings a stage run without preflight checks before it acts (the
+    kubegpu role's tasks/settings.yml, once per run and host): every role's argument spec for
+    what is SET for the host (``variables``: name -> value, as host_report takes them), and the
+    proxy URLs apt and dnf are given. The same functions as host_report, so a stage run alone
+    refuses a setting in preflight's words; preflight's other rules need this run's facts."""
+    variables = dict(variables or {})
+    specs = _specs.collection_specs(root)
+    problems = _specs.spec_problems(dict((n, v) for n, v in variables.items() if n in specs), specs)
+    refused = set(p["variable"] for p in problems)
+    settings = _specs.settings(variables, _rules.PROXY_VARIABLES, root)
+    problems.extend(p for p in _rules.proxy_problems(settings) if p["variable"] not in refused)
+    return problems
 
 
 def host_report(host, variables, facts, groups, probe=None, cgroup_v1_fatal=None, root=None,

@@ -91,9 +91,10 @@ def settings_entry_point(data):
     """The entry point of a role's meta/argument_specs.yml (``data``, parsed) that holds its
     inventory settings: ``settings`` where the role has one, else ``main``.
 
-    ``settings`` is the kubegpu role's: its cluster-wide ``kubegpu_*`` settings are checked once
-    per run (roles/kubegpu/tasks/settings.yml), not by Ansible on every play that runs the
-    role, as it would do for ``main`` (every stage role depends on the kubegpu role)."""
+    ``settings`` is the entry point of the kubegpu role and of every role that depends on it
+    (the stages): their settings are checked once per run and host, by preflight or, where
+    preflight did not run, by the kubegpu role (roles/kubegpu/tasks/settings.yml), not by
+    Ansible in every play that runs the role, as it would do for ``main``."""
     entries = (data or {}).get("argument_specs") or {}
     return entries.get("settings") or entries.get("main") or {}
 

@@ -50,7 +50,7 @@ def test_a_proxy_url_apt_cannot_use_is_refused_before_anything_is_written(tmp_pa
     assert done.returncode == 2, out[-4000:]
     assert expected in out, out[-4000:]
     assert "s3cret" not in out
-    assert "TASK [kubegpu.cluster.kubegpu : Refuse a proxy URL apt or dnf cannot use]" in out
+    assert "TASK [kubegpu.cluster.kubegpu : Check the settings of every stage (types, choices, proxy URLs)]" in out
     # Nothing else of the role ran: the proxy files are written later, by tasks/files.yml and tasks/redhat.yml.
     assert "Configure the apt proxy" not in out and "Configure the dnf proxy" not in out
 
@@ -59,7 +59,7 @@ def test_good_proxy_urls_pass(tmp_path):
     done, out = _run(tmp_path, "-e", "kubegpu_http_proxy=http://proxy.example.com:3128",
                      "-e", "kubegpu_https_proxy=https://user:pw@proxy.example.com:3129")
     assert done.returncode == 0, out[-4000:]
-    task = out.index("TASK [kubegpu.cluster.kubegpu : Refuse a proxy URL apt or dnf cannot use]")
+    task = out.index("TASK [kubegpu.cluster.kubegpu : Check the settings of every stage (types, choices, proxy URLs)]")
     assert out[task:].split("\n")[1] == "ok: [cp1]", out[task:]
     assert "failed=0" in out
 
@@ -69,3 +69,17 @@ def test_both_proxies_wrong_are_named_in_one_failure(tmp_path):
     assert done.returncode == 2, out[-4000:]
     assert ("host cp1: variable kubegpu_http_proxy: 'proxy:3128' has no scheme" in out
             and "host cp1: variable kubegpu_https_proxy: 'proxy:3129' has no scheme" in out), out[-4000:]
+
+
+def test_every_stage_setting_is_checked_once_in_preflights_words(tmp_path):
+    """The stages' settings are their argument spec's entry point `settings`, not `main`: Ansible no
+    longer checks them in every play; the kubegpu role checks every role's once per run (preflight's
+    spec check, _preflight_host.settings_problems), so a bad value of this stage's and of a later
+    stage's is refused here, both in one failure, with preflight's lines."""
+    inventory_vars = tmp_path / "bad.yml"
+    inventory_vars.write_text("os_prereqs_time_sync: ntpd\nkubernetes_packages: kubelet\n", encoding="utf-8")
+    done, out = _run(tmp_path, "-e", "@%s" % inventory_vars)
+    assert done.returncode == 2, out[-4000:]
+    assert "host cp1: variable os_prereqs_time_sync: 'ntpd'" in out, out[-4000:]
+    assert "host cp1: variable kubernetes_packages: 'kubelet'" in out, out[-4000:]
+    assert "Validating arguments against arg spec" not in out, out[-4000:]

@@ -165,7 +165,7 @@ def test_time_sync_choices_are_complete(path):
 
 def test_defaults_equal_argument_spec_defaults():
     defaults = _load(ROLE / "defaults" / "main.yml")
-    options = _load(ROLE / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    options = _load(ROLE / "meta" / "argument_specs.yml")["argument_specs"]["settings"]["options"]
     assert set(defaults) == set(options)
     for name, spec in options.items():
         assert spec.get("type") and spec.get("description"), name

@@ -209,3 +209,21 @@ def test_container_mode_settings_are_refused_on_every_host():
 def test_container_mode_still_refuses_a_pinned_gpu_node_without_a_gpu():
     problems, _warnings = report(DRIVER_CONTAINER, gpu_node_without_gpu_fatal=True)
     assert len(problems) == 1 and "variable kubegpu_gpu_node: kubegpu_gpu_node is true, but no NVIDIA GPU" in problems[0]
+
+
+def test_a_stage_run_alone_checks_the_settings_with_preflights_functions():
+    """settings_problems, what the kubegpu role checks once per run where preflight did not run: the same
+    records host_report gives for every role's argument spec and the proxy URLs, none of the rules that
+    need this run's facts; a proxy the spec already refused is named once."""
+    variables = {"os_prereqs_time_sync": "ntpd", "kubernetes_packages": "kubelet",
+                 "kubegpu_http_proxy": "proxy:3128", "kubegpu_https_proxy": ["not", "a", "string"],
+                 "kubernetes_version": "banana"}
+    found = format_problems(ph.settings_problems(variables, root=str(ROOT)), "cp1")
+    full, _warnings = report(variables)
+    assert found and set(found) < set(full)
+    assert [line.split(":")[1].strip() for line in found] == [
+        "variable os_prereqs_time_sync", "variable kubernetes_packages", "variable kubegpu_https_proxy",
+        "variable kubegpu_http_proxy"]
+    assert not any("kubernetes_version" in line for line in found)      # a rule, not a type: preflight's
+    assert ph.settings_problems({}, root=str(ROOT)) == []
+    assert ph.settings_problems({"kubegpu_http_proxy": "http://proxy:3128"}, root=str(ROOT)) == []

@@ -224,10 +224,10 @@ def test_the_os_prereqs_stage_alone_calls_the_same_rule_before_it_writes_anythin
     once = yaml.safe_load((ROOT / "roles" / "kubegpu" / "tasks" / "gpu_facts.yml").read_text(encoding="utf-8"))
     assert once[0]["ansible.builtin.include_tasks"]["file"] == "settings.yml" and "when" not in once[0]
     checks = yaml.safe_load((ROOT / "roles" / "kubegpu" / "tasks" / "settings.yml").read_text(encoding="utf-8"))
-    [proxy] = [t for t in checks if "ansible.builtin.assert" in t]
-    assert "kubegpu.cluster.proxy_problems" in str(proxy.get("vars"))
-    assert "_kubegpu_proxy_problems | length == 0" in proxy["ansible.builtin.assert"]["that"]
-    assert "kubegpu.cluster.format_problems(inventory_hostname)" in proxy["ansible.builtin.assert"]["fail_msg"]
+    [check] = checks
+    assert "kubegpu.cluster.settings_problems(hostvars)" in str(check.get("vars"))
+    assert "_kubegpu_settings_problems | length == 0" in check["ansible.builtin.assert"]["that"]
+    assert "kubegpu.cluster.format_problems(inventory_hostname)" in check["ansible.builtin.assert"]["fail_msg"]
     # Preflight checks them itself (in its own words): it imports the GPU facts alone.
     facts = yaml.safe_load((ROOT / "roles" / "preflight" / "tasks" / "facts.yml").read_text(encoding="utf-8"))
     [imported] = [t for t in facts if t.get("ansible.builtin.import_role", {}).get("name") == "kubegpu.cluster.kubegpu"]
