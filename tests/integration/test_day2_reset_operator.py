@@ -461,7 +461,10 @@ def _driver_rollout(cluster, version, os_tag):
                  and p["spec"]["containers"][0]["image"] == image
                  and any(c["type"] == "Ready" and c["status"] == "True" for c in (p.get("status") or {}).get("conditions") or [])]
         if len(on_node) != 1 or len(ready) != 1:
-            found = [(p["metadata"]["name"], p["spec"]["containers"][0]["image"]) for p in on_node]
+            found = [(p["metadata"]["name"], p["spec"]["containers"][0]["image"], (p.get("status") or {}).get("phase"),
+                      (p.get("status") or {}).get("message") or [
+                          (c["name"], c.get("state")) for c in (p.get("status") or {}).get("containerStatuses") or []])
+                     for p in on_node]
             missing.append("%s: driver pods %s" % (name, found))
         node = nodes[name]
         unschedulable = (node.get("spec") or {}).get("unschedulable", False)
@@ -487,6 +490,19 @@ def _node_patches(events, node):
     return [(i, e["user"]["username"], e.get("requestObject") or {}) for i, e in enumerate(events)
             if e["objectRef"].get("resource") == "nodes" and e["objectRef"].get("name") == node
             and not e["objectRef"].get("subresource") and e["verb"] == "patch" and e["responseStatus"]["code"] < 300]
+
+
+def _new_driver_pods(events, old_pods):
+    """{node: index in `events` of the create of its new driver pod}: the driver pods created
+    (not in `old_pods`), each at the node its binding names."""
+    creates = dict((e["objectRef"]["name"], i) for i, e in enumerate(events)
+                   if e["objectRef"].get("resource") == "pods" and e["objectRef"].get("namespace") == NS
+                   and not e["objectRef"].get("subresource") and e["verb"] == "create"
+                   and e["responseStatus"]["code"] < 300 and e["objectRef"].get("name") not in old_pods
+                   and e["objectRef"].get("name", "").startswith(DRIVER_DS))
+    return dict((e["requestObject"]["target"]["name"], creates[e["objectRef"]["name"]])
+                for e in audit_writes(events, "pods", "create", sub="binding")
+                if e["objectRef"].get("name") in creates)
 
 
 def test_gpu_operator_container_driver_mode(no_release, tmp_path, ansible_playbook):
@@ -577,9 +593,17 @@ def test_gpu_operator_container_driver_mode(no_release, tmp_path, ansible_playbo
             assert at["cordon-required"] < cordons[0][0] < at["wait-for-jobs-required"]
             assert at["uncordon-required"] < cordons[1][0] < at["upgrade-done"]
             spans[name] = (at["cordon-required"], at["upgrade-done"])
-        # one node at a time (maxParallelUpgrades 1; maxUnavailable 25% of two nodes is one)
-        first, second = sorted(spans.values())
-        assert first[1] < second[0], spans
+        # One node at a time (maxParallelUpgrades 1; maxUnavailable 25% of two nodes is one) until the first
+        # node's new driver pod exists: BuildState skips a driver pod the scheduler has not bound yet
+        # (k8s-operator-libs pkg/upgrade/upgrade_state.go, "Driver Pod has no NodeName, skipping"), so while it
+        # waits for its node the upgrade controller counts one node fewer in progress and may start the next.
+        created = _new_driver_pods(events, old_pods)
+        assert sorted(created) == sorted(GPU_NODES) and all(
+            spans[name][0] < created[name] < spans[name][1] for name in GPU_NODES), \
+            "a new driver pod outside its node's upgrade:\n%s\n%s" % (spans, created)
+        (first_node, first), (_second_node, second) = sorted(spans.items(), key=lambda item: item[1])
+        assert first[1] < second[0] or created[first_node] < second[0], \
+            "the second node started before the first one's new driver pod:\n%s\n%s" % (spans, created)
         deleted = sorted(e["objectRef"]["name"] for e in audit_writes(events, "pods", "delete")
                          if e["objectRef"].get("namespace") == NS and e["objectRef"]["name"] in old_pods
                          and e["user"]["username"] != ADMIN)

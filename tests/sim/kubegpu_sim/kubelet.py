@@ -827,6 +827,16 @@ class Kubelet:
             self.node = self.api.get("/api/v1/nodes/%s" % self.node_name)
         self.update_status(force=True)
 
+    def fresh_node(self):
+        """This kubelet's Node as the API server has it now; the last copy if the read fails."""
+        try:
+            node = self.api.get("/api/v1/nodes/%s" % self.node_name)
+        except Exception:  # noqa: BLE001 - the informer's cache outlives an API server away
+            node = None
+        if node is not None:
+            self.node = node
+        return self.node
+
     def update_status(self, force=False):
         node = self.api.get("/api/v1/nodes/%s" % self.node_name)
         if node is None:
@@ -1103,7 +1113,12 @@ class Kubelet:
         if rec.admitted is None:
             with self.lock:
                 others = [r.pod for r in self.pods.values() if r is not rec and r.admitted]
-            node = self.node or self.api.get("/api/v1/nodes/%s" % self.node_name)
+            # The admit handler reads the Node through the kubelet's informer on its own Node
+            # (pkg/kubelet/kubelet.go NewMainKubelet: nodeLister; lifecycle.NewPredicateAdmitHandler
+            # with getNodeAnyWay), current within a watch event: a label written a moment ago (the
+            # GPU Operator's nvidia.com/gpu.deploy.* before its DaemonSets) counts. A fresh read,
+            # not the copy of the last heartbeat (up to --status-interval old).
+            node = self.fresh_node()
             ok, reason, message = admit(pod, node, others)
             if ok:
                 try:

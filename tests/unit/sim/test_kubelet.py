@@ -315,3 +315,38 @@ def test_sync_pod_wiring_with_fake_api(tmp_path):
     events = [o for path, o in api.objects.items() if "/events/" in path]
     assert any(e["reason"] == "FailedCreatePodSandBox" and "fork/exec /usr/bin/nvidia-container-runtime" in e["message"]
                for e in events)
+
+
+def test_admission_reads_the_node_as_the_api_server_has_it_now(tmp_path):
+    """A label written after the kubelet's last heartbeat counts at admission (the kubelet's
+    Node informer): the GPU Operator labels a node, then creates a DaemonSet whose pods select
+    that label; the heartbeat's copy would reject them (NodeAffinity)."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from fake_kubelet_api import FakeApi
+
+    k = kubelet.Kubelet(kubelet.parse_args(["--hostname-override=n1", "--node-ip=10.0.0.5"]))
+    k.node = node()                                                   # the heartbeat's copy: no label yet
+    labelled = node(labels={"nvidia.com/gpu.deploy.driver": "true"})
+    labelled["spec"]["podCIDR"] = "10.244.1.0/24"
+    k.node_ip = "10.0.0.5"
+    k.runtime = runtime("nvidia-ctk-configured-1.7.24.toml")
+    k.runtime.cni_conf_dir = str(tmp_path)
+    (tmp_path / "10-calico.conflist").write_text('{"name": "k8s", "plugins": [{"type": "calico"}]}')
+    k.host.binary_exists = lambda b: b == "runc"
+    p = pod(nodeSelector={"nvidia.com/gpu.deploy.driver": "true"}, restartPolicy="Never")
+    p["spec"]["containers"][0]["command"] = ["sh", "-c", "true"]
+    api = FakeApi({"/api/v1/namespaces/default/pods/p": p, "/api/v1/nodes/n1": labelled})
+    k.api = api
+    rec = kubelet.PodRecord(p)
+    k.pods[rec.uid] = rec
+    k.sync_pod(rec)
+    assert rec.admitted is True, rec.reject
+    assert api.objects["/api/v1/namespaces/default/pods/p"]["status"]["phase"] == "Succeeded"
+    assert k.node["metadata"]["labels"]["nvidia.com/gpu.deploy.driver"] == "true"
+    # the API server away: the last copy decides (here without the label: rejected)
+    k2 = kubelet.Kubelet(kubelet.parse_args(["--hostname-override=n1", "--node-ip=10.0.0.5"]))
+    k2.node = node()
+    k2.api = FakeApi({"/api/v1/namespaces/default/pods/p": p})
+    rec2 = kubelet.PodRecord(p)
+    k2.sync_pod(rec2)
+    assert rec2.admitted is False and rec2.reject[0] == "NodeAffinity"
