@@ -39,6 +39,11 @@ description:
     C(container_runtime_problems(kubernetes_node=True)) takes C(kubegpu_container_runtime) and returns the problem
     record of a runtime kubelet cannot use (a list, empty when fine).
   - >-
+    C(runtime_source_problems(packages, os_name)) takes C({kubegpu_container_runtime,
+    container_runtime_containerd_source, container_runtime_docker_source}), the container_runtime role's
+    packages for the host's OS (C({containerd: {source: [package]}, docker: {source: [package]}})) and the OS's
+    name, and returns the problem record of a source with no package there (preflight's rule).
+  - >-
     C(proxy_problems) takes C({kubegpu_http_proxy, kubegpu_https_proxy}) and returns the problem records of proxy
     URLs apt and dnf cannot use (no http:// or https:// scheme, no host, a path): preflight's rule, which
     os_prereqs checks too before it writes them into apt's or dnf's configuration.
@@ -247,6 +252,14 @@ def container_runtime_problems(runtime, kubernetes_node=True):
     return [record] if record else []
 
 
+def runtime_source_problems(settings, packages, os_name):
+    """Problem records of a containerd or Docker Engine source with no package for the host's OS
+    (``packages``: the container_runtime role's lists for it), or []."""
+    if not isinstance(settings, dict) or not isinstance(packages, dict):
+        raise AnsibleFilterError("runtime_source_problems expects the settings and the packages as mappings")
+    return _rules.runtime_source_problems(dict(settings), dict(packages), str(os_name))
+
+
 def proxy_problems(settings):
     """Problem records of kubegpu_http_proxy / kubegpu_https_proxy apt and dnf cannot use, or []."""
     if not isinstance(settings, dict):
@@ -310,6 +323,7 @@ class FilterModule:
             "settings_problems": settings_problems,
             "kubernetes_setting_problems": kubernetes_setting_problems,
             "container_runtime_problems": container_runtime_problems,
+            "runtime_source_problems": runtime_source_problems,
             "proxy_problems": proxy_problems,
             "gpu_mode_problems": gpu_mode_problems,
             "nfs_mount_problems": nfs_mount_problems,

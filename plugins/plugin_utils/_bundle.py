@@ -46,6 +46,7 @@ from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _driver_pla
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _gpu_sharing
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _offline
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _packages
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_specs as _specs
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils._preflight_inventory import boolean
 
 STAGES = ("os_prereqs", "nvidia_driver", "container_runtime", "kubernetes", "nfs_client", "bundle_server")
@@ -247,16 +248,8 @@ def _role_vars(root, role):
 
 
 def _vars_file(root, role, os_facts):
-    """The first OS vars file of a role that exists (the roles' tasks/facts.yml order)."""
-    import yaml  # pylint: disable=import-outside-toplevel
-    distribution = str(os_facts.get("distribution") or "")
-    family = str(os_facts.get("os_family") or "")
-    major = str(os_facts.get("distribution_major_version") or "")
-    for name in ("%s_%s" % (distribution, major), distribution, "%s_%s" % (family, major), family):
-        path = Path(root) / "roles" / role / "vars" / ("%s.yml" % name)
-        if path.is_file():
-            return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {}
+    """The OS vars file of a role (_preflight_specs.os_vars: the roles' include_vars order)."""
+    return _specs.os_vars(role, os_facts, root)
 
 
 def _driver_packages(host, settings):

@@ -12,6 +12,8 @@ none:
 - endpoint_problem / ha_endpoint_problem: kubeadm's ``controlPlaneEndpoint`` is host[:port],
   required with more than one control plane (the kubernetes role);
 - container_runtime_problem: a Kubernetes node runs containerd (the kubernetes role);
+- runtime_source_problems: the chosen containerd or Docker Engine source has packages for the
+  host's OS (the container_runtime role: RHEL ships neither);
 - proxy_problems: proxy URLs with a scheme (os_prereqs writes them into apt's and dnf's
   configuration as they are);
 - toolkit_enabled_problem: ``gpu_operator_toolkit_enabled`` is auto or a boolean (gpu_operator);
@@ -174,6 +176,40 @@ def container_runtime_problem(runtime, kubernetes_node=True):
                    " none without cri-dockerd, which kubegpu does not install (accepted: containerd)" % runtime,
                    "kubegpu_container_runtime: containerd for hosts in k8s_cluster (docker is for standalone GPU"
                    " hosts outside the cluster)")
+
+
+RUNTIME_SOURCE_SETTINGS = ("kubegpu_container_runtime", "container_runtime_containerd_source",
+                           "container_runtime_docker_source")
+# containerd's source that installs no package (the release tarball, tasks/containerd_release.yml).
+RELEASE_SOURCE = "release"
+
+
+def runtime_source_problems(settings, packages, os_name):
+    """Problem records of a container runtime source with no package for the host's OS, or [].
+
+    ``settings``: the RUNTIME_SOURCE_SETTINGS as the stage sees them; ``packages``:
+    {"containerd": {source: [package]}, "docker": {source: [package]}}, the container_runtime
+    role's vars file for the host's OS (_container_runtime_containerd_packages and
+    _container_runtime_docker_packages); ``os_name``: e.g. "RedHat 9", for the message.
+    containerd's ``release`` source installs the release tarball, no package."""
+    runtime = str(settings.get("kubegpu_container_runtime") or KUBERNETES_RUNTIME)
+    if runtime == KUBERNETES_RUNTIME:
+        variable, kind, name = "container_runtime_containerd_source", "containerd", "containerd"
+        fix = ("container_runtime_containerd_source: docker (Docker's containerd.io) or release (containerd's"
+               " release tarball) for this host")
+    else:
+        variable, kind, name = "container_runtime_docker_source", "docker", "Docker Engine"
+        fix = "container_runtime_docker_source: docker (Docker's docker-ce) for this host"
+    source = str(settings.get(variable) or "distro")
+    if kind == "containerd" and source == RELEASE_SOURCE:
+        return []
+    if ((packages or {}).get(kind) or {}).get(source):
+        return []
+    offered = sorted(s for s, names in ((packages or {}).get(kind) or {}).items() if names)
+    if kind == "containerd":
+        offered.append(RELEASE_SOURCE)
+    return [problem(variable, "%s: %s has no %s package from that source (sources with one here: %s)"
+                    % (show(source), os_name, name, ", ".join(offered) or "none"), fix)]
 
 
 # --- proxies --------------------------------------------------------------------------------

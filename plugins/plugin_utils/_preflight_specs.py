@@ -150,6 +150,28 @@ def container_types(root=None):
     return tuple((data or {}).get("_nvidia_driver_container_types") or ())
 
 
+@functools.lru_cache(maxsize=32)
+def _os_vars(root, role, names):
+    for name in names:
+        path = _root(root) / "roles" / role / "vars" / ("%s.yml" % name)
+        if path.is_file():
+            return _yaml.load(path) or {}
+    return {}
+
+
+def os_vars(role, facts, root=None):
+    """A role's vars file for a host's OS (``facts``: its ansible_facts): the first of
+    <distribution>_<major>, <distribution>, <os_family>_<major>, <os_family> that the role has,
+    the order of the roles' include_vars (os_prereqs' tasks/facts.yml; the other roles list a
+    subset of these names, and have no file of the names they leave out). {} when none."""
+    facts = facts or {}
+    distribution = str(facts.get("distribution") or "")
+    family = str(facts.get("os_family") or "")
+    major = str(facts.get("distribution_major_version") or "")
+    return _os_vars(str(root) if root else None, role,
+                    ("%s_%s" % (distribution, major), distribution, "%s_%s" % (family, major), family))
+
+
 def settings(variables, names, root=None):
     """{name: value} the stages will see: the value SET for the host, else the role default."""
     defaults = collection_defaults(root)

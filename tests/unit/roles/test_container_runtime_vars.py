@@ -229,3 +229,40 @@ def test_the_nvidia_runtime_and_cdi_paths_are_read_once(tmp_path):
     assert "PATHS %s" % json.dumps(read).replace('"', "'") in out, out[-3000:]
     assert "but that program is absent" not in out
     assert (tmp_path / "nvidia.yaml").read_text() == "cdiVersion\n"
+
+
+def _check_source(tmp_path, facts, **extra_vars):
+    """tasks/main.yml's first two tasks (the OS vars file, the source check) on localhost with
+    the OS facts given, role defaults as vars."""
+    tasks = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text(encoding="utf-8"))[:2]
+    play = [{"name": "source", "hosts": "all", "gather_facts": False,
+             "vars_files": [str(ROLES / "kubegpu" / "defaults" / "main.yml"), str(ROLE / "defaults" / "main.yml")],
+             "tasks": tasks}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
+    variables = {"ansible_python_interpreter": sys.executable, "role_path": str(ROLE), "ansible_facts": facts,
+                 **extra_vars}
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROLES.parent / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(ROLES.parent / ".collections"), ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_NOCOLOR="1")
+    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", json.dumps(variables), str(tmp_path / "play.yml")],
+                          capture_output=True, text=True, check=False, cwd=str(tmp_path), env=env)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_the_stage_refuses_a_source_without_packages_in_preflights_words(tmp_path):
+    """A stage run alone (no preflight) refuses Rocky's default containerd source before it installs
+    anything, with the record preflight gives (_preflight_rules.runtime_source_problems)."""
+    rocky = {"distribution": "Rocky", "distribution_version": "9.4", "distribution_major_version": "9",
+             "os_family": "RedHat"}
+    rc, out = _check_source(tmp_path, rocky)
+    assert rc != 0, out[-3000:]
+    assert ("localhost: variable container_runtime_containerd_source: 'distro': Rocky 9.4 has no containerd package"
+            " from that source (sources with one here: docker, release); fix: container_runtime_containerd_source:"
+            " docker (Docker's containerd.io) or release (containerd's release tarball) for this host") in out, out[-3000:]
+    rc, out = _check_source(tmp_path, rocky, container_runtime_containerd_source="docker")
+    assert rc == 0, out[-3000:]
+    debian = {"distribution": "Debian", "distribution_version": "12.7", "distribution_major_version": "12",
+              "os_family": "Debian"}
+    rc, out = _check_source(tmp_path, debian)
+    assert rc == 0, out[-3000:]

@@ -227,3 +227,24 @@ def test_a_stage_run_alone_checks_the_settings_with_preflights_functions():
     assert not any("kubernetes_version" in line for line in found)      # a rule, not a type: preflight's
     assert ph.settings_problems({}, root=str(ROOT)) == []
     assert ph.settings_problems({"kubegpu_http_proxy": "http://proxy:3128"}, root=str(ROOT)) == []
+
+
+ROCKY_9 = dict(DEBIAN_12, os_family="RedHat", distribution="Rocky", distribution_version="9.4",
+               distribution_major_version="9", kernel="5.14.0-427.el9.x86_64")
+
+
+def test_a_runtime_source_without_packages_for_the_os_is_refused_in_stage_one():
+    """Stage 4 would refuse Rocky's default containerd source (distro: RHEL ships none) after
+    stages 2 and 3 changed the host; preflight refuses it first, by the same rule, with the
+    role's package lists for the host's OS."""
+    problems, _warnings = report(facts=ROCKY_9)
+    assert problems == ["host cp1: variable container_runtime_containerd_source: 'distro': Rocky 9.4 has no"
+                        " containerd package from that source (sources with one here: docker, release); fix:"
+                        " container_runtime_containerd_source: docker (Docker's containerd.io) or release"
+                        " (containerd's release tarball) for this host"]
+    assert report({"container_runtime_containerd_source": "docker"}, facts=ROCKY_9) == ([], [])
+    # a source its argument spec refuses is named once, by the spec
+    problems, _warnings = report({"container_runtime_containerd_source": "apt"}, facts=ROCKY_9)
+    assert len(problems) == 1 and "container_runtime_containerd_source: 'apt'" in problems[0], problems
+    # an OS the role has no vars file for: the OS rule names it, this rule says nothing
+    assert ph.runtime_source_problems({}, dict(DEBIAN_12, os_family="Suse", distribution="SLES"), str(ROOT)) == []

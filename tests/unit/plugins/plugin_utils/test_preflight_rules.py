@@ -118,6 +118,46 @@ def test_container_runtime():
     assert flt.container_runtime_problems("docker", "no") == []
 
 
+def _runtime_packages(family):
+    data = yaml.safe_load((ROOT / "roles" / "container_runtime" / "vars" / ("%s.yml" % family)).read_text())
+    return {"containerd": data["_container_runtime_containerd_packages"],
+            "docker": data["_container_runtime_docker_packages"]}
+
+
+@pytest.mark.parametrize("family, settings", [
+    ("Debian", {}),
+    ("Debian", {"container_runtime_containerd_source": "docker"}),
+    ("Debian", {"kubegpu_container_runtime": "docker"}),
+    ("RedHat", {"container_runtime_containerd_source": "docker"}),
+    ("RedHat", {"container_runtime_containerd_source": "release"}),
+    ("RedHat", {"kubegpu_container_runtime": "docker", "container_runtime_docker_source": "docker"}),
+    # the source of the runtime not chosen is not judged
+    ("RedHat", {"container_runtime_containerd_source": "docker", "container_runtime_docker_source": "distro"}),
+])
+def test_runtime_sources_with_packages_for_the_os(family, settings):
+    assert pr.runtime_source_problems(settings, _runtime_packages(family), "%s 9.4" % family) == []
+
+
+def test_runtime_sources_the_os_has_no_package_from():
+    """RHEL ships neither containerd nor Docker Engine: the default source (distro) is refused
+    in stage 1, naming the sources that have one (the container_runtime role's vars/RedHat.yml)."""
+    packages = _runtime_packages("RedHat")
+    text = line(pr.runtime_source_problems({}, packages, "Rocky 9.4")[0])
+    assert text == ("host cp1: variable container_runtime_containerd_source: 'distro': Rocky 9.4 has no containerd"
+                    " package from that source (sources with one here: docker, release); fix:"
+                    " container_runtime_containerd_source: docker (Docker's containerd.io) or release (containerd's"
+                    " release tarball) for this host")
+    text = line(pr.runtime_source_problems({"kubegpu_container_runtime": "docker"}, packages, "RedHat 8.10")[0])
+    assert text == ("host cp1: variable container_runtime_docker_source: 'distro': RedHat 8.10 has no Docker Engine"
+                    " package from that source (sources with one here: docker); fix: container_runtime_docker_source:"
+                    " docker (Docker's docker-ce) for this host")
+    # the filter the container_runtime role calls: the same records
+    assert flt.runtime_source_problems({}, packages, "Rocky 9.4") == pr.runtime_source_problems(
+        {}, packages, "Rocky 9.4")
+    with pytest.raises(Exception, match="as mappings"):
+        flt.runtime_source_problems("distro", packages, "Rocky 9.4")
+
+
 @pytest.mark.parametrize("value", ["", None, "http://proxy:3128", "https://proxy.example.com:3128/",
                                    "http://user:pass@proxy:3128", "HTTP://PROXY:80"])
 def test_proxies_apt_can_use(value):
