@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_rules
 from ansible_collections.kubegpu.cluster.plugins.plugin_utils import _preflight_specs
 from ansible_collections.kubegpu.cluster.tests.unit.compat import edit_cached_facts, trust_as_template
 
@@ -319,10 +320,21 @@ def test_preflight_refuses_docker_on_a_kubernetes_node():
     assert k8s.Renderer(EXAMPLE, "preflight").expr("gpu1", "_preflight_runtime_problems") == []
 
 
-def test_kubernetes_role_refuses_docker():
-    tasks = yaml.safe_load((k8s.ROLES / "kubernetes" / "tasks" / "main.yml").read_text(encoding="utf-8"))
-    check = tasks[0]
-    assert "kubegpu_container_runtime == 'containerd'" in str(check["ansible.builtin.assert"]["that"])
+def test_kubernetes_role_refuses_docker_in_preflights_words(tmp_path):
+    """Stage 5's first task, run alone: docker refused with the record preflight gives
+    (_preflight_rules.container_runtime_problem through the same filter); containerd passes."""
+    tasks = yaml.safe_load((k8s.ROLES / "kubernetes" / "tasks" / "main.yml").read_text(encoding="utf-8"))[:1]
+    assert "container_runtime_problems" in str(tasks[0])
+    plays = [{"name": "check", "hosts": "all", "gather_facts": False,
+              "vars_files": [str(k8s.ROLES / "kubegpu" / "defaults" / "main.yml")], "tasks": tasks}]
+    done = _run(tmp_path, plays, extra_vars={"kubegpu_container_runtime": "docker"})
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-3000:]
+    record = _preflight_rules.container_runtime_problem("docker")
+    assert "localhost: variable kubegpu_container_runtime: %s; fix: %s" % (record["problem"], record["fix"]) in \
+        output.replace("\n", " "), output[-3000:]
+    done = _run(tmp_path, plays)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
 
 # --- 7. GPU Operator values: no removed values, CDI as the containerd stage has it ------
