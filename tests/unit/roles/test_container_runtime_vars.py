@@ -121,6 +121,17 @@ def test_the_role_leaves_the_comparisons_to_the_modules():
     assert {name: max(found) for name, found in lengths.items() if found and max(found) > 300} == {}
 
 
+def _play_on_localhost(tmp_path, play, variables, **env):
+    """ansible-playbook of `play` on localhost (connection local) with `variables` as -e."""
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROLES.parent / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(ROLES.parent / ".collections"), ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_NOCOLOR="1", **env)
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", json.dumps(variables), str(tmp_path / "play.yml")],
+                          capture_output=True, text=True, check=False, cwd=str(tmp_path), env=env)
+
+
 def _merge_daemon_json(tmp_path, **extra_vars):
     """docker.yml's daemon.json block on localhost (owner root left out), role defaults as vars."""
     tasks = yaml.safe_load((ROLE / "tasks" / "docker.yml").read_text(encoding="utf-8"))
@@ -132,15 +143,9 @@ def _merge_daemon_json(tmp_path, **extra_vars):
              "vars_files": [str(ROLE / "defaults" / "main.yml")], "tasks": [block],
              "handlers": [{"name": "Restart docker", "listen": "restart docker",
                            "ansible.builtin.debug": {"msg": "docker restarted"}}]}]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
     variables = {"ansible_python_interpreter": sys.executable, "kubegpu_gpu_node": True,
                  "container_runtime_docker_daemon_json_path": str(tmp_path / "docker" / "daemon.json"), **extra_vars}
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROLES.parent / "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=str(ROLES.parent / ".collections"), ANSIBLE_LOCALHOST_WARNING="false",
-               ANSIBLE_NOCOLOR="1")
-    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           "-e", json.dumps(variables), str(tmp_path / "play.yml")],
-                          capture_output=True, text=True, check=False, cwd=str(tmp_path), env=env)
+    done = _play_on_localhost(tmp_path, play, variables)
     return done.returncode, done.stdout
 
 
@@ -193,18 +198,12 @@ def _run_nvidia_cdi(tmp_path, **extra_vars):
         "msg": "PATHS {{ _container_runtime_nvidia_paths.paths | dict2items | map(attribute='key') | list | sort }}"}})
     play = [{"name": "cdi", "hosts": "all", "gather_facts": False,
              "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")], "tasks": tasks}]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
     variables = {"ansible_python_interpreter": sys.executable,
                  "container_runtime_nvidia_runtime_binary": str(tmp_path / "nvidia-container-runtime"),
                  "_container_runtime_nvidia_ctk": str(tmp_path / "nvidia-ctk"),
                  "_container_runtime_unit_dir": str(tmp_path) + "/",
                  "container_runtime_nvidia_cdi_spec_path": str(tmp_path / "nvidia.yaml"), **extra_vars}
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROLES.parent / "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=str(ROLES.parent / ".collections"), ANSIBLE_LOCALHOST_WARNING="false",
-               ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
-    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           "-e", json.dumps(variables), str(tmp_path / "play.yml")],
-                          capture_output=True, text=True, check=False, cwd=str(tmp_path), env=env)
+    done = _play_on_localhost(tmp_path, play, variables, ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     return done.returncode, done.stdout
 
 
@@ -238,15 +237,9 @@ def _check_source(tmp_path, facts, **extra_vars):
     play = [{"name": "source", "hosts": "all", "gather_facts": False,
              "vars_files": [str(ROLES / "kubegpu" / "defaults" / "main.yml"), str(ROLE / "defaults" / "main.yml")],
              "tasks": tasks}]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
     variables = {"ansible_python_interpreter": sys.executable, "role_path": str(ROLE), "ansible_facts": facts,
                  **extra_vars}
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROLES.parent / "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=str(ROLES.parent / ".collections"), ANSIBLE_LOCALHOST_WARNING="false",
-               ANSIBLE_NOCOLOR="1")
-    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           "-e", json.dumps(variables), str(tmp_path / "play.yml")],
-                          capture_output=True, text=True, check=False, cwd=str(tmp_path), env=env)
+    done = _play_on_localhost(tmp_path, play, variables)
     return done.returncode, done.stdout + done.stderr
 
 
