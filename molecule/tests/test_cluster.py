@@ -173,11 +173,12 @@ def test_check_mode_on_converged_fleet_changes_nothing(hostvars):
 
 def test_validate_wrote_its_reports(hostvars):
     """Stage 9's JSON report (docs/validate.schema.json) and Markdown table, on the
-    controller in the directory ansible-playbook ran from."""
+    controller where validate_report_file says (the scenario's directory: .config/molecule/config.yml)."""
     if hostvars["inventory_hostname"] != hostvars["groups"]["kube_control_plane"][0]:
         pytest.skip("one report for the fleet")
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
-    path = os.path.join(os.environ.get("PWD") or project, "kubegpu-validate.json")
+    path = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "kubegpu-validate.json")
+    assert hostvars["validate_report_file"] == path
     with open(path, encoding="utf-8") as stream:
         report = json.load(stream)
     with open(os.path.join(project, "docs", "validate.schema.json"), encoding="utf-8") as stream:
