@@ -247,11 +247,6 @@ def _role_vars(root, role):
     return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
 
 
-def _vars_file(root, role, os_facts):
-    """The OS vars file of a role (_preflight_specs.os_vars: the roles' include_vars order)."""
-    return _specs.os_vars(role, os_facts, root)
-
-
 def _driver_packages(host, settings):
     """The packages stage 3 installs on a GPU node (host mode) and the kernel headers of its
     running kernel, or [] where it installs none."""
@@ -299,7 +294,7 @@ def packages_by_stage(host, settings, root, stages=STAGES):
     if "kube_node" not in roles:
         return found
     if "os_prereqs" in stages:
-        data = _vars_file(root, "os_prereqs", os_facts)
+        data = _specs.os_vars("os_prereqs", os_facts, root)
         sync = str(settings.get("os_prereqs_time_sync") or "chrony")
         found["os_prereqs"] = (list(data.get("_os_prereqs_packages") or [])
                                + list(((data.get("_os_prereqs_time_sync_services") or {}).get(sync) or {}).get("packages") or [])
@@ -307,7 +302,7 @@ def packages_by_stage(host, settings, root, stages=STAGES):
     if "nvidia_driver" in stages:
         found["nvidia_driver"] = _driver_packages(host, settings)
     if "container_runtime" in stages:
-        data = _vars_file(root, "container_runtime", os_facts)
+        data = _specs.os_vars("container_runtime", os_facts, root)
         source = str(settings.get("container_runtime_containerd_source") or "distro")
         names = list(data.get("_container_runtime_tomlkit_packages") or [])
         names += list((data.get("_container_runtime_containerd_packages") or {}).get(source) or [])

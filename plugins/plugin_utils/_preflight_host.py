@@ -9,8 +9,8 @@ gathered in this run:
 - the OS, architecture, Python and control-plane resources of this run's facts against
   preflight's settings (_preflight_rules.host_fact_problems);
 - the rules later stages enforce (_preflight_rules: the Kubernetes version, the control-plane
-  endpoint's form, the container runtime's source for the host's OS, proxy URLs, the GPU Operator toolkit setting, the GPU software mode,
-  the NFS mounts and provisioner, cgroup v1 with a kubelet that refuses it; plugins/plugin_utils/_network.py: kubeadm's CIDR limits and kubegpu's
+  endpoint's form, the container runtime's source for the host's OS, proxy URLs, the GPU
+  Operator toolkit setting, the GPU software mode, the NFS mounts and provisioner, cgroup v1 with a kubelet that refuses it; plugins/plugin_utils/_network.py: kubeadm's CIDR limits and kubegpu's
   IPv4 Calico pool);
 - with ``kubegpu_offline: true``, every URL and image the stages would fetch inside the
   mirrors (_offline.problems);
@@ -42,8 +42,8 @@ RULE_SETTINGS = (
     "calico_block_size", "kubegpu_http_proxy", "kubegpu_https_proxy", "gpu_operator_toolkit_enabled",
     "kubegpu_gpu_group", "nfs_client_mounts", "gpu_node_labels_label_sets", _network.VIP, _network.VIP_INTERFACE,
     "metallb_enabled", _network.METALLB_POOLS,
-) + _rules.RUNTIME_SOURCE_SETTINGS + _rules.HOST_FACT_SETTINGS + _driver.SETTINGS + _rules.GPU_MODE_SETTINGS + _rules.NFS_PROVISIONER_SETTINGS \
-    + _dra.SETTINGS + _gpu_sharing.SETTINGS + _driver_container.SETTINGS + _offline.SETTINGS
+) + _rules.RUNTIME_SOURCE_SETTINGS + _rules.HOST_FACT_SETTINGS + _driver.SETTINGS + _rules.GPU_MODE_SETTINGS \
+    + _rules.NFS_PROVISIONER_SETTINGS + _dra.SETTINGS + _gpu_sharing.SETTINGS + _driver_container.SETTINGS + _offline.SETTINGS
 # Typed by their own rule in roles/preflight (cidr_problems: "must be a string in CIDR notation").
 _OWN_CHECK = (_network.POD_CIDR, _network.SERVICE_CIDR)
 
@@ -92,13 +92,14 @@ def runtime_source_problems(settings, facts, root=None):
     """_preflight_rules.runtime_source_problems with the container_runtime role's packages for
     the host's OS (its vars file, _preflight_specs.os_vars); [] for an OS the role has no vars
     file for (host_fact_problems names the OS)."""
+    facts = facts or {}
     data = _specs.os_vars("container_runtime", facts, root)
     if not data:
         return []
     packages = {"containerd": data.get("_container_runtime_containerd_packages") or {},
                 "docker": data.get("_container_runtime_docker_packages") or {}}
-    os_name = "%s %s" % ((facts or {}).get("distribution"), (facts or {}).get("distribution_version")
-                         or (facts or {}).get("distribution_major_version"))
+    os_name = "%s %s" % (facts.get("distribution"), facts.get("distribution_version")
+                         or facts.get("distribution_major_version"))
     return _rules.runtime_source_problems(settings, packages, os_name)
 
 
