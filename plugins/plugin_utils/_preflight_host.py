@@ -10,8 +10,9 @@ gathered in this run:
   preflight's settings (_preflight_rules.host_fact_problems);
 - the rules later stages enforce (_preflight_rules: the Kubernetes version, the control-plane
   endpoint's form, the container runtime's source for the host's OS, proxy URLs, the GPU
-  Operator toolkit setting, the GPU software mode, the NFS mounts and provisioner, cgroup v1 with a kubelet that refuses it; plugins/plugin_utils/_network.py: kubeadm's CIDR limits and kubegpu's
-  IPv4 Calico pool);
+  Operator toolkit setting, the GPU software mode, the NFS mounts and provisioner, cgroup v1
+  with a kubelet that refuses it; plugins/plugin_utils/_network.py: kubeadm's CIDR limits and
+  kubegpu's IPv4 Calico pool);
 - with ``kubegpu_offline: true``, every URL and image the stages would fetch inside the
   mirrors (_offline.problems);
 - the NVIDIA driver stage's decision on this host's GPUs (_preflight_driver.driver_problems), or
