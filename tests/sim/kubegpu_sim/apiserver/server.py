@@ -512,6 +512,10 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.verbose = verbose
         self.stopping = False
 
+    def server_close(self):
+        super().server_close()
+        self.api.store.close()   # the snapshot's pending write (storage.py)
+
     def get_request(self):
         sock, addr = super().get_request()
         if self.ssl_context is not None:

@@ -3,7 +3,12 @@
 global resourceVersion counter (etcd's revision, kubernetes staging/src/k8s.io/apiserver/
 pkg/storage/etcd3/store.go), a bounded event log for watches (the watch cache,
 staging/src/k8s.io/apiserver/pkg/storage/cacher/watch_cache.go) and an atomic JSON
-snapshot in the data directory after every write, so a restart keeps the cluster."""
+snapshot in the data directory, so a restart keeps the cluster.
+
+The snapshot is written by one thread, at most every SAVE_DELAY seconds, after a write
+(and at once by close(), which the server calls when it stops). Writing the whole store
+after every write had the simulated API server re-serialise every object (CRDs of a
+megabyte among them) on each node heartbeat: most of an idle cluster's CPU."""
 from __future__ import annotations
 
 import copy
@@ -13,6 +18,7 @@ import threading
 import time
 
 EVENT_LOG_SIZE = 20000
+SAVE_DELAY = 0.2
 
 
 class Store:
@@ -25,6 +31,8 @@ class Store:
         self.events = []        # [(rv, type, key, obj)]
         self.first_rv = 1       # oldest rv a watch may resume after (watch_cache.go: tooOldResourceVersion)
         self.closed = False
+        self._dirty = False
+        self._saver = None
         self._load()
 
     # -- persistence ------------------------------------------------------------
@@ -43,18 +51,51 @@ class Store:
             self.objects[tuple(item["key"])] = item["object"]
 
     def _save(self):
+        """Have the snapshot written soon (call with the lock held)."""
+        if not self.data_dir:
+            return
+        self._dirty = True
+        if self._saver is None:
+            self._saver = threading.Thread(target=self._save_loop, name="store-saver", daemon=True)
+            self._saver.start()
+
+    def _save_loop(self):
+        while True:
+            with self.changed:
+                while not self._dirty and not self.closed:
+                    self.changed.wait()
+                if self.closed:
+                    return
+            time.sleep(SAVE_DELAY)   # writes in the next moment go into the same snapshot
+            self.flush()
+
+    def flush(self):
+        """Write the snapshot now if a write happened since the last one."""
         path = self._path()
         if not path:
             return
-        os.makedirs(self.data_dir, exist_ok=True)
-        state = {"resourceVersion": self.rv,
-                 "objects": [{"key": list(k), "object": v} for k, v in self.objects.items()]}
-        tmp = path + ".tmp"
-        with open(tmp, "w") as stream:
-            json.dump(state, stream, separators=(",", ":"))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
+        with self.lock:
+            if not self._dirty:
+                return
+            self._dirty = False
+            state = {"resourceVersion": self.rv,
+                     "objects": [{"key": list(k), "object": v} for k, v in self.objects.items()]}
+            text = json.dumps(state, separators=(",", ":"))
+            # Written under the lock: a later snapshot must not be overtaken by this one.
+            os.makedirs(self.data_dir, exist_ok=True)
+            tmp = path + ".tmp"
+            with open(tmp, "w") as stream:
+                stream.write(text)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(tmp, path)
+
+    def close(self):
+        """The server stops: write what is pending and wake every waiter."""
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+        self.flush()
 
     # -- reads ------------------------------------------------------------------
     def get(self, key):
