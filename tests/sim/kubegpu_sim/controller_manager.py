@@ -93,6 +93,10 @@ def _daemon_pod_order(pod):
             pod["metadata"].get("creationTimestamp") or "", pod["metadata"].get("name") or "")
 
 
+# Seconds between the controllers' passes while nothing in the cluster changes (run()).
+IDLE_RESYNC = 3.0
+
+
 class ControllerManager:
     def __init__(self, api, signing_cert=None, signing_key=None, cluster_cidr=None,
                  allocate_node_cidrs=False, node_cidr_mask_size=24, node_monitor_grace=40.0,
@@ -177,12 +181,30 @@ class ControllerManager:
                 self.log("%s: error %s: %s" % (name, type(err).__name__, err))
         self._pass += 1
 
-    def run(self, interval=1.0):
+    def revision(self):
+        """The API server's current resourceVersion (etcd's revision): what a list answers
+        in metadata.resourceVersion, asked with the smallest list there is (the node Leases)."""
+        try:
+            listing = self.api.request("GET", COORD + "/namespaces/kube-node-lease/leases") or {}
+        except ApiError:
+            return None   # not answered as a list: no revision to compare, every pass runs
+        return (listing.get("metadata") or {}).get("resourceVersion")
+
+    def run(self, interval=1.0, idle_resync=IDLE_RESYNC):
+        """A pass every interval while the cluster changes; while nothing was written since
+        the last pass began, one every idle_resync seconds (for what time alone changes:
+        a Lease expiring, minReadySeconds passing, a Job's deadline). Upstream's controllers
+        are driven by their informers' watch events and requeue themselves for time
+        (node_lifecycle_controller.go: monitorNodeHealth every nodeMonitorPeriod, 5 s)."""
         backoff = interval
+        synced_rv, synced_at = None, float("-inf")
         while True:
             started = time.monotonic()
             try:
-                self.sync_once()
+                rv = self.revision()
+                if rv is None or rv != synced_rv or started - synced_at >= idle_resync:
+                    self.sync_once()
+                    synced_rv, synced_at = rv, started   # writes of this pass: rv moved, another pass
                 backoff = interval
             except Exception as err:  # noqa: BLE001 - never crash: retry
                 # kube-apiserver away (restarting, not yet up): retry with backoff

@@ -230,6 +230,28 @@ def node_conditions(ready, now, previous=None, pressure=None):
     return out
 
 
+# kubelet configuration nodeStatusReportFrequency (default 5m with the node lease):
+# how long an unchanged node status goes without being posted again.
+NODE_STATUS_REPORT_FREQUENCY = 300.0
+
+
+def _without_heartbeat(conditions):
+    return [{k: v for k, v in c.items() if k != "lastHeartbeatTime"} for c in conditions or []]
+
+
+def node_status_changed(old, new):
+    """pkg/kubelet/kubelet_node_status.go nodeStatusHasChanged: the conditions compared
+    without their lastHeartbeatTime, every other field of the status to be posted as it is.
+    `new` is the status patch (an extended resource that went away is null in it)."""
+    for key, value in new.items():
+        if key == "conditions":
+            if _without_heartbeat(old.get("conditions")) != _without_heartbeat(value):
+                return True
+        elif old.get(key) != value:
+            return True
+    return False
+
+
 # =============================================================================== quantities
 _SUFFIX = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60,
            "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18,
@@ -852,6 +874,12 @@ class Kubelet:
         conds = [c for c in old.get("conditions") or [] if c["type"] not in
                  ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")]
         status["conditions"] = conds + status["conditions"]
+        # tryUpdateNodeStatus: an unchanged status is posted again only after
+        # nodeStatusReportFrequency; the Lease is the heartbeat in between (renew_lease).
+        last = getattr(self, "_status_reported", None)
+        if (not force and last is not None and time.monotonic() - last < NODE_STATUS_REPORT_FREQUENCY
+                and not node_status_changed(old, status)):
+            return
         path = "/api/v1/nodes/%s/status" % self.node_name
         from .client import ApiError
         try:
@@ -860,6 +888,7 @@ class Kubelet:
             if err.status not in (400, 415, 422):
                 raise
             self.node = self.api.merge_patch(path, {"status": status})
+        self._status_reported = time.monotonic()
 
     def renew_lease(self):
         """k8s.io/component-helpers/apimachinery/lease controller: 40 s lease, renewed every

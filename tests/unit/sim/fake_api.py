@@ -6,7 +6,6 @@ finalizers and deletionTimestamp, propagationPolicy Foreground/Orphan, discovery
 from __future__ import annotations
 
 import copy
-import itertools
 import os
 import sys
 import uuid
@@ -42,10 +41,24 @@ def merge(target, patch):
     return out
 
 
+class _Revision:
+    """etcd's revision: next() gives the next resourceVersion, .value the last one given."""
+
+    def __init__(self):
+        self.value = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.value += 1
+        return self.value
+
+
 class FakeApi:
     def __init__(self, now_text=lambda: "2026-01-01T00:00:00Z"):
         self.store = {}   # plural -> {(namespace, name): obj}
-        self.rv = itertools.count(1)
+        self.rv = _Revision()
         self.now_text = now_text
         self.calls = []
         self.down = False
@@ -106,6 +119,12 @@ class FakeApi:
         plural, namespace, name, _sub = self.parse(path)
         obj = self.store.get(plural, {}).get((namespace, name))
         return copy.deepcopy(obj) if obj else None
+
+    def request(self, method, path, body=None, params=None, **_kwargs):
+        """The raw answer; only GET of a list: its items and the revision (metadata.resourceVersion)."""
+        self._check()
+        assert method == "GET", method
+        return {"metadata": {"resourceVersion": str(self.rv.value)}, "items": self.list(path, params)}
 
     def list(self, path, params=None):
         self._check()

@@ -522,3 +522,34 @@ def test_api_server_away_is_survived(env, monkeypatch):
     assert sleeps[:3] == [1.0, 2.0, 4.0]  # backoff while away
     assert any("api server unavailable" in line for line in lines)
     assert api.obj("nodes", "cpu1")["spec"]["podCIDR"] == "10.244.0.0/24"  # worked once back
+
+
+def test_run_passes_while_the_cluster_changes_and_resyncs_when_idle(env, monkeypatch):
+    """A pass each second while something was written since the last pass began; with
+    nothing written, one every IDLE_RESYNC seconds (time alone can change something)."""
+    api, manager, _clock, _lines = env
+    add_node(api, "cpu1")
+    now = [0.0]
+    synced = []
+    real_sync = manager.sync_once
+
+    def counting_sync():
+        synced.append(now[0])
+        real_sync()
+
+    def fake_sleep(seconds):
+        now[0] += seconds
+        if now[0] == 9.0:
+            api.add("configmaps", {"metadata": {"name": "written", "namespace": "default"}})
+        if now[0] >= 14.0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cm.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(cm.time, "sleep", fake_sleep)
+    monkeypatch.setattr(manager, "sync_once", counting_sync)
+    with pytest.raises(KeyboardInterrupt):
+        manager.run(interval=1.0, idle_resync=3.0)
+    # 0: first pass (it writes the node's podCIDR), 1: the pass after a write, then idle
+    # resyncs at 4 and 7; the write at 9 gets its pass at once, then 12 is the next resync.
+    assert synced == [0.0, 1.0, 4.0, 7.0, 9.0, 12.0]
+    assert api.obj("nodes", "cpu1")["spec"]["podCIDR"] == "10.244.0.0/24"

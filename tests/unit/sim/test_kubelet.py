@@ -350,3 +350,57 @@ def test_admission_reads_the_node_as_the_api_server_has_it_now(tmp_path):
     rec2 = kubelet.PodRecord(p)
     k2.sync_pod(rec2)
     assert rec2.admitted is False and rec2.reject[0] == "NodeAffinity"
+
+
+def test_node_status_changed_ignores_only_the_heartbeat_time():
+    """kubelet_node_status.go nodeStatusHasChanged."""
+    old = {"capacity": {"cpu": "2", "nvidia.com/gpu": "1"},
+           "conditions": kubelet.node_conditions(("True", "KubeletReady", "ready"), "t1")}
+    same = {"capacity": {"cpu": "2", "nvidia.com/gpu": "1"},
+            "conditions": kubelet.node_conditions(("True", "KubeletReady", "ready"), "t2", old["conditions"])}
+    assert not kubelet.node_status_changed(old, same)
+    not_ready = dict(same, conditions=kubelet.node_conditions(("False", "KubeletNotReady", "x"), "t2", old["conditions"]))
+    assert kubelet.node_status_changed(old, not_ready)
+    assert kubelet.node_status_changed(old, dict(same, capacity={"cpu": "2", "nvidia.com/gpu": None}))
+
+
+def test_an_unchanged_node_status_is_posted_again_only_after_the_report_frequency(tmp_path, monkeypatch):
+    """tryUpdateNodeStatus: the Lease is the heartbeat; the Node's status is written when it
+    changes, or nodeStatusReportFrequency (5 min) after the last write."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from fake_kubelet_api import FakeApi
+
+    k = kubelet.Kubelet(kubelet.parse_args(["--hostname-override=n1", "--node-ip=10.0.0.5"]))
+    (tmp_path / "10-calico.conflist").write_text('{"name": "k8s", "plugins": [{"type": "calico"}]}')
+    info = runtime("nvidia-ctk-configured-1.7.24.toml")
+    info.cni_conf_dir = str(tmp_path)
+
+    def runtime_state():
+        k.runtime, k.containerd_version = info, "1.7.24"
+        return True, True
+
+    k.runtime_state = runtime_state
+    api = FakeApi({"/api/v1/nodes/n1": node()})
+    k.api = api
+    clock = [1000.0]
+    monkeypatch.setattr(kubelet.time, "monotonic", lambda: clock[0])
+
+    def patches():
+        return sum(1 for call in api.calls if call == ("PATCH", "/api/v1/nodes/n1/status"))
+
+    k.update_status(force=True)                     # registration posts it
+    assert patches() == 1
+    clock[0] += 10
+    k.update_status()                               # a heartbeat with nothing new
+    assert patches() == 1
+    k.plugin_resources = {"nvidia.com/gpu": 1}      # the device plugin registered
+    clock[0] += 10
+    k.update_status()
+    assert patches() == 2
+    assert api.objects["/api/v1/nodes/n1"]["status"]["allocatable"]["nvidia.com/gpu"] == "1"
+    clock[0] += kubelet.NODE_STATUS_REPORT_FREQUENCY - 1
+    k.update_status()
+    assert patches() == 2
+    clock[0] += 1
+    k.update_status()                               # five minutes since the last write
+    assert patches() == 3
