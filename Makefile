@@ -19,7 +19,7 @@ unit:            ## pytest unit tests
 	bash scripts/test.sh unit
 
 integration:     ## pytest integration tests on docker test hosts
-	bash scripts/test.sh integration integration_preflight
+	bash scripts/test.sh integration integration_part2
 
 molecule:        ## every Molecule scenario
 	bash scripts/test.sh molecule

@@ -4,14 +4,16 @@
 # everything up on a fresh machine (scripts/bootstrap.sh). Each step prints its time;
 # every step runs even when an earlier one failed, and the exit status is non-zero if
 # any failed.
-#   scripts/test.sh [all|lint|sanity|build|unit|integration|integration_preflight|molecule|matrix ...]
+#   scripts/test.sh [all|lint|sanity|build|unit|integration|integration_part2|molecule|matrix ...]
 #
 # ansible-core: .venv has the pinned 2.19 (requirements-dev.txt), which lint, sanity,
 # build, unit and integration use. meta/runtime.yml admits 2.17 to 2.20; the matrix
 # step runs sanity and the unit tests again on the lowest and the highest of that
 # range (tests/matrix/ansible-core-*.txt, venvs by scripts/matrix-venv.sh), and the
-# Molecule scenarios are spread over the three: default on 2.19, debian13 on 2.20,
-# day2 on 2.17.
+# Molecule scenarios run on the other two: default (the whole fleet, Debian 12 and 13) on
+# 2.20, day2 on 2.17; the integration tests run whole playbooks on 2.19.
+# pylint: in the whole suite once, on the highest core (the matrix's 2.20, the newest
+# pylint); `scripts/test.sh sanity` alone runs it on .venv's core.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -19,21 +21,21 @@ root=$PWD
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(all)
 # A step "a,b+c" runs two lanes side by side: a then b in one, c in the other.
-# The integration tests wait on their test hosts about half of the time (measured: 47 % of
-# the CPU idle during them on 2 cores); the matrix and Molecule fill that time in the
-# other lane. lint, sanity and build (mostly single-process) run before the integration
-# tests, beside the unit tests. Measured on the 2-core CI machine at ec82c6e: unit 530 s
-# beside lint, sanity and build; then integration 3741 s beside the matrix 1461 s and
-# Molecule 1681 s (4328 s in all). To even the two lanes out, preflight's table on test
-# hosts (about 350 s of the integration tests) runs in the second lane, and the matrix
-# leaves out the simulation's tests that do not involve Ansible (about 170 s on two cores)
-# and the unit tests marked flow (pytest.ini): about half of the unit tests' time (the
-# preflight table's 41 ansible-playbook runs alone 196 s of 653 s), on cores whose whole
-# playbooks Molecule runs. The two lanes run from the start, with no wait for the unit
-# tests before the integration tests: at 121ba38 (2026-12-05) a first phase of lint, sanity
-# and build beside the unit tests took 14 minutes (the unit tests 814 s of it), and the
-# integration tests, started after it, were then the longer lane.
-[ "${steps[0]}" = all ] && steps=(lint,sanity,build,integration+unit,matrix,integration_preflight,molecule)
+# On the 2-core CI machine the two lanes keep both cores busy (a third lane was tried on
+# 2026-12-05: every step slowed, nothing gained), so the suite's time is the CPU work it
+# does, split evenly. Lane 1: lint, sanity and build, then the integration tests. Lane 2:
+# the unit tests, the matrix (sanity and the unit tests on 2.17 and 2.20, less the unit
+# tests marked flow and the simulation's tests that do not involve Ansible), the second
+# part of the integration tests (INTEGRATION_PART2), then Molecule. Measured at 7ef0bb6
+# on this project's own 2-core machine (2026-12-05, ci-run22): lane 1 5047 s (integration
+# 4587 s), lane 2 5093 s (unit 692 s, matrix 1213 s, preflight's table 544 s, Molecule
+# 2644 s); then Molecule's two 3-host fleets became one 4-host fleet of both Debian
+# releases (about 1000 s less), pylint ran once instead of twice (about 180 s), and the
+# air gap and DKMS modules moved to lane 2 to even the lanes out.
+if [ "${steps[0]}" = all ]; then
+  steps=(lint,sanity,build,integration+unit,matrix,integration_part2,molecule)
+  SANITY_ARGS=(--skip-test pylint)   # the matrix runs it on 2.20
+fi
 
 suite_start=$(date +%s)
 bash scripts/bootstrap.sh || { echo "test: bootstrap failed" >&2; exit 1; }
@@ -74,8 +76,9 @@ step_lint() {
   yamllint -s . && ansible-lint --offline && antsibull-changelog lint
 }
 
+SANITY_ARGS=()
 step_sanity() {
-  bash scripts/sanity.sh
+  bash scripts/sanity.sh "${SANITY_ARGS[@]}"
 }
 
 step_build() {
@@ -105,16 +108,21 @@ step_unit() {
   run_pytest -q tests/unit
 }
 
-# The integration tests in two steps, for the two lanes: preflight's acceptance table on
-# plain test hosts (no simulated cluster, container names of its own) runs in the lane of
-# the matrix and Molecule, the rest in the other.
-INTEGRATION_OTHER_LANE=tests/integration/test_preflight_matrix.py
+# The integration tests in two steps, for the two lanes: the modules below (test hosts and
+# container names of their own, no simulated cluster shared with another module) run in the
+# lane of the unit tests, the matrix and Molecule; the rest in the other. Chosen to even the
+# lanes out: preflight's acceptance table (about 540 s on CI), the air gap (about 320 s) and
+# the kernels' DKMS modules (about 150 s).
+INTEGRATION_PART2=(tests/integration/test_preflight_matrix.py tests/integration/test_airgap.py
+                   tests/integration/test_kernel_modules.py)
 step_integration() {
-  run_pytest -q -rfEs --durations=30 -m integration --ignore="$INTEGRATION_OTHER_LANE" tests/integration
+  local ignore=() module
+  for module in "${INTEGRATION_PART2[@]}"; do ignore+=(--ignore="$module"); done
+  run_pytest -q -rfEs --durations=30 -m integration "${ignore[@]}" tests/integration
 }
 
-step_integration_preflight() {
-  run_pytest -q -rfEs --durations=10 -m integration "$INTEGRATION_OTHER_LANE"
+step_integration_part2() {
+  run_pytest -q -rfEs --durations=15 -m integration "${INTEGRATION_PART2[@]}"
 }
 
 step_drills() {
@@ -134,7 +142,7 @@ with_core() {
 }
 
 # Scenario and the ansible-core it runs on ("" = .venv's 2.19).
-MOLECULE_SCENARIOS=(default: debian13:2.20 day2:2.17)
+MOLECULE_SCENARIOS=(default:2.20 day2:2.17)
 step_molecule() {
   local rc=0 entry s core t0 out
   for entry in "${MOLECULE_SCENARIOS[@]}"; do
@@ -161,7 +169,7 @@ step_matrix() {
   for core in "${MATRIX_CORES[@]}"; do
     t0=$(date +%s)
     printf -- '--- ansible-core %s: sanity\n' "$core"
-    # pylint on the lowest core only repeats .venv's and 2.20's (newer pylint, same code).
+    # pylint runs on the highest core only (the newest pylint; same code on every core).
     skip=()
     [ "$core" = "${MATRIX_CORES[0]}" ] && skip=(--skip-test pylint)
     with_core "$core" bash scripts/sanity.sh "${skip[@]}" || rc=1
@@ -176,11 +184,16 @@ declare -a summary
 failed=0
 # timed_step NAME: runs step_NAME, then prints its summary line (name, ok/FAILED,
 # seconds) after the mark "@@summary ".
+# With lanes side by side, it also prints that line at once where the suite's own output
+# goes (fd 3), so a run stopped from outside (CI's time limit) still shows which steps ended.
 timed_step() {
-  local t0 result
+  local t0 result line
   t0=$(date +%s)
   if "step_$1"; then result=ok; else result=FAILED; fi
-  printf '\n@@summary %-12s %-7s %5d s\n' "$1" "$result" $(( $(date +%s) - t0 ))
+  line=$(printf '%-12s %-7s %5d s' "$1" "$result" $(( $(date +%s) - t0 )))
+  printf '\n@@summary %s\n' "$line"
+  [ -n "${LANES_LIVE:-}" ] && printf 'ended at +%d s: %s\n' $(( $(date +%s) - suite_start )) "$line" >&3
+  return 0
 }
 # run_lane "a,b": steps a then b, one after the other.
 run_lane() {
@@ -195,7 +208,14 @@ for step in "${steps[@]}"; do
   # Lanes joined by + run at the same time; each one's output is kept in its own file and
   # printed whole when all of them have ended.
   IFS=+ read -ra parts <<<"$step"
-  [ ${#parts[@]} -gt 1 ] && printf '\n======== %s (side by side; output follows when all have ended) ========\n' "$step"
+  LANES_LIVE=
+  if [ ${#parts[@]} -gt 1 ]; then
+    printf '\n======== %s (side by side; each step'"'"'s end is shown as it comes, the output when all have ended) ========\n' "$step"
+    LANES_LIVE=1
+    exec 3>&1
+    # Stopped from outside (CI's time limit sends TERM): the end of each lane's output so far.
+    trap 'for l in "${logs[@]}"; do printf "\n---- last lines of a lane ----\n"; grep -v "^@@summary " "$l" | tail -40; done; kill "${pids[@]}" 2>/dev/null; exit 143' TERM INT
+  fi
   t0=$(date +%s)
   declare -a pids=() logs=()
   for part in "${parts[@]}"; do
@@ -204,6 +224,7 @@ for step in "${steps[@]}"; do
     if [ ${#parts[@]} -gt 1 ]; then run_lane "$part" >"$log" 2>&1 & pids+=($!); else run_lane "$part" 2>&1 | tee "$log"; fi
   done
   [ ${#pids[@]} -gt 0 ] && wait "${pids[@]}"
+  trap - TERM INT
   for i in "${!parts[@]}"; do
     [ ${#parts[@]} -gt 1 ] && grep -v '^@@summary ' "${logs[$i]}"
     while IFS= read -r line; do
