@@ -103,7 +103,7 @@ def test_stage_7_gpu_hosts_are_the_published_gpu_nodes():
 
 # --- playbook level: ansible-playbook against localhost --------------------------------
 
-def _run(tmp_path, plays, cache=None, extra_vars=None):
+def _run(tmp_path, plays, cache=None, extra_vars=None, **env_vars):
     """Run plays on localhost (connection local) with a jsonfile fact cache; return the
     published JSON each play wrote to out-<n>.json and the output."""
     (tmp_path / "play.yml").write_text(yaml.safe_dump(plays, sort_keys=False), encoding="utf-8")
@@ -118,7 +118,7 @@ def _run(tmp_path, plays, cache=None, extra_vars=None):
                ANSIBLE_CACHE_PLUGIN="jsonfile", ANSIBLE_CACHE_PLUGIN_CONNECTION=str(cache),
                ANSIBLE_CACHE_PLUGIN_TIMEOUT="7200", ANSIBLE_GATHERING="smart",
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1",
-               PATH=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""))
+               PATH=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""), **env_vars)
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")]
     for key, value in (extra_vars or {}).items():
         argv += ["-e", json.dumps({key: value})]
@@ -327,12 +327,15 @@ def test_kubernetes_role_refuses_docker_in_preflights_words(tmp_path):
     assert "container_runtime_problems" in str(tasks[0])
     plays = [{"name": "check", "hosts": "all", "gather_facts": False,
               "vars_files": [str(k8s.ROLES / "kubegpu" / "defaults" / "main.yml")], "tasks": tasks}]
-    done = _run(tmp_path, plays, extra_vars={"kubegpu_container_runtime": "docker"})
+    # JSON results: the message as written (the YAML format folds long strings and doubles
+    # quotes, differently from one ansible-core to another).
+    done = _run(tmp_path, plays, extra_vars={"kubegpu_container_runtime": "docker"},
+                ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     output = done.stdout + done.stderr
     assert done.returncode != 0, output[-3000:]
     record = _preflight_rules.container_runtime_problem("docker")
-    assert "localhost: variable kubegpu_container_runtime: %s; fix: %s" % (record["problem"], record["fix"]) in \
-        output.replace("\n", " "), output[-3000:]
+    assert json.dumps("localhost: variable kubegpu_container_runtime: %s; fix: %s" % (record["problem"], record["fix"]))[1:-1] \
+        in output, output[-3000:]
     done = _run(tmp_path, plays)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 

@@ -239,7 +239,9 @@ def _check_source(tmp_path, facts, **extra_vars):
              "tasks": tasks}]
     variables = {"ansible_python_interpreter": sys.executable, "role_path": str(ROLE), "ansible_facts": facts,
                  **extra_vars}
-    done = _play_on_localhost(tmp_path, play, variables)
+    # JSON results: the message on one line as written (the YAML format folds long strings
+    # and doubles quotes, differently from one ansible-core to another).
+    done = _play_on_localhost(tmp_path, play, variables, ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     return done.returncode, done.stdout + done.stderr
 
 
