@@ -32,9 +32,12 @@ steps=("$@")
 # 2644 s); then Molecule's two 3-host fleets became one 4-host fleet of both Debian
 # releases (about 1000 s less), pylint ran once instead of twice (about 180 s), and the
 # air gap and DKMS modules moved to lane 2 to even the lanes out.
+SANITY_ARGS=()      # extra arguments of the sanity step
+TABLE_ON_HOSTS=     # set: the unit step leaves the preflight table's plain-host cases to integration_part2
 if [ "${steps[0]}" = all ]; then
   steps=(lint,sanity,build,integration+unit,matrix,integration_part2,molecule)
   SANITY_ARGS=(--skip-test pylint)   # the matrix runs it on 2.20
+  TABLE_ON_HOSTS=1                   # integration_part2 runs the table's plain-host cases
 fi
 
 suite_start=$(date +%s)
@@ -76,7 +79,6 @@ step_lint() {
   yamllint -s . && ansible-lint --offline && antsibull-changelog lint
 }
 
-SANITY_ARGS=()
 step_sanity() {
   bash scripts/sanity.sh "${SANITY_ARGS[@]}"
 }
@@ -104,8 +106,11 @@ step_build() {
   return $rc
 }
 
+# In the whole suite the preflight table's plain-host cases run for real in
+# integration_part2; the unit runner then takes only the cases that need fixtures
+# (tests/unit/roles/test_preflight_cases.py).
 step_unit() {
-  run_pytest -q tests/unit
+  KUBEGPU_PREFLIGHT_TABLE_ON_HOSTS=$TABLE_ON_HOSTS run_pytest -q tests/unit
 }
 
 # The integration tests in two steps, for the two lanes: the modules below (test hosts and
