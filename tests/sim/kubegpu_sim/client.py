@@ -20,7 +20,6 @@ import json
 import os
 import ssl
 import tempfile
-import threading
 import urllib.parse
 
 from . import yamlish
@@ -56,10 +55,6 @@ class Client:
         self.token = token
         self.timeout = timeout
         self.context = None
-        # One kept-alive connection per thread (client-go's http.Transport keeps its
-        # connections too): a new TLS handshake per request was most of the CPU the
-        # controllers and kubelets of an idle simulated cluster spent.
-        self._local = threading.local()
         if self.scheme == "https":
             self.context = ssl.create_default_context(cafile=ca_file) if ca_file else ssl._create_unverified_context()
             if ca_file:
@@ -108,44 +103,20 @@ class Client:
             return path + "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         return path
 
-    def _kept_connection(self):
-        """(this thread's kept-alive connection, whether it served a request before)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn, True
-        conn = self._local.conn = self._connection()
-        return conn, False
-
-    def _drop_connection(self):
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            conn.close()
-
     def request(self, method, path, body=None, params=None, content_type="application/json", raw=False):
         """One request; returns the parsed JSON answer (or text when raw). Raises ApiError."""
-        payload = None
-        if body is not None:
-            payload = body if isinstance(body, (bytes, str)) else json.dumps(body)
-            if isinstance(payload, str):
-                payload = payload.encode()
-        while True:
-            conn, reused = self._kept_connection()
-            try:
-                conn.request(method, self._url(path, params), body=payload, headers=self._headers(content_type))
-                response = conn.getresponse()
-                data = response.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
-                self._drop_connection()
-                if reused:
-                    continue   # the server had closed the idle connection (a restart): once more on a new one
-                raise
-            except BaseException:
-                self._drop_connection()
-                raise
-            if response.will_close:
-                self._drop_connection()
-            break
+        conn = self._connection()
+        try:
+            payload = None
+            if body is not None:
+                payload = body if isinstance(body, (bytes, str)) else json.dumps(body)
+                if isinstance(payload, str):
+                    payload = payload.encode()
+            conn.request(method, self._url(path, params), body=payload, headers=self._headers(content_type))
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
         text = data.decode("utf-8", "replace")
         if response.status >= 300:
             try:
