@@ -23,18 +23,19 @@ steps=("$@")
 # A step "a,b+c" runs two lanes side by side: a then b in one, c in the other.
 # On the 2-core CI machine the two lanes keep both cores busy (a third lane was tried on
 # 2026-12-05: every step slowed, nothing gained), so the suite's time is the CPU work it
-# does, split evenly. Lane 1: lint, sanity and build, then the integration tests. Lane 2:
+# does, split evenly. Lane 1: lint, sanity and build, the integration tests, then
+# Molecule's day2 scenario. Lane 2:
 # the unit tests, the matrix (sanity and the unit tests on 2.17 and 2.20, less the unit
 # tests marked flow and the simulation's tests that do not involve Ansible), the second
-# part of the integration tests (INTEGRATION_PART2), then Molecule. Measured at 7ef0bb6
+# part of the integration tests (INTEGRATION_PART2), then Molecule's default. Measured at 7ef0bb6
 # on this project's own 2-core machine (2026-12-05, ci-run22): lane 1 5047 s (integration
 # 4587 s), lane 2 5093 s (unit 692 s, matrix 1213 s, preflight's table 544 s, Molecule
 # 2644 s); then Molecule's two 3-host fleets became one 4-host fleet of both Debian
 # releases (about 1000 s less), pylint ran once instead of twice (about 180 s), and the
 # air gap and DKMS modules moved to lane 2. A full run of that (e98875c, same machine, a
 # slower day: unit 833 s, sanity 429 s) had lane 1 end at 4734 s and lane 2 at about
-# 5460 s (the second integration part 1643 s, Molecule default about 1050 s, day2 about
-# 500 s), so Molecule's day2 scenario runs last in lane 1 instead.
+# 5355 s (the second integration part 1643 s, Molecule default 1208 s, day2 about
+# 350 s), so Molecule's day2 scenario runs last in lane 1 instead.
 SANITY_ARGS=()      # extra arguments of the sanity step
 TABLE_ON_HOSTS=     # set: the unit step leaves the preflight table's plain-host cases to integration_part2
 if [ "${steps[0]}" = all ]; then
@@ -119,8 +120,8 @@ step_unit() {
 # The integration tests in two steps, for the two lanes: the modules below (test hosts and
 # container names of their own, no simulated cluster shared with another module) run in the
 # lane of the unit tests, the matrix and Molecule; the rest in the other. Chosen to even the
-# lanes out: preflight's acceptance table (about 540 s on CI), the air gap (about 320 s) and
-# the kernels' DKMS modules (about 150 s).
+# lanes out: preflight's acceptance table (544 s in ci-run22, 7ef0bb6), the air gap (about
+# 320 s there) and the kernels' DKMS modules (about 150 s).
 INTEGRATION_PART2=(tests/integration/test_preflight_matrix.py tests/integration/test_airgap.py
                    tests/integration/test_kernel_modules.py)
 step_integration() {

@@ -7,8 +7,8 @@ snapshot in the data directory, so a restart keeps the cluster.
 
 The snapshot is written by one thread, at most every SAVE_DELAY seconds, after a write
 (and at once by close(), which the server calls when it stops). Writing the whole store
-after every write had the simulated API server re-serialise every object (CRDs of a
-megabyte among them) on each node heartbeat: most of an idle cluster's CPU."""
+after every write had the simulated API server re-serialise and fsync every object on
+each node heartbeat."""
 from __future__ import annotations
 
 import copy
