@@ -740,6 +740,7 @@ class Kubelet:
         self.nvml = False
         self.driver_version = None
         self.plugin_resources = {}
+        self._status_reported = None   # monotonic time of the last node status posted
         self.stop = threading.Event()
 
     # -- setup ---------------------------------------------------------------------
@@ -876,7 +877,7 @@ class Kubelet:
         status["conditions"] = conds + status["conditions"]
         # tryUpdateNodeStatus: an unchanged status is posted again only after
         # nodeStatusReportFrequency; the Lease is the heartbeat in between (renew_lease).
-        last = getattr(self, "_status_reported", None)
+        last = self._status_reported
         if (not force and last is not None and time.monotonic() - last < NODE_STATUS_REPORT_FREQUENCY
                 and not node_status_changed(old, status)):
             return
